@@ -1,0 +1,249 @@
+"""Dataset specs: everything a stage needs to know about a dataset, loaded once and passed down.
+
+A new dataset is a new YAML file under ``data/specs/`` plus an expectation suite; no stage in
+``tasks/`` names a column of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.settings import Settings
+
+
+class SpecError(ValueError):
+    """A dataset spec that cannot be used; the message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    column: str
+    positive: str | int
+    negative: str | int
+
+
+class NumericColumn(_Strict):
+    """A numeric input; values outside [min, max] are invalid and become missing in cleaning."""
+
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+
+
+class Columns(_Strict):
+    numeric: dict[str, NumericColumn] = Field(default_factory=dict)
+    categorical: dict[str, list[str]] = Field(default_factory=dict)
+    extra: list[str] = Field(default_factory=list, description="kept for lineage, never a feature")
+
+
+class Split(_Strict):
+    strategy: Literal["time", "stratified"] = "time"
+    train_window_months: int = Field(default=6, ge=1)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+
+
+class Costs(_Strict):
+    false_negative: float = Field(ge=0)
+    false_positive: float = Field(ge=0)
+    true_positive: float = Field(default=0.0, ge=0)
+    rationale: str = ""
+
+
+class Promotion(_Strict):
+    metric: Literal["expected_cost", "roc_auc", "pr_auc"] = "expected_cost"
+    min_gain: float = 0.0
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70})
+
+
+class RatioFeature(_Strict):
+    """numerator / (sum of denominators + offset); missing where the denominator is zero."""
+
+    kind: Literal["ratio"]
+    name: str
+    numerator: str
+    denominator: list[str]
+    offset: float = 0.0
+
+
+class LogFeature(_Strict):
+    """log1p of a non-negative amount (bytes, charges): tames long tails."""
+
+    kind: Literal["log"]
+    name: str
+    column: str
+
+
+class CountEqualFeature(_Strict):
+    """How many of ``columns`` equal ``value`` (e.g. the number of services a customer has)."""
+
+    kind: Literal["count_equal"]
+    name: str
+    columns: list[str]
+    value: str
+
+
+class BucketFeature(_Strict):
+    """A categorical bucket of a numeric column: edges are left-closed bin starts."""
+
+    kind: Literal["bucket"]
+    name: str
+    column: str
+    edges: list[float]
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _labels_match_edges(self) -> "BucketFeature":
+        if len(self.labels) != len(self.edges):
+            raise ValueError(f"bucket '{self.name}': {len(self.edges)} edges need as many labels")
+        if list(self.edges) != sorted(self.edges):
+            raise ValueError(f"bucket '{self.name}': edges must increase")
+        return self
+
+
+class OutsideRangeFeature(_Strict):
+    """1 when ``column`` lies outside [low, high) (e.g. a login outside office hours), else 0."""
+
+    kind: Literal["outside_range"]
+    name: str
+    column: str
+    low: float
+    high: float
+
+
+FeatureDef = Annotated[
+    Union[RatioFeature, LogFeature, CountEqualFeature, BucketFeature, OutsideRangeFeature],
+    Field(discriminator="kind"),
+]
+
+
+class ModelConfig(_Strict):
+    estimator: Literal["lightgbm"] = "lightgbm"
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class Quality(_Strict):
+    suite: str | None = Field(default=None, description="path relative to the spec file")
+    segment_columns: list[str] = Field(default_factory=list)
+
+
+class DatasetSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str = ""
+    id_column: str
+    target: Target
+    columns: Columns
+    rename: dict[str, str] = Field(default_factory=dict)
+    split: Split = Field(default_factory=Split)
+    costs: Costs
+    promotion: Promotion = Field(default_factory=Promotion)
+    features: list[FeatureDef] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    quality: Quality = Field(default_factory=Quality)
+    raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
+    source_path: Path | None = Field(default=None, exclude=True)
+    content_sha256: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> "DatasetSpec":
+        known = set(self.input_columns) | {self.id_column, self.target.column}
+        for feature in self.features:
+            used = _columns_used_by(feature)
+            missing = [name for name in used if name not in known]
+            if missing:
+                raise ValueError(f"features.{feature.name} uses undeclared column(s) {missing}")
+            known.add(feature.name)
+        for column in self.quality.segment_columns:
+            if column not in known:
+                raise ValueError(f"quality.segment_columns names undeclared column '{column}'")
+        overlap = set(self.columns.numeric) & set(self.columns.categorical)
+        if overlap:
+            raise ValueError(f"columns {sorted(overlap)} are declared both numeric and categorical")
+        return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Raw model inputs, in a stable order: numeric first, then categorical."""
+        return [*self.columns.numeric, *self.columns.categorical]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [self.id_column, *self.input_columns, self.target.column]
+
+    @property
+    def derived_numeric(self) -> list[str]:
+        return [f.name for f in self.features if not isinstance(f, BucketFeature)]
+
+    @property
+    def derived_categorical(self) -> list[str]:
+        return [f.name for f in self.features if isinstance(f, BucketFeature)]
+
+    def suite_path(self, settings: Settings) -> Path:
+        if self.quality.suite and self.source_path is not None:
+            return (self.source_path.parent / self.quality.suite).resolve()
+        return settings.expectations_dir / f"{self.name}.json"
+
+    def raw_path(self, settings: Settings) -> Path:
+        if self.raw_dir and self.source_path is not None:
+            return (self.source_path.parent / self.raw_dir).resolve()
+        return settings.raw_data_dir / self.name
+
+
+def _columns_used_by(feature: BaseModel) -> list[str]:
+    if isinstance(feature, RatioFeature):
+        return [feature.numerator, *feature.denominator]
+    if isinstance(feature, CountEqualFeature):
+        return list(feature.columns)
+    return [feature.column]
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {key}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read and validate a spec file; raise ``SpecError`` naming each bad key."""
+    spec_path = Path(path)
+    if not spec_path.is_file():
+        raise SpecError(f"spec file not found: {spec_path}")
+    text = spec_path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SpecError(f"{spec_path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise SpecError(f"{spec_path}: expected a mapping of keys at the top level")
+    try:
+        return DatasetSpec(
+            **raw,
+            source_path=spec_path.resolve(),
+            content_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
+    except ValidationError as error:
+        raise SpecError(f"{spec_path}: invalid spec\n{_format_validation_error(error)}") from error
+
+
+def resolve_spec(dataset: str | None, spec_path: str | Path | None, settings: Settings) -> DatasetSpec:
+    """A spec given by path wins; otherwise the named dataset's spec under ``data/specs``."""
+    if spec_path is not None:
+        return load_spec(spec_path)
+    if not dataset:
+        raise SpecError("name a dataset (--dataset) or a spec file (--spec)")
+    candidate = settings.specs_dir / f"{dataset}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in settings.specs_dir.glob("*.yaml"))
+        raise SpecError(f"unknown dataset '{dataset}'; known: {known}")
+    return load_spec(candidate)
