@@ -183,8 +183,8 @@ def _security_rows(rng: np.random.Generator, rows: int, drift: float, month: str
         rng.choice(ATTACK_KINDS, size=rows, p=[0.4, 0.35, 0.25]),
         "normal",
     )
-    # A fifth of attacks are "low and slow": weaker signal that overlaps normal traffic.
-    stealthy = rng.random(rows) < 0.2
+    # Three in ten attacks are "low and slow": weaker signal that overlaps normal traffic.
+    stealthy = rng.random(rows) < 0.3
 
     hour = np.clip(np.round(rng.normal(13, 3.2, rows)), 0, 23).astype(int)
     failed = rng.poisson(0.25, rows)
@@ -208,25 +208,35 @@ def _security_rows(rng: np.random.Generator, rows: int, drift: float, month: str
     )
 
     brute = kind == "brute_force"
-    strength = np.where(stealthy, 0.15, 1.0)
+    strength = np.where(stealthy, 0.04, 1.0)
     failed = np.where(brute, np.round(rng.integers(15, 400, rows) * strength) + 2, failed)
     success = np.where(brute, rng.binomial(1, 0.15, rows), success)
-    service = np.where(brute, rng.choice(["ssh", "rdp"], size=rows, p=[0.7, 0.3]), service)
-    agent = np.where(brute, rng.choice(["openssh", "python-requests", "other"], size=rows), agent)
+    service = np.where(brute & ~stealthy, rng.choice(["ssh", "rdp"], size=rows, p=[0.7, 0.3]), service)
+    agent = np.where(brute & ~stealthy, rng.choice(["openssh", "python-requests", "other"], size=rows), agent)
 
     scan = kind == "port_scan"
     horizontal = rng.random(rows) < 0.4
     ports = np.where(scan & ~horizontal, np.round(rng.integers(40, 3000, rows) * strength) + 3, ports)
     dst_ips = np.where(scan & horizontal, np.round(rng.integers(30, 800, rows) * strength) + 3, dst_ips)
-    bytes_out = np.where(scan, np.round(rng.lognormal(6.5, 1.0, rows)), bytes_out)
-    duration = np.where(scan, np.round(rng.lognormal(3.0, 1.0, rows), 1), duration)
+    bytes_out = np.where(scan & ~stealthy, np.round(rng.lognormal(6.5, 1.0, rows)), bytes_out)
+    duration = np.where(scan & ~stealthy, np.round(rng.lognormal(3.0, 1.0, rows), 1), duration)
     requests = np.where(scan, np.maximum(ports, dst_ips) + rng.poisson(5, rows), requests)
-    agent = np.where(scan, rng.choice(["other", "curl", "python-requests"], size=rows), agent)
+    agent = np.where(scan & ~stealthy, rng.choice(["other", "curl", "python-requests"], size=rows), agent)
 
     exfil = kind == "exfiltration"
-    bytes_out = np.where(exfil, np.round(rng.lognormal(np.where(stealthy, 11.5, 17.5), 1.0, rows)), bytes_out)
-    hour = np.where(exfil & (rng.random(rows) < 0.75), rng.integers(0, 6, rows), hour)
-    duration = np.where(exfil, np.round(rng.lognormal(6.5, 0.8, rows), 1), duration)
+    bytes_out = np.where(exfil, np.round(rng.lognormal(np.where(stealthy, 12.0, 16.5), 1.0, rows)), bytes_out)
+    hour = np.where(exfil & (rng.random(rows) < 0.6), rng.integers(0, 6, rows), hour)
+    duration = np.where(exfil & ~stealthy, np.round(rng.lognormal(6.5, 0.8, rows), 1), duration)
+
+    # Benign look-alikes a SOC sees every day: forgotten passwords, IT vulnerability scanners,
+    # nightly backups. They keep the problem honest: signal, not a lookup.
+    look_alike = (kind == "normal") & (rng.random(rows) < 0.05)
+    which = rng.integers(0, 3, rows)
+    failed = np.where(look_alike & (which == 0), rng.integers(3, 40, rows), failed)
+    ports = np.where(look_alike & (which == 1), rng.integers(10, 600, rows), ports)
+    requests = np.where(look_alike & (which == 1), np.maximum(requests, ports), requests)
+    bytes_out = np.where(look_alike & (which == 2), np.round(rng.lognormal(14.5, 1.5, rows)), bytes_out)
+    hour = np.where(look_alike & (which == 2), rng.integers(0, 5, rows), hour)
 
     octets = rng.integers(1, 255, size=(rows, 2))
     internal = [f"10.{a}.{b}.{c}" for (a, b), c in zip(octets, rng.integers(1, 255, rows))]

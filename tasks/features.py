@@ -1,0 +1,113 @@
+"""Feature engineering as scikit-learn transformers, driven by the spec's ``features`` list.
+
+The model is one Pipeline: ``SpecFeatures`` (derived columns) → ColumnTransformer (numeric:
+median impute → scale; categorical: 'Unknown' → one-hot, unknown categories ignored) → estimator.
+Everything learned is learned in ``fit`` on training rows only.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from tasks.spec import (
+    BucketFeature,
+    CountEqualFeature,
+    DatasetSpec,
+    FeatureDef,
+    LogFeature,
+    OutsideRangeFeature,
+    RatioFeature,
+)
+
+UNKNOWN_CATEGORY = "Unknown"
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+
+def derive(frame: pd.DataFrame, feature: FeatureDef) -> np.ndarray:
+    """The values of one derived feature; missing inputs give missing outputs."""
+    if isinstance(feature, RatioFeature):
+        denominator = sum(_numbers(frame, c) for c in feature.denominator) + feature.offset
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = _numbers(frame, feature.numerator) / denominator
+        return np.where(np.isfinite(ratio), ratio, np.nan)
+    if isinstance(feature, LogFeature):
+        values = _numbers(frame, feature.column)
+        return np.log1p(np.where(values >= 0, values, np.nan))
+    if isinstance(feature, CountEqualFeature):
+        return sum((frame[c] == feature.value).to_numpy(dtype=float) for c in feature.columns)
+    if isinstance(feature, BucketFeature):
+        values = _numbers(frame, feature.column)
+        index = np.searchsorted(np.asarray(feature.edges), values, side="right") - 1
+        labels = np.asarray(feature.labels, dtype=object)
+        return np.where(np.isnan(values) | (index < 0), np.nan, labels[np.clip(index, 0, len(labels) - 1)])
+    if isinstance(feature, OutsideRangeFeature):
+        values = _numbers(frame, feature.column)
+        outside = ((values < feature.low) | (values >= feature.high)).astype(float)
+        return np.where(np.isnan(values), np.nan, outside)
+    raise TypeError(f"unknown feature kind: {feature!r}")
+
+
+class SpecFeatures(BaseEstimator, TransformerMixin):
+    """Adds the spec's derived columns to a DataFrame; learns nothing."""
+
+    def __init__(self, features: Sequence[FeatureDef] = ()):
+        self.features = features
+
+    def fit(self, X: pd.DataFrame, y=None) -> "SpecFeatures":
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        derived = {feature.name: derive(X, feature) for feature in self.features}
+        return X.assign(**derived)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = list(input_features if input_features is not None else self.feature_names_in_)
+        return np.asarray(names + [f.name for f in self.features], dtype=object)
+
+
+def model_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns the ColumnTransformer sees: inputs plus derived."""
+    numeric = [*spec.columns.numeric, *spec.derived_numeric]
+    categorical = [*spec.columns.categorical, *spec.derived_categorical]
+    return numeric, categorical
+
+
+def build_preprocessor(spec: DatasetSpec) -> Pipeline:
+    numeric, categorical = model_columns(spec)
+    columns = ColumnTransformer(
+        [
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
+                                  ("scale", StandardScaler())]), numeric),
+            ("categorical", Pipeline([
+                ("impute", SimpleImputer(strategy="constant", fill_value=UNKNOWN_CATEGORY)),
+                ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]), categorical),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("features", SpecFeatures(spec.features)), ("columns", columns)])
+
+
+def build_pipeline(spec: DatasetSpec, estimator: BaseEstimator) -> Pipeline:
+    """The whole model: derived features → encoding → ``estimator``, as one Pipeline."""
+    preprocessor = build_preprocessor(spec)
+    return Pipeline([*preprocessor.steps, ("model", estimator)])
+
+
+def feature_names(pipeline: Pipeline) -> list[str]:
+    """Readable names of the model's numeric inputs, e.g. 'contract_Month-to-month'."""
+    return [str(name) for name in pipeline[:-1].get_feature_names_out()]

@@ -1,0 +1,276 @@
+"""Quality gate: validate each batch against the dataset's versioned Great Expectations suite.
+
+Every expectation carries a GE severity. A ``critical`` failure raises ``QualityGateFailed`` before
+any training; ``warning`` failures are reported and repaired by cleaning. Analysts get GE's Data
+Docs HTML and a Prefect markdown artifact with a profile of every column.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.clean import clean_frame, parse_numeric, typed_view
+from tasks.features import SpecFeatures
+from tasks.ingest import RawData
+from tasks.spec import DatasetSpec
+
+DOCS_SITE = "tollgate"
+
+
+class QualityGateFailed(RuntimeError):
+    """Critical expectations failed; the message names each expectation and column."""
+
+    def __init__(self, result: "QualityResult"):
+        self.result = result
+        failed = "\n".join(f"  - {name}" for name in result.critical_failed)
+        super().__init__(
+            f"quality gate failed for '{result.dataset}': {len(result.critical_failed)} critical "
+            f"expectation(s) failed:\n{failed}\nData Docs: {result.data_docs}"
+        )
+
+
+@dataclass
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: str
+    notes: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.expectation}({self.column})" if self.column else self.expectation
+
+
+@dataclass
+class QualityResult:
+    dataset: str
+    suite: str
+    outcomes: list[ExpectationOutcome]
+    data_docs: str
+    profile: list[dict] = field(default_factory=list)
+    segments: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def critical_failed(self) -> list[str]:
+        return [o.label for o in self.outcomes if not o.success and o.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [o.label for o in self.outcomes if not o.success and o.severity != "critical"]
+
+    @property
+    def success(self) -> bool:
+        return not self.critical_failed
+
+    def summary(self) -> dict:
+        return {"success": self.success, "critical_failed": self.critical_failed, "warnings": self.warnings}
+
+
+def load_suite(path: Path):
+    """The versioned suite file, as a GE ExpectationSuite (severities included)."""
+    from great_expectations.core import ExpectationSuite
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"expectation suite not found: {path}") from error
+    return ExpectationSuite(**payload)
+
+
+def _observed(result: dict, exception: dict | None) -> str:
+    if exception and exception.get("raised_exception"):
+        message = (exception.get("exception_message") or "error").splitlines()[0]
+        return f"error: {message[:160]}"
+    if "observed_value" in result:
+        value = result["observed_value"]
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if "unexpected_percent" in result and result["unexpected_percent"] is not None:
+        sample = result.get("partial_unexpected_list") or []
+        shown = ", ".join(repr(v) for v in sample[:3])
+        return f"{result['unexpected_percent']:.2f}% unexpected" + (f" (e.g. {shown})" if shown else "")
+    return ""
+
+
+def run_suite(frame: pd.DataFrame, suite_path: Path, docs_dir: Path) -> list[ExpectationOutcome]:
+    """Validate ``frame`` with GE in an ephemeral context and build Data Docs into ``docs_dir``."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    for site in list(context.variables.data_docs_sites or {}):
+        context.delete_data_docs_site(site)
+    context.add_data_docs_site(
+        site_name=DOCS_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        },
+    )
+    batch_definition = (
+        context.data_sources.add_pandas("batches")
+        .add_dataframe_asset("raw")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    suite = context.suites.add(load_suite(suite_path))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite.name}-gate", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite.name}-checkpoint",
+            validation_definitions=[validation],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=[DOCS_SITE])],
+            result_format="SUMMARY",
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame})
+    outcomes = []
+    for validation_result in run.run_results.values():
+        for item in validation_result.results:
+            config = item.expectation_config
+            severity = getattr(config.severity, "value", config.severity) or "critical"
+            outcomes.append(
+                ExpectationOutcome(
+                    expectation=config.type,
+                    column=config.kwargs.get("column"),
+                    severity=str(severity),
+                    success=bool(item.success),
+                    observed=_observed(item.result or {}, item.exception_info),
+                    notes=str((config.meta or {}).get("notes", "")),
+                )
+            )
+    return outcomes
+
+
+def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+    """Missing %, distinct values, min/max and unparseable text of every spec column."""
+    rows = []
+    for column in [spec.id_column, *spec.input_columns, spec.target.column]:
+        if column not in frame:
+            rows.append({"column": column, "missing_pct": None, "distinct": None, "min": None,
+                         "max": None, "unparseable": None, "note": "column missing"})
+            continue
+        values = typed[column]
+        numeric = column in spec.columns.numeric or column == spec.target.column
+        unparseable = parse_numeric(frame[column])[2] if column in spec.columns.numeric else 0
+        rows.append({
+            "column": column,
+            "missing_pct": round(100 * float(values.isna().mean()), 2),
+            "distinct": int(values.nunique(dropna=True)),
+            "min": float(values.min()) if numeric and values.notna().any() else None,
+            "max": float(values.max()) if numeric and values.notna().any() else None,
+            "unparseable": int(unparseable),
+            "note": "",
+        })
+    return rows
+
+
+def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, list[dict]]:
+    """Target rate per value of each of the spec's segment columns, after cleaning's repairs."""
+    if spec.target.column not in frame or not spec.quality.segment_columns:
+        return {}
+    try:
+        repaired = clean_frame(frame, spec, require_target=False).frame
+        enriched = SpecFeatures(spec.features).transform(repaired)
+    except (KeyError, ValueError, TypeError):
+        return {}
+    segments = {}
+    for column in spec.quality.segment_columns:
+        if column not in enriched:
+            continue
+        table = (
+            enriched.groupby(enriched[column].fillna("(missing)"), observed=True)[spec.target.column]
+            .agg(rows="size", target_rate="mean")
+            .reset_index()
+            .rename(columns={column: "value"})
+        )
+        table["target_rate"] = table["target_rate"].round(4)
+        segments[column] = table.to_dict(orient="records")
+    return segments
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |\n" for r in rows)
+    return header + body
+
+
+def render_markdown(result: QualityResult, raw: RawData) -> str:
+    status = "PASSED" if result.success else "FAILED (critical)"
+    failed = [o for o in result.outcomes if not o.success]
+    lines = [
+        f"# Data quality: {result.dataset} — {status}",
+        "",
+        f"{raw.rows:,} rows from {len(raw.files)} batch(es); input SHA-256 `{raw.sha256[:16]}…`.",
+        f"{len(result.outcomes)} expectations: {len(result.critical_failed)} critical failed, "
+        f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
+        "",
+        "## Failed expectations" if failed else "## All expectations passed",
+        "",
+    ]
+    if failed:
+        lines.append(_table(
+            [{"severity": o.severity, "expectation": o.expectation, "column": o.column,
+              "observed": o.observed.replace("|", "/"), "why": o.notes} for o in failed],
+            ["severity", "expectation", "column", "observed", "why"],
+        ))
+    passed = [o for o in result.outcomes if o.success]
+    lines += [f"<details><summary>{len(passed)} passed expectations</summary>", "",
+              _table([{"severity": o.severity, "expectation": o.expectation, "column": o.column,
+                       "observed": o.observed.replace("|", "/")} for o in passed],
+                     ["severity", "expectation", "column", "observed"]),
+              "</details>", "", "## Column profile", "",
+              _table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
+    for column, rows in result.segments.items():
+        lines += ["", f"## Target rate by {column}", "", _table(rows, ["value", "rows", "target_rate"])]
+    return "\n".join(lines)
+
+
+def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir: Path) -> QualityResult:
+    """Run the suite on the typed view of the raw data and profile it; raises nothing."""
+    typed = typed_view(raw.frame, spec)
+    outcomes = run_suite(typed, suite_path, docs_dir)
+    return QualityResult(
+        dataset=spec.name,
+        suite=str(suite_path),
+        outcomes=outcomes,
+        data_docs=str(docs_dir / "index.html"),
+        profile=profile_columns(raw.frame, typed, spec),
+        segments=target_rate_by_segment(raw.frame, spec),
+    )
+
+
+@task(name="quality-gate", cache_policy=NO_CACHE)
+def quality_gate(raw: RawData, spec: DatasetSpec, suite_path: Path, report_dir: Path) -> QualityResult:
+    """Validate, write the analysts' report (Data Docs, markdown, JSON), then stop on critical failures."""
+    result = evaluate_quality(raw, spec, suite_path, report_dir / "data_docs")
+    markdown = render_markdown(result, raw)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "data_quality.md").write_text(markdown, encoding="utf-8")
+    (report_dir / "data_quality.json").write_text(
+        json.dumps({**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
+                    "profile": result.profile, "segments": result.segments}, indent=2, default=str),
+        encoding="utf-8",
+    )
+    create_markdown_artifact(key=f"{spec.name}-data-quality", markdown=markdown,
+                             description=f"Data quality gate for {spec.name}")
+    print(f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "
+          f"Data Docs at {result.data_docs}")
+    if not result.success:
+        raise QualityGateFailed(result)
+    return result
