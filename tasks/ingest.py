@@ -15,6 +15,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 
 BATCH_COLUMN = "_batch"
@@ -122,9 +123,12 @@ def retry_on_io_error(task, task_run, state) -> bool:
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io_error,
       cache_policy=NO_CACHE)
-def ingest(spec: DatasetSpec, source: Path, month: str | None = None) -> RawData:
-    """Read the batches a run needs, apply the spec's rename map and hash every file."""
-    paths, holdout_month = plan_batches(Path(source), month, spec.split.train_window_months)
+def ingest(spec: DatasetSpec, settings: Settings, data: str | Path | None = None,
+           month: str | None = None) -> RawData:
+    """Read the batches a run needs (``data``, or the spec's raw folder), rename, hash every file."""
+    source = Path(data) if data else spec.raw_path(settings)
+    paths, holdout_month = plan_batches(source, month, spec.split.train_window_months)
+    print(f"ingest: {len(paths)} batch file(s) from {source}" + (f", holdout month {holdout_month}" if holdout_month else ""))
     frames, files = [], []
     for path in paths:
         batch = read_batch(path)

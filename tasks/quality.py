@@ -21,6 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.clean import clean_frame, parse_numeric, typed_view
 from tasks.features import SpecFeatures
 from tasks.ingest import RawData
+from tasks.run import RunPaths, write_json_atomic
+from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 
 DOCS_SITE = "tollgate"
@@ -58,6 +60,7 @@ class QualityResult:
     suite: str
     outcomes: list[ExpectationOutcome]
     data_docs: str
+    report_dir: str = ""
     profile: list[dict] = field(default_factory=list)
     segments: dict[str, list[dict]] = field(default_factory=dict)
 
@@ -250,23 +253,22 @@ def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir
         suite=str(suite_path),
         outcomes=outcomes,
         data_docs=str(docs_dir / "index.html"),
+        report_dir=str(docs_dir.parent),
         profile=profile_columns(raw.frame, typed, spec),
         segments=target_rate_by_segment(raw.frame, spec),
     )
 
 
 @task(name="quality-gate", cache_policy=NO_CACHE)
-def quality_gate(raw: RawData, spec: DatasetSpec, suite_path: Path, report_dir: Path) -> QualityResult:
+def quality_gate(raw: RawData, spec: DatasetSpec, settings: Settings, run: RunPaths) -> QualityResult:
     """Validate, write the analysts' report (Data Docs, markdown, JSON), then stop on critical failures."""
-    result = evaluate_quality(raw, spec, suite_path, report_dir / "data_docs")
+    report_dir = run.dir
+    result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
     markdown = render_markdown(result, raw)
-    report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "data_quality.md").write_text(markdown, encoding="utf-8")
-    (report_dir / "data_quality.json").write_text(
-        json.dumps({**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
-                    "profile": result.profile, "segments": result.segments}, indent=2, default=str),
-        encoding="utf-8",
-    )
+    write_json_atomic(report_dir / "data_quality.json",
+                      {**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
+                       "profile": result.profile, "segments": result.segments})
     create_markdown_artifact(key=f"{spec.name}-data-quality", markdown=markdown,
                              description=f"Data quality gate for {spec.name}")
     print(f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "

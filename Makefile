@@ -1,0 +1,37 @@
+# Tollgate: two commands on a fresh machine — `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATASET ?= churn
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL ?= INFO
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: run test install data security telco clean-artifacts
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+data: install
+	$(BIN)/python -m data.generate
+
+## Run the monthly retrain flow end to end (Prefect's ephemeral local server).
+run: data
+	$(BIN)/python -m flows.retrain --dataset $(DATASET)
+
+security:
+	$(MAKE) run DATASET=security
+
+telco: install
+	$(BIN)/python -m flows.retrain --dataset churn --data ../shared/data/telco_churn.csv
+
+test: install
+	$(BIN)/python -m pytest
+
+clean-artifacts:
+	rm -rf artifacts/churn artifacts/security
