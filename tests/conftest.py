@@ -1,0 +1,66 @@
+"""Shared fixtures: small seeded data from the generator, the real specs, one Prefect test server."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from data.generate import generate, make_batch  # noqa: E402
+from tasks.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tasks.spec import DatasetSpec, load_spec  # noqa: E402
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+TELCO_CSV = SHARED_DATA / "telco_churn.csv"
+SEED = 7
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():
+    """One ephemeral Prefect API for the whole session (starting one takes ~20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def churn_spec() -> DatasetSpec:
+    return load_spec(PROJECT_ROOT / "data" / "specs" / "churn.yaml")
+
+
+@pytest.fixture(scope="session")
+def security_spec() -> DatasetSpec:
+    return load_spec(PROJECT_ROOT / "data" / "specs" / "security.yaml")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Project specs and suites, but artifacts written under the test's own folder."""
+    return Settings(artifacts_dir=tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def churn_batch() -> pd.DataFrame:
+    """One raw month of churn data (600 customers) with the generator's usual defects."""
+    return make_batch("churn", "2026-01", 0, 12, 600, SEED)
+
+
+@pytest.fixture(scope="session")
+def security_batch() -> pd.DataFrame:
+    return make_batch("security", "2026-01", 0, 12, 1500, SEED)
+
+
+@pytest.fixture(scope="session")
+def monthly_batches(tmp_path_factory) -> Path:
+    """Four small raw months per dataset under <tmp>/<dataset>/YYYY-MM.csv."""
+    root = tmp_path_factory.mktemp("raw")
+    generate(root, ["churn"], months=4, rows=500, seed=SEED, progress=False)
+    generate(root, ["security"], months=4, rows=1500, seed=SEED, progress=False)
+    return root

@@ -1,0 +1,92 @@
+"""Cleaning: deterministic repairs, each counted; no row leaves without a reason."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.clean import clean_frame, parse_numeric
+
+
+def _record(**overrides) -> dict:
+    record = {
+        "customer_id": "0001-AAAAA", "gender": "Female", "senior_citizen": "0", "partner": "Yes",
+        "dependents": "No", "tenure_months": "12", "phone_service": "Yes", "multiple_lines": "No",
+        "internet_service": "DSL", "online_security": "No", "online_backup": "Yes",
+        "device_protection": "No", "tech_support": "No", "streaming_tv": "No", "streaming_movies": "No",
+        "contract": "One year", "paperless_billing": "Yes", "payment_method": "Mailed check",
+        "monthly_charges": "55.20", "total_charges": "662.40", "churn": "No",
+    }
+    return {**record, **overrides}
+
+
+@pytest.mark.parametrize(
+    "text, expected, repaired, unparseable",
+    [("1,234.50", 1234.5, 1, 0), (" 70.35 ", 70.35, 0, 0), ("$12", 12.0, 1, 0),
+     ("abc", np.nan, 0, 1), (" ", np.nan, 0, 0), (None, np.nan, 0, 0)],
+)
+def test_parse_numeric(text, expected, repaired, unparseable):
+    """Check lenient number parsing and its repair/unparseable counts."""
+    values, needed_repair, bad = parse_numeric(pd.Series([text], dtype=object))
+    np.testing.assert_equal(values.iloc[0], expected)
+    assert (needed_repair, bad) == (repaired, unparseable)
+
+
+def test_repairs_are_applied_and_counted(churn_spec):
+    """Check casing, whitespace, text numbers, bad ranges and target spelling are fixed and counted."""
+    frame = pd.DataFrame([
+        _record(customer_id="1", contract=" one YEAR", churn=" yes"),
+        _record(customer_id="2", total_charges="1,234.50", partner="YES "),
+        _record(customer_id="3", monthly_charges="-29.85", tenure_months="0", total_charges=" "),
+        _record(customer_id="4", monthly_charges="99999", internet_service="Satellite"),
+    ])
+    result = clean_frame(frame, churn_spec)
+    cleaned, report = result.frame, result.report
+    assert list(cleaned["contract"][:1]) == ["One year"] and cleaned["partner"][1] == "Yes"
+    assert list(cleaned["churn"]) == [1, 0, 0, 0]
+    assert cleaned["total_charges"][1] == 1234.5 and np.isnan(cleaned["total_charges"][2])
+    assert cleaned["monthly_charges"][2:].isna().all()
+    assert cleaned["internet_service"][3] == "Satellite"  # unknown categories are kept, and counted
+    repaired = report.values_repaired
+    assert repaired["case_fixed"] == {"contract": 1, "partner": 1}
+    assert repaired["number_text_repaired"] == {"total_charges": 1}
+    assert repaired["out_of_range_to_missing"] == {"monthly_charges": 2}
+    assert repaired["blank_to_missing"] == {"total_charges": 1}
+    assert repaired["unknown_category_kept"] == {"internet_service": 1}
+
+
+def test_dropped_rows_are_counted_by_reason(churn_spec):
+    """Check that duplicates keep the later row and rows without a target are dropped, both counted."""
+    frame = pd.DataFrame([
+        _record(customer_id="1", contract="Month-to-month"),
+        _record(customer_id="1", contract="Two year"),
+        _record(customer_id="2", churn="maybe"),
+        _record(customer_id="3", churn=None),
+        _record(customer_id="4"),
+    ])
+    result = clean_frame(frame, churn_spec)
+    assert result.report.rows_dropped == {
+        "missing or unknown target (churn)": 2, "duplicate customer_id (later row kept)": 1}
+    assert result.frame.loc[result.frame["customer_id"] == "1", "contract"].tolist() == ["Two year"]
+
+
+def test_no_row_is_lost_without_a_count(churn_batch, churn_spec):
+    """Check on a real messy batch that rows in = rows out + rows dropped by reason."""
+    report = clean_frame(churn_batch, churn_spec).report
+    assert report.rows_in == report.rows_out + sum(report.rows_dropped.values())
+    assert report.rows_dropped and report.total_repaired > 0
+
+
+def test_cleaning_is_deterministic(churn_batch, churn_spec):
+    """Check that cleaning the same batch twice gives the same frame."""
+    pd.testing.assert_frame_equal(clean_frame(churn_batch, churn_spec).frame,
+                                  clean_frame(churn_batch, churn_spec).frame)
+
+
+def test_single_request_without_target(churn_spec):
+    """Check that the same function cleans one API record, which carries no target."""
+    record = _record(contract="TWO YEAR ", monthly_charges=" 80.5")
+    record.pop("churn")
+    cleaned = clean_frame(pd.DataFrame([record]), churn_spec, require_target=False).frame
+    assert cleaned.loc[0, "contract"] == "Two year" and cleaned.loc[0, "monthly_charges"] == 80.5
+    with pytest.raises(KeyError, match="churn"):
+        clean_frame(pd.DataFrame([record]), churn_spec)

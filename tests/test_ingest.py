@@ -1,0 +1,67 @@
+"""Ingest: which batches a run reads, the rename map, and the lineage hash."""
+
+import pandas as pd
+import pytest
+
+from tasks.ingest import BATCH_COLUMN, IngestError, file_sha256, ingest, plan_batches
+
+
+@pytest.fixture
+def month_dir(tmp_path):
+    for month in ["2026-01", "2026-02", "2026-03", "2026-04"]:
+        pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_csv(tmp_path / f"{month}.csv", index=False)
+    return tmp_path
+
+
+def test_plan_holds_out_the_latest_month_and_trains_on_the_window(month_dir):
+    """Check that month M is the holdout and the `window` months before it train."""
+    paths, holdout = plan_batches(month_dir, None, window=2)
+    assert holdout == "2026-04"
+    assert [p.stem for p in paths] == ["2026-02", "2026-03", "2026-04"]
+    paths, holdout = plan_batches(month_dir, "2026-02", window=6)
+    assert [p.stem for p in paths] == ["2026-01", "2026-02"] and holdout == "2026-02"
+
+
+@pytest.mark.parametrize(
+    "month, message",
+    [("2027-01", "no batch for month 2027-01"), ("2026-01", "no earlier batches")],
+)
+def test_plan_rejects_months_it_cannot_use(month_dir, month, message):
+    """Check that an unusable --month gets a clear error."""
+    with pytest.raises(IngestError, match=message):
+        plan_batches(month_dir, month, window=6)
+
+
+def test_plan_errors_on_missing_data(tmp_path):
+    """Check that a missing path is named in the error."""
+    with pytest.raises(IngestError, match="data not found"):
+        plan_batches(tmp_path / "nowhere", None, window=6)
+
+
+def test_ingest_renames_the_ibm_export(churn_spec, settings, tmp_path):
+    """Check that the Telco export's columns map onto the spec's names with only the rename map."""
+    from tests.conftest import TELCO_CSV
+
+    raw = ingest.fn(churn_spec, settings, TELCO_CSV)
+    assert raw.rows == 7043 and raw.holdout_month is None
+    assert set(churn_spec.required_columns) <= set(raw.frame.columns)
+    assert raw.frame.loc[raw.frame["total_charges"] == " "].shape[0] == 11
+    assert raw.files[0].sha256 == file_sha256(TELCO_CSV)
+
+
+def test_input_hash_changes_with_one_byte(month_dir, churn_spec, settings):
+    """Check that the lineage hash is stable and sensitive to any change of the raw bytes."""
+    first = ingest.fn(churn_spec, settings, month_dir).sha256
+    assert ingest.fn(churn_spec, settings, month_dir).sha256 == first
+    path = month_dir / "2026-03.csv"
+    path.write_text(path.read_text().replace("x", "z"))
+    assert ingest.fn(churn_spec, settings, month_dir).sha256 != first
+
+
+def test_ingest_reads_parquet_and_tags_months(tmp_path, churn_spec, settings):
+    """Check that Parquet batches are read and each row carries its month."""
+    for month in ["2026-01", "2026-02"]:
+        pd.DataFrame({"customerID": ["a", "b"], "tenure": [1, 2]}).to_parquet(tmp_path / f"{month}.parquet")
+    raw = ingest.fn(churn_spec, settings, tmp_path)
+    assert list(raw.frame[BATCH_COLUMN]) == ["2026-01", "2026-01", "2026-02", "2026-02"]
+    assert {"customer_id", "tenure_months"} <= set(raw.frame.columns)

@@ -1,0 +1,62 @@
+"""Dataset specs load into one pydantic model; bad specs are refused with the key named."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.settings import Settings
+from tasks.spec import SpecError, load_spec, resolve_spec
+
+
+def _write_spec(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def churn_dict(churn_spec) -> dict:
+    return yaml.safe_load(Path(churn_spec.source_path).read_text())
+
+
+def test_sample_specs_load(churn_spec, security_spec):
+    """Check that both shipped specs load with their costs and rename maps."""
+    assert churn_spec.target.positive == "Yes"
+    assert churn_spec.costs.false_negative == 2400 and churn_spec.costs.false_positive == 50
+    assert churn_spec.rename["tenure"] == "tenure_months"
+    assert security_spec.costs.false_negative > 100 * security_spec.costs.false_positive
+    assert "src_ip" not in security_spec.input_columns
+    assert churn_spec.derived_categorical == ["tenure_bucket"]
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda s: s["costs"].update(false_negativ=10), "costs.false_negativ"),
+        (lambda s: s["costs"].update(false_negative=-1), "costs.false_negative"),
+        (lambda s: s.pop("id_column"), "id_column"),
+        (lambda s: s["split"].update(strategy="random"), "split.strategy"),
+        (lambda s: s["features"].append({"kind": "log", "name": "x", "column": "no_such_column"}), "no_such_column"),
+        (lambda s: s["features"].append({"kind": "sqrt", "name": "x", "column": "tenure_months"}), "features.4"),
+        (lambda s: s["quality"].update(segment_columns=["nope"]), "nope"),
+    ],
+)
+def test_invalid_spec_names_the_key(tmp_path, churn_dict, edit, key):
+    """Check that an invalid spec raises SpecError whose message names the bad key."""
+    edit(churn_dict)
+    with pytest.raises(SpecError, match=key.replace(".", r"\.")):
+        load_spec(_write_spec(tmp_path, churn_dict))
+
+
+def test_unknown_dataset_lists_known_ones():
+    """Check that asking for an unknown dataset says which ones exist."""
+    with pytest.raises(SpecError, match="unknown dataset 'nope'.*churn"):
+        resolve_spec("nope", None, Settings())
+
+
+def test_suite_path_is_relative_to_the_spec(tmp_path, churn_dict):
+    """Check that a user's spec finds its own expectation suite beside it."""
+    churn_dict["quality"]["suite"] = "suites/mine.json"
+    spec = load_spec(_write_spec(tmp_path, churn_dict))
+    assert spec.suite_path(Settings()) == (tmp_path / "suites" / "mine.json").resolve()
