@@ -27,7 +27,7 @@ from tasks.train import evaluate_holdout, train_model
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(dataset: str = "churn", month: str | None = None, data: str | None = None,
+def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
             spec: str | None = None) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it."""
     settings = Settings()
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", default=None, help="a spec YAML file (instead of --dataset)")
     args = parser.parse_args(argv)
     dataset = args.dataset or (None if args.spec else "churn")
+    label = dataset or Path(args.spec).stem
 
     state = retrain(dataset=dataset, month=args.month, data=args.data, spec=args.spec, return_state=True)
     if state.is_completed():
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     else:
         error = state.result(raise_on_failure=False)
-        summary = failure_summary(error if isinstance(error, BaseException) else RuntimeError(str(error)), dataset)
+        summary = failure_summary(error if isinstance(error, BaseException) else RuntimeError(str(error)), label)
         print(f"\nrun failed: {summary['error']}", file=sys.stderr)
         code = 1
     sys.stdout.flush()

@@ -35,6 +35,11 @@ class BatchFile:
     month: str | None
     rows: int
     sha256: str
+    columns: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.month or Path(self.path).name
 
 
 @dataclass
@@ -47,6 +52,14 @@ class RawData:
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+    def batches(self) -> dict[str, pd.DataFrame]:
+        """Each file's rows with only the columns that file really had (after renaming)."""
+        return {
+            batch.label: self.frame.loc[self.frame[BATCH_COLUMN] == batch.label,
+                                        [self.renamed.get(c, c) for c in batch.columns]]
+            for batch in self.files
+        }
 
     @property
     def sha256(self) -> str:
@@ -132,10 +145,10 @@ def ingest(spec: DatasetSpec, settings: Settings, data: str | Path | None = None
     frames, files = [], []
     for path in paths:
         batch = read_batch(path)
-        label = month_of(path) or path.name
-        batch[BATCH_COLUMN] = label
+        info = BatchFile(str(path), month_of(path), len(batch), file_sha256(path), tuple(batch.columns))
+        batch[BATCH_COLUMN] = info.label
         frames.append(batch)
-        files.append(BatchFile(str(path), month_of(path), len(batch), file_sha256(path)))
+        files.append(info)
     frame = pd.concat(frames, ignore_index=True)
     renamed = {old: new for old, new in spec.rename.items() if old in frame.columns}
     frame = frame.rename(columns=renamed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,3 +47,8 @@ def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
     return RunPaths(run_id=run_id, dir=run_dir)
 
 
+
+
+def artifact_key(dataset: str, what: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-{what}".lower()).strip("-")

@@ -2,13 +2,15 @@
 
 import pytest
 
-from tasks.ingest import BATCH_COLUMN, RawData
+from tasks.ingest import BATCH_COLUMN, BatchFile, RawData
 from tasks.quality import QualityGateFailed, load_suite, quality_gate
 from tasks.run import start_run
 
 
 def _raw(frame) -> RawData:
-    return RawData(frame=frame.assign(**{BATCH_COLUMN: "2026-01"}), files=[], holdout_month=None)
+    """One month's batch, as ingest would hand it over."""
+    batch = BatchFile("2026-01.csv", "2026-01", len(frame), "0" * 64, tuple(frame.columns))
+    return RawData(frame=frame.assign(**{BATCH_COLUMN: "2026-01"}), files=[batch], holdout_month=None)
 
 
 def _drop_contract(frame):

@@ -1,0 +1,118 @@
+"""The retrain flow end to end on a real Prefect API, in-process and through its CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import pytest
+import yaml
+
+from data.generate import make_batch
+from flows.retrain import retrain
+from tasks.settings import PROJECT_ROOT
+from tests.conftest import SEED, TELCO_CSV
+
+SUMMARY_KEYS = {"dataset", "run_id", "status", "rows_in", "rows_clean", "quality", "report_dir", "data_docs"}
+
+
+@pytest.fixture
+def artifacts(tmp_path, monkeypatch) -> Path:
+    """Runs write under the test's folder, never into the repository's artifacts/."""
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("TOLLGATE_ARTIFACTS_DIR", str(root))
+    return root
+
+
+def run_cli(*args: str, artifacts: Path) -> tuple[int, dict, str]:
+    """Run `python -m flows.retrain` against the session's Prefect API; return code, JSON, stderr."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TOLLGATE_ARTIFACTS_DIR": str(artifacts)}
+    completed = subprocess.run([sys.executable, "-m", "flows.retrain", *args], cwd=PROJECT_ROOT, env=env,
+                               capture_output=True, text=True, timeout=600)
+    last_line = completed.stdout.strip().splitlines()[-1]
+    return completed.returncode, json.loads(last_line), completed.stderr
+
+
+@pytest.mark.parametrize("dataset", ["churn", "security"])
+def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, artifacts):
+    """Check that the flow takes raw months through the gate to a saved, usable model."""
+    summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
+    assert SUMMARY_KEYS <= set(summary) and summary["status"] == "completed"
+    assert summary["holdout_month"] == "2026-02"
+    assert summary["quality"]["success"] and summary["quality"]["warnings"]
+    assert summary["rows_clean"] < summary["rows_in"]  # duplicates removed and counted
+    run_dir = Path(summary["report_dir"])
+    assert run_dir.parent.parent == artifacts / dataset
+    assert Path(summary["data_docs"]).is_file()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["input_sha256"] == summary["input_sha256"] and len(metadata["input_files"]) == 4
+    model = joblib.load(summary["model_path"])
+    assert len(metadata["feature_names"]) == model[-1].n_features_in_
+    assert summary["holdout"]["roc_auc"] > 0.7
+
+
+def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
+    """Check the IBM export loads unchanged; its 11 blank TotalCharges are repaired by cleaning."""
+    summary = retrain(dataset="churn", data=str(TELCO_CSV))
+    assert summary["status"] == "completed" and summary["rows_in"] == 7043
+    assert summary["rows_clean"] == 7043 and summary["holdout_month"] is None
+    cleaning = json.loads((Path(summary["report_dir"]) / "metadata.json").read_text())["cleaning"]
+    assert cleaning["values_repaired"]["blank_to_missing"] == {"total_charges": 11}
+    assert summary["holdout"]["roc_auc"] > 0.82
+
+
+def test_cli_prints_json_last_for_security(monthly_batches, artifacts):
+    """Check `python -m flows.retrain --dataset security` ends with the JSON summary line."""
+    code, summary, _ = run_cli("--dataset", "security", "--data", str(monthly_batches / "security"),
+                               artifacts=artifacts)
+    assert code == 0 and summary["status"] == "completed" and summary["dataset"] == "security"
+
+
+def test_cli_with_a_users_own_spec_and_csv(tmp_path, churn_spec, artifacts):
+    """Check that a user's own spec, suite and CSV run with no code change."""
+    own = tmp_path / "mine"
+    own.mkdir()
+    spec = yaml.safe_load(Path(churn_spec.source_path).read_text())
+    spec.update(name="acme_churn", quality={**spec["quality"], "suite": "acme_suite.json"})
+    (own / "acme.yaml").write_text(yaml.safe_dump(spec))
+    suite = json.loads((PROJECT_ROOT / "expectations" / "churn.json").read_text())
+    (own / "acme_suite.json").write_text(json.dumps({**suite, "name": "acme_churn"}))
+    make_batch("churn", "2026-01", 0, 12, 1500, SEED).to_csv(own / "export.csv", index=False)
+
+    code, summary, _ = run_cli("--spec", str(own / "acme.yaml"), "--data", str(own / "export.csv"),
+                               artifacts=artifacts)
+    assert code == 0 and summary["dataset"] == "acme_churn" and summary["status"] == "completed"
+    assert Path(summary["report_dir"]).parent.parent == artifacts / "acme_churn"
+
+
+def test_cli_stops_a_corrupted_batch_before_training(tmp_path, monthly_batches, artifacts):
+    """Check a critical failure: non-zero exit, the JSON line names the expectation, no model saved."""
+    data = tmp_path / "churn"
+    shutil.copytree(monthly_batches / "churn", data)
+    latest = sorted(data.glob("*.csv"))[-1]
+    batch = make_batch("churn", latest.stem, 3, 12, 500, SEED).drop(columns=["contract"])
+    batch.to_csv(latest, index=False)
+
+    code, summary, stderr = run_cli("--dataset", "churn", "--data", str(data), artifacts=artifacts)
+    assert code == 1 and summary["status"] == "failed"
+    assert f"expect_column_to_exist(contract) @ {latest.stem}" in summary["quality"]["critical_failed"]
+    assert "QualityGateFailed" in summary["error"] and "contract" in stderr
+    run_dir = Path(summary["report_dir"])
+    assert (run_dir / "data_docs" / "index.html").is_file()
+    assert not (run_dir / "model.joblib").exists()
+
+
+def test_cli_bad_spec_is_a_clear_error(tmp_path, artifacts):
+    """Check that a broken spec fails with the bad key named, before any data is read."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nid_column: id\n")
+    code, summary, _ = run_cli("--spec", str(bad), artifacts=artifacts)
+    assert code == 1 and summary["status"] == "failed"
+    assert "SpecError" in summary["error"] and "target" in summary["error"]
