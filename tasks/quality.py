@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -141,13 +142,14 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
         gx.Checkpoint(
             name=f"{suite.name}-checkpoint",
             validation_definitions=[validation],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=[DOCS_SITE])],
             result_format="SUMMARY",
         )
     )
     outcomes = []
+    validated_at = datetime.now(timezone.utc)
     for label, frame in batches.items():
-        run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=label))
+        run_id = gx.RunIdentifier(run_name=label, run_time=validated_at)
+        run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
         for validation_result in run.run_results.values():
             for item in validation_result.results:
                 config = item.expectation_config
@@ -163,6 +165,7 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
                         batch=label if len(batches) > 1 else "",
                     )
                 )
+    context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
 
 
