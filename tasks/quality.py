@@ -24,7 +24,7 @@ from tasks.features import SpecFeatures
 from tasks.ingest import RawData
 from tasks.run import RunPaths, artifact_key, write_json_atomic
 from tasks.settings import Settings
-from tasks.spec import DatasetSpec
+from tasks.spec import BucketFeature, DatasetSpec
 
 DOCS_SITE = "tollgate"
 
@@ -50,11 +50,8 @@ class ExpectationOutcome:
     observed: str
     notes: str = ""
     batch: str = ""
+    unexpected_pct: float | None = None
 
-    @property
-    def label(self) -> str:
-        name = f"{self.expectation}({self.column})" if self.column else self.expectation
-        return f"{name} @ {self.batch}" if self.batch else name
 
 
 @dataclass
@@ -67,13 +64,35 @@ class QualityResult:
     profile: list[dict] = field(default_factory=list)
     segments: dict[str, list[dict]] = field(default_factory=dict)
 
+    def failures(self, severity: str | None = None) -> list[dict]:
+        """Failed expectations grouped across batches: one entry per expectation and column."""
+        grouped: dict[tuple, dict] = {}
+        batches = sorted({o.batch for o in self.outcomes})
+        for outcome in self.outcomes:
+            if outcome.success or (severity and (outcome.severity == "critical") != (severity == "critical")):
+                continue
+            key = (outcome.severity, outcome.expectation, outcome.column)
+            entry = grouped.setdefault(key, {"severity": outcome.severity, "expectation": outcome.expectation,
+                                             "column": outcome.column, "batches": [], "observed": [],
+                                             "why": outcome.notes})
+            entry["batches"].append(outcome.batch)
+            entry["observed"].append(outcome)
+        for entry in grouped.values():
+            worst = max(entry.pop("observed"), key=lambda o: o.unexpected_pct or 0.0)
+            prefix = f"worst ({worst.batch}): " if len(entry["batches"]) > 1 else ""
+            entry["observed"] = prefix + worst.observed
+            name = f"{entry['expectation']}({entry['column']})" if entry["column"] else entry["expectation"]
+            every_batch = entry["batches"] == batches
+            entry["label"] = name if every_batch else f"{name} @ {', '.join(entry['batches'])}"
+        return list(grouped.values())
+
     @property
     def critical_failed(self) -> list[str]:
-        return [o.label for o in self.outcomes if not o.success and o.severity == "critical"]
+        return [entry["label"] for entry in self.failures("critical")]
 
     @property
     def warnings(self) -> list[str]:
-        return [o.label for o in self.outcomes if not o.success and o.severity != "critical"]
+        return [entry["label"] for entry in self.failures("warning")]
 
     @property
     def success(self) -> bool:
@@ -102,8 +121,8 @@ def _observed(result: dict, exception: dict | None) -> str:
         value = result["observed_value"]
         return f"{value:.4g}" if isinstance(value, float) else str(value)
     if "unexpected_percent" in result and result["unexpected_percent"] is not None:
-        sample = result.get("partial_unexpected_list") or []
-        shown = ", ".join(repr(v) for v in sample[:3])
+        sample = [v for v in result.get("partial_unexpected_list") or [] if v == v and v is not None]
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(sample))[:3])
         return f"{result['unexpected_percent']:.2f}% unexpected" + (f" (e.g. {shown})" if shown else "")
     return ""
 
@@ -163,6 +182,7 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
                         observed=_observed(item.result or {}, item.exception_info),
                         notes=str((config.meta or {}).get("notes", "")),
                         batch=label if len(batches) > 1 else "",
+                        unexpected_pct=(item.result or {}).get("unexpected_percent"),
                     )
                 )
     context.build_data_docs(site_names=[DOCS_SITE])
@@ -192,6 +212,15 @@ def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec)
     return rows
 
 
+def _category_order(spec: DatasetSpec, column: str) -> dict[str, int]:
+    """The spec's own order of a column's values (bucket labels run low to high)."""
+    labels = spec.columns.categorical.get(column, [])
+    for feature in spec.features:
+        if feature.name == column and isinstance(feature, BucketFeature):
+            labels = feature.labels
+    return {label: position for position, label in enumerate(labels)}
+
+
 def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, list[dict]]:
     """Target rate per value of each of the spec's segment columns, after cleaning's repairs."""
     if spec.target.column not in frame or not spec.quality.segment_columns:
@@ -212,6 +241,8 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
             .rename(columns={column: "value"})
         )
         table["target_rate"] = table["target_rate"].round(4)
+        order = _category_order(spec, column)
+        table = table.sort_values("value", key=lambda v: v.map(lambda x: order.get(x, len(order))), kind="stable")
         segments[column] = table.to_dict(orient="records")
     return segments
 
@@ -224,29 +255,30 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def render_markdown(result: QualityResult, raw: RawData) -> str:
     status = "PASSED" if result.success else "FAILED (critical)"
-    failed = [o for o in result.outcomes if not o.success]
+    failures = result.failures()
+    batches = [batch.label for batch in raw.files]
     lines = [
         f"# Data quality: {result.dataset} — {status}",
         "",
-        f"{raw.rows:,} rows from {len(raw.files)} batch(es); input SHA-256 `{raw.sha256[:16]}…`.",
-        f"{len(result.outcomes)} expectations: {len(result.critical_failed)} critical failed, "
+        f"{raw.rows:,} rows from {len(raw.files)} batch(es) ({', '.join(batches)}); "
+        f"input SHA-256 `{raw.sha256[:16]}…`.",
+        f"{len(result.outcomes)} expectation results: {len(result.critical_failed)} critical failures, "
         f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
         "",
-        "## Failed expectations" if failed else "## All expectations passed",
+        "## Failed expectations" if failures else "## All expectations passed",
         "",
     ]
-    if failed:
+    if failures:
         lines.append(_table(
-            [{"severity": o.severity, "expectation": o.expectation, "column": o.column,
-              "observed": o.observed.replace("|", "/"), "why": o.notes} for o in failed],
-            ["severity", "expectation", "column", "observed", "why"],
+            [{**entry, "batches": "all" if entry["batches"] == sorted({o.batch for o in result.outcomes})
+              else ", ".join(entry["batches"]) or "all",
+              "observed": entry["observed"].replace("|", "/")}
+             for entry in sorted(failures, key=lambda e: (e["severity"] != "critical", e["column"] or ""))],
+            ["severity", "expectation", "column", "batches", "observed", "why"],
         ))
     passed = [o for o in result.outcomes if o.success]
-    lines += [f"<details><summary>{len(passed)} passed expectations</summary>", "",
-              _table([{"severity": o.severity, "expectation": o.expectation, "column": o.column,
-                       "observed": o.observed.replace("|", "/")} for o in passed],
-                     ["severity", "expectation", "column", "observed"]),
-              "</details>", "", "## Column profile", "",
+    lines += [f"{len(passed)} expectation results passed; every result is in Data Docs and `data_quality.json`.",
+              "", "## Column profile", "",
               _table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
     for column, rows in result.segments.items():
         lines += ["", f"## Target rate by {column}", "", _table(rows, ["value", "rows", "target_rate"])]
