@@ -285,6 +285,43 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
     return "\n".join(lines)
 
 
+def plot_quality(result: QualityResult, path: Path) -> Path:
+    """One picture for analysts: missing % per column, and the target rate by each segment."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 1 + len(result.segments)
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.5), squeeze=False)
+    profile = [row for row in result.profile if row["missing_pct"] is not None]
+    missing_axis = axes[0][0]
+    columns = [row["column"] for row in profile][::-1]
+    missing = [row["missing_pct"] for row in profile][::-1]
+    colours = ["#c0392b" if value >= 10 else "#e67e22" if value > 0 else "#95a5a6" for value in missing]
+    missing_axis.barh(columns, missing, color=colours)
+    missing_axis.set_title("Missing or unparseable values, % of rows")
+    missing_axis.set_xlabel("% missing")
+    missing_axis.tick_params(axis="y", labelsize=8)
+    for axis, (column, rows) in zip(axes[0][1:], result.segments.items()):
+        labels = [str(row["value"]) for row in rows]
+        rates = [100 * row["target_rate"] for row in rows]
+        bars = axis.bar(labels, rates, color="#2e86c1")
+        axis.bar_label(bars, labels=[f"{rate:.1f}%\n(n={row['rows']:,})" for rate, row in zip(rates, rows)],
+                       fontsize=8)
+        axis.set_title(f"Target rate by {column}")
+        axis.set_ylabel("% positive")
+        axis.set_ylim(0, max(rates + [1]) * 1.25)
+        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+    status = "passed" if result.success else "FAILED"
+    figure.suptitle(f"Data quality — {result.dataset} ({status}: {len(result.critical_failed)} critical, "
+                    f"{len(result.warnings)} warnings)", fontsize=13)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir: Path) -> QualityResult:
     """Run the suite on the typed view of the raw data and profile it; raises nothing."""
     typed = typed_view(raw.frame, spec)
@@ -306,8 +343,9 @@ def quality_gate(raw: RawData, spec: DatasetSpec, settings: Settings, run: RunPa
     """Validate, write the analysts' report (Data Docs, markdown, JSON), then stop on critical failures."""
     report_dir = run.dir
     result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
+    picture = plot_quality(result, report_dir / "data_quality.png")
     markdown = render_markdown(result, raw)
-    (report_dir / "data_quality.md").write_text(markdown, encoding="utf-8")
+    (report_dir / "data_quality.md").write_text(f"{markdown}\n\n![data quality]({picture.name})\n", encoding="utf-8")
     write_json_atomic(report_dir / "data_quality.json",
                       {**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
                        "profile": result.profile, "segments": result.segments})

@@ -29,7 +29,8 @@ def make_estimator(spec: DatasetSpec) -> LGBMClassifier:
 
 
 def features_and_target(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series]:
-    return frame.drop(columns=[spec.target.column]), frame[spec.target.column]
+    """The model sees exactly the spec's input columns: no id, no lineage columns, no target."""
+    return frame[spec.input_columns], frame[spec.target.column]
 
 
 @task(name="train", cache_policy=NO_CACHE)

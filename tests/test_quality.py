@@ -75,6 +75,7 @@ def test_analyst_report_contents(churn_batch, churn_spec, settings):
     assert "0-2 months" in {row["value"] for row in result.segments["tenure_bucket"]}
     markdown = (run.dir / "data_quality.md").read_text()
     assert "## Column profile" in markdown and "## Target rate by contract" in markdown
+    assert (run.dir / "data_quality.png").stat().st_size > 10_000 and "data_quality.png" in markdown
 
 
 def test_security_batch_passes(security_batch, security_spec, settings):

@@ -16,7 +16,12 @@ import yaml
 from data.generate import make_batch
 from flows.retrain import retrain
 from tasks.settings import PROJECT_ROOT
+from tasks.spec import load_spec
 from tests.conftest import SEED, TELCO_CSV
+
+def load_spec_for(dataset: str):
+    return load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
+
 
 SUMMARY_KEYS = {"dataset", "run_id", "status", "rows_in", "rows_clean", "quality", "report_dir", "data_docs"}
 
@@ -55,6 +60,7 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert metadata["input_sha256"] == summary["input_sha256"] and len(metadata["input_files"]) == 4
     model = joblib.load(summary["model_path"])
     assert len(metadata["feature_names"]) == model[-1].n_features_in_
+    assert list(model.feature_names_in_) == load_spec_for(dataset).input_columns
     assert summary["holdout"]["roc_auc"] > 0.7
 
 
@@ -116,3 +122,11 @@ def test_cli_bad_spec_is_a_clear_error(tmp_path, artifacts):
     code, summary, _ = run_cli("--spec", str(bad), artifacts=artifacts)
     assert code == 1 and summary["status"] == "failed"
     assert "SpecError" in summary["error"] and "target" in summary["error"]
+
+
+def test_cli_missing_data_is_a_clear_error(tmp_path, artifacts):
+    """Check that a data path that does not exist is named in the error, and nothing is trained."""
+    code, summary, _ = run_cli("--dataset", "churn", "--data", str(tmp_path / "nowhere"), artifacts=artifacts)
+    assert code == 1 and summary["status"] == "failed"
+    assert "IngestError" in summary["error"] and "nowhere" in summary["error"]
+    assert not list(artifacts.rglob("model.joblib"))
