@@ -1,7 +1,8 @@
-"""The monthly retrain flow: ingest → quality gate → clean → split → train → evaluate → save.
+"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
+    python -m flows.retrain --dataset security --task-runner dask   # candidates on a Dask cluster
 
 Human progress goes to the log; the last line on stdout is one JSON summary of the run.
 """
@@ -13,20 +14,22 @@ import json
 import sys
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.clean import clean
 from tasks.ingest import ingest
 from tasks.quality import quality_gate
-from tasks.report import save_run
+from tasks.explain import explain
+from tasks.report import write_report
 from tasks.run import start_run
 from tasks.settings import Settings
 from tasks.spec import load_dataset_spec
 from tasks.split import split_train_holdout
-from tasks.train import evaluate_holdout, train_model
+from tasks.tournament import evaluate_candidate, select_winner
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
             spec: str | None = None) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it."""
@@ -37,9 +40,21 @@ def retrain(dataset: str | None = "churn", month: str | None = None, data: str |
     quality = quality_gate(raw, dataset_spec, settings, run)
     cleaned = clean(raw.frame, dataset_spec)
     split = split_train_holdout(cleaned.frame, dataset_spec, raw.holdout_month)
-    model = train_model(split.train, dataset_spec)
-    metrics = evaluate_holdout(model, split.holdout, dataset_spec)
-    return save_run(run, model, dataset_spec, raw, quality, cleaned.report, split, metrics)
+    candidates = evaluate_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
+    leaderboard = select_winner(candidates.result(), dataset_spec)
+    explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
+    return write_report(run, dataset_spec, raw, quality, cleaned.report, split, leaderboard, explanation)
+
+
+def task_runner(name: str):
+    """The runner the tournament's candidates fan out on: local threads, or Dask (prefect-dask)."""
+    if name == "threads":
+        return ThreadPoolTaskRunner(max_workers=4)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as error:
+        raise SystemExit("--task-runner dask needs prefect-dask: .venv/bin/pip install -e '.[dask]'") from error
+    return DaskTaskRunner()
 
 
 def failure_summary(error: BaseException, dataset: str | None) -> dict:
@@ -66,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", default=None, help="holdout month YYYY-MM (default: the latest batch)")
     parser.add_argument("--data", default=None, help="a CSV/Parquet file or a folder of monthly batches")
     parser.add_argument("--spec", default=None, help="a spec YAML file (instead of --dataset)")
+    parser.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
+                        help="where tournament candidates run (default: local threads)")
     args = parser.parse_args(argv)
     dataset = args.dataset or (None if args.spec else "churn")
     label = dataset or Path(args.spec).stem
 
-    state = retrain(dataset=dataset, month=args.month, data=args.data, spec=args.spec, return_state=True)
+    flow_with_runner = retrain.with_options(task_runner=task_runner(args.task_runner))
+    state = flow_with_runner(dataset=dataset, month=args.month, data=args.data, spec=args.spec, return_state=True)
     if state.is_completed():
         summary = state.result()
         code = 0

@@ -78,6 +78,35 @@ class SpecFeatures(BaseEstimator, TransformerMixin):
         return np.asarray(names + [f.name for f in self.features], dtype=object)
 
 
+class AnomalyScore(BaseEstimator, TransformerMixin):
+    """Appends an IsolationForest anomaly score (higher = stranger) to the encoded features.
+
+    Fitted on training rows only, it flags sessions unlike anything seen, including attack
+    kinds that no label ever showed.
+    """
+
+    def __init__(self, n_estimators: int = 100, max_samples: int = 2048, random_state: int = 0):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def fit(self, X, y=None) -> "AnomalyScore":
+        from sklearn.ensemble import IsolationForest
+
+        self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(X)),
+                                       random_state=self.random_state, n_jobs=1).fit(X)
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        values = np.asarray(X, dtype=float)
+        return np.column_stack([values, -self.forest_.score_samples(values)])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = list(input_features) if input_features is not None else [f"x{i}" for i in range(self.n_features_in_)]
+        return np.asarray(names + ["anomaly_score"], dtype=object)
+
+
 def model_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
     """(numeric, categorical) columns the ColumnTransformer sees: inputs plus derived."""
     numeric = [*spec.columns.numeric, *spec.derived_numeric]
@@ -99,7 +128,10 @@ def build_preprocessor(spec: DatasetSpec) -> Pipeline:
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    return Pipeline([("features", SpecFeatures(spec.features)), ("columns", columns)])
+    steps = [("features", SpecFeatures(spec.features)), ("columns", columns)]
+    if spec.tournament.anomaly_feature:
+        steps.append(("anomaly", AnomalyScore(random_state=spec.split.seed)))
+    return Pipeline(steps)
 
 
 def build_pipeline(spec: DatasetSpec, estimator: BaseEstimator) -> Pipeline:

@@ -247,7 +247,7 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
     return segments
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
     header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |\n" for r in rows)
     return header + body
@@ -269,7 +269,7 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
         "",
     ]
     if failures:
-        lines.append(_table(
+        lines.append(markdown_table(
             [{**entry, "batches": "all" if entry["batches"] == sorted({o.batch for o in result.outcomes})
               else ", ".join(entry["batches"]) or "all",
               "observed": entry["observed"].replace("|", "/")}
@@ -279,9 +279,9 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
     passed = [o for o in result.outcomes if o.success]
     lines += [f"{len(passed)} expectation results passed; every result is in Data Docs and `data_quality.json`.",
               "", "## Column profile", "",
-              _table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
+              markdown_table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
     for column, rows in result.segments.items():
-        lines += ["", f"## Target rate by {column}", "", _table(rows, ["value", "rows", "target_rate"])]
+        lines += ["", f"## Target rate by {column}", "", markdown_table(rows, ["value", "rows", "target_rate"])]
     return "\n".join(lines)
 
 

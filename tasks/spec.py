@@ -128,9 +128,41 @@ FeatureDef = Annotated[
 ]
 
 
-class ModelConfig(_Strict):
-    estimator: Literal["lightgbm"] = "lightgbm"
-    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+ESTIMATOR_NAMES = Literal["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"]
+
+
+class Candidate(_Strict):
+    """One entrant of the model tournament: an estimator after the shared preprocessing."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    estimator: ESTIMATOR_NAMES
+    params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+
+
+def default_candidates() -> list[Candidate]:
+    return [
+        Candidate(name="logistic_regression", estimator="logistic_regression", params={"C": 1.0, "max_iter": 2000}),
+        Candidate(name="random_forest", estimator="random_forest",
+                  params={"n_estimators": 200, "min_samples_leaf": 5, "max_samples": 0.5}),
+        Candidate(name="lightgbm", estimator="lightgbm",
+                  params={"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
+        Candidate(name="hist_gradient_boosting", estimator="hist_gradient_boosting",
+                  params={"max_iter": 300, "learning_rate": 0.05, "early_stopping": False}),
+    ]
+
+
+class Tournament(_Strict):
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
+    anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Tournament":
+        names = [candidate.name for candidate in self.candidates]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"tournament.candidates names repeat: {duplicated}")
+        return self
 
 
 class Quality(_Strict):
@@ -149,7 +181,7 @@ class DatasetSpec(_Strict):
     costs: Costs
     promotion: Promotion = Field(default_factory=Promotion)
     features: list[FeatureDef] = Field(default_factory=list)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    tournament: Tournament = Field(default_factory=Tournament)
     quality: Quality = Field(default_factory=Quality)
     raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
     source_path: Path | None = Field(default=None, exclude=True)

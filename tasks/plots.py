@@ -1,0 +1,154 @@
+"""The model report's figures: labelled, titled, readable at a glance. Each returns its PNG path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from tasks.explain import Explanation  # noqa: E402
+from tasks.spec import DatasetSpec  # noqa: E402
+from tasks.threshold import GRID, cost_curve  # noqa: E402
+from tasks.tournament import Leaderboard  # noqa: E402
+
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def target_distribution(train_target: pd.Series, holdout_target: pd.Series, spec: DatasetSpec, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    labels = [f"{spec.target.negative} (0)", f"{spec.target.positive} (1)"]
+    width = 0.38
+    for offset, (name, target) in zip((-width / 2, width / 2), (("training", train_target), ("holdout", holdout_target))):
+        counts = target.value_counts().reindex([0, 1], fill_value=0)
+        bars = axis.bar(np.arange(2) + offset, counts.values, width, label=f"{name} ({len(target):,} rows)")
+        axis.bar_label(bars, labels=[f"{c:,}\n{c / max(len(target), 1):.1%}" for c in counts.values], fontsize=8)
+    axis.set_xticks(range(2), labels)
+    axis.set_ylabel("rows")
+    axis.set_title(f"Target distribution: {spec.target.column}")
+    axis.legend()
+    axis.set_ylim(0, axis.get_ylim()[1] * 1.15)
+    return _save(figure, path)
+
+
+def confusion_heatmap(report_at_threshold: dict, spec: DatasetSpec, model: str, path: Path) -> Path:
+    counts = np.array([[report_at_threshold["tn"], report_at_threshold["fp"]],
+                       [report_at_threshold["fn"], report_at_threshold["tp"]]])
+    unit = np.array([[0.0, spec.costs.false_positive], [spec.costs.false_negative, spec.costs.true_positive]])
+    figure, axis = plt.subplots(figsize=(6, 5))
+    image = axis.imshow(counts, cmap="Blues")
+    for (i, j), count in np.ndenumerate(counts):
+        dollars = count * unit[i, j]
+        axis.text(j, i, f"{count:,}\n${dollars:,.0f}" + (f"\n(${unit[i, j]:,.0f} each)" if unit[i, j] else ""),
+                  ha="center", va="center", fontsize=10,
+                  color="white" if count > counts.max() / 2 else "black")
+    axis.set_xticks([0, 1], ["predicted 0", "predicted 1"])
+    axis.set_yticks([0, 1], ["actual 0", "actual 1"])
+    figure.colorbar(image, ax=axis, label="rows")
+    axis.set_title(f"{model} on the holdout at threshold {report_at_threshold['threshold']:.3f}\n"
+                   f"expected cost ${report_at_threshold['expected_cost']:,.0f}")
+    return _save(figure, path)
+
+
+def roc_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for colour, result in zip(COLOURS, leaderboard.results):
+        fpr, tpr, _ = roc_curve(holdout_target, result.holdout_probability)
+        axis.plot(fpr, tpr, color=colour, label=f"{result.name} (AUC {result.holdout_metrics['roc_auc']:.3f})")
+    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate (recall)")
+    axis.set_title("ROC curves on the holdout")
+    axis.legend(loc="lower right", fontsize=8)
+    return _save(figure, path)
+
+
+def pr_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for colour, result in zip(COLOURS, leaderboard.results):
+        precision, recall, _ = precision_recall_curve(holdout_target, result.holdout_probability)
+        axis.plot(recall, precision, color=colour,
+                  label=f"{result.name} (AP {result.holdout_metrics['pr_auc']:.3f})")
+    axis.axhline(holdout_target.mean(), color="k", linestyle="--", linewidth=0.8, label="base rate")
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_title("Precision-recall curves on the holdout")
+    axis.legend(loc="upper right", fontsize=8)
+    return _save(figure, path)
+
+
+def feature_importance(explanation: Explanation, model: str, path: Path, top: int = 15) -> Path:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
+    shap_top = explanation.shap_mean_abs.head(top).iloc[::-1]
+    left.barh(shap_top["feature"], shap_top["mean_abs_shap"], color="#1f77b4")
+    left.set_xlabel("mean |SHAP| (log-odds)")
+    left.set_title(f"Top {top} features by SHAP ({model})")
+    permutation = explanation.permutation.head(top).iloc[::-1]
+    right.barh(permutation["feature"], permutation["importance"], xerr=permutation["std"], color="#ff7f0e")
+    right.set_xlabel("drop in holdout ROC-AUC when shuffled")
+    right.set_title(f"Top {top} input columns by permutation importance")
+    for axis in (left, right):
+        axis.tick_params(axis="y", labelsize=8)
+    return _save(figure, path)
+
+
+def model_comparison(leaderboard: Leaderboard, path: Path) -> Path:
+    rows = pd.DataFrame(leaderboard.rows())
+    metrics = [("cv_roc_auc", "CV ROC-AUC"), ("test_roc_auc", "holdout ROC-AUC"),
+               ("cv_pr_auc", "CV PR-AUC"), ("test_pr_auc", "holdout PR-AUC")]
+    figure, axis = plt.subplots(figsize=(9, 4.8))
+    width = 0.8 / len(metrics)
+    positions = np.arange(len(rows))
+    for k, (column, label) in enumerate(metrics):
+        bars = axis.bar(positions + (k - 1.5) * width, rows[column], width, label=label, color=COLOURS[k])
+        axis.bar_label(bars, fmt="%.3f", fontsize=7, rotation=90, padding=2)
+    axis.set_xticks(positions, [f"#{r} {m}" for r, m in zip(rows["rank"], rows["model"])])
+    axis.set_ylim(0, 1.12)
+    axis.set_ylabel("score")
+    axis.set_title("Model comparison (ranked by the selection rule)")
+    axis.legend(ncol=4, fontsize=8, loc="upper center")
+    return _save(figure, path)
+
+
+def cost_vs_threshold(leaderboard: Leaderboard, train_target: pd.Series, spec: DatasetSpec, path: Path) -> Path:
+    winner = leaderboard.winner
+    curve = cost_curve(train_target, winner.oof_probability, spec.costs)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot(GRID, curve / 1000, color="#1f77b4", label=f"{winner.name} (out-of-fold)")
+    axis.axvline(winner.oof_threshold, color="#2ca02c", linestyle="--",
+                 label=f"tuned {winner.oof_threshold:.3f}: ${winner.oof_expected_cost:,.0f}")
+    axis.axvline(0.5, color="#d62728", linestyle=":", label=f"0.5: ${winner.oof_cost_at_0_5:,.0f}")
+    axis.set_xlabel("decision threshold (act when probability ≥ threshold)")
+    axis.set_ylabel("expected cost on training rows, $ thousands")
+    axis.set_title(f"Cost vs threshold (FN ${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
+                   f"TP ${spec.costs.true_positive:,.0f})")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def calibration(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for colour, result in zip(COLOURS, leaderboard.results):
+        observed, predicted = calibration_curve(holdout_target, result.holdout_probability, n_bins=10,
+                                                strategy="quantile")
+        axis.plot(predicted, observed, marker="o", markersize=3, color=colour,
+                  label=f"{result.name} (ECE {result.holdout_metrics['calibration_error']:.3f})")
+    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
+    axis.set_xlabel("predicted probability")
+    axis.set_ylabel("observed positive rate")
+    axis.set_title("Calibration on the holdout")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
