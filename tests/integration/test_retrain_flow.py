@@ -61,7 +61,14 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     model = joblib.load(summary["model_path"])
     assert len(metadata["feature_names"]) == model[-1].n_features_in_
     assert list(model.feature_names_in_) == load_spec_for(dataset).input_columns
-    assert summary["holdout"]["roc_auc"] > 0.7
+    assert len(summary["leaderboard"]) == 4 and summary["leaderboard"][0]["model"] == summary["winner"]["model"]
+    assert set(summary["winner"]) == {"model", "cv_roc_auc", "test_roc_auc", "test_pr_auc", "threshold",
+                                      "expected_cost", "expected_cost_at_0_5"}
+    assert summary["winner"]["test_roc_auc"] > 0.7
+    assert metadata["threshold"] == summary["winner"]["threshold"] and metadata["cv_metrics"]["roc_auc"]["std"] > 0
+    report = Path(summary["report"]).read_text()
+    assert report.count("data:image/png;base64,") == 8 and "src='http" not in report
+    assert (run_dir / "report.md").is_file() and (run_dir / "leaderboard.csv").is_file()
 
 
 def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
@@ -71,7 +78,8 @@ def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
     assert summary["rows_clean"] == 7043 and summary["holdout_month"] is None
     cleaning = json.loads((Path(summary["report_dir"]) / "metadata.json").read_text())["cleaning"]
     assert cleaning["values_repaired"]["blank_to_missing"] == {"total_charges": 11}
-    assert summary["holdout"]["roc_auc"] > 0.82
+    assert summary["winner"]["test_roc_auc"] >= 0.84
+    assert summary["winner"]["expected_cost"] <= summary["winner"]["expected_cost_at_0_5"]
 
 
 def test_cli_prints_json_last_for_security(monthly_batches, artifacts):

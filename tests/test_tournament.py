@@ -1,0 +1,121 @@
+"""The tournament: no leakage from the holdout, reproducible, and cost-tuned thresholds that never lose."""
+
+import numpy as np
+import pytest
+
+from tasks.clean import clean_frame
+from tasks.explain import explain_records, shap_values
+from tasks.features import feature_names
+from tasks.spec import NumericColumn
+from tasks.split import split_train_holdout
+from tasks.threshold import GRID, cost_curve, tune_threshold
+from tasks.metrics import expected_cost
+from tasks.tournament import evaluate_candidate, select_winner
+
+CANARY = "leakage_canary"
+
+
+@pytest.fixture(scope="module")
+def small_spec(churn_spec):
+    """The churn spec with 3 folds, for speed."""
+    return churn_spec.model_copy(update={"tournament": churn_spec.tournament.model_copy(update={"cv_folds": 3})})
+
+
+@pytest.fixture(scope="module")
+def split(churn_batch, small_spec):
+    frame = clean_frame(churn_batch, small_spec).frame
+    return split_train_holdout.fn(frame, small_spec, None)
+
+
+@pytest.fixture(scope="module")
+def results(split, small_spec):
+    return [evaluate_candidate.fn(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
+
+
+def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
+    """Check with a canary column, huge on holdout rows only, that no fit ever saw a holdout row,
+    and that the threshold and CV results ignore the holdout's labels entirely."""
+    numeric = {**small_spec.columns.numeric, CANARY: NumericColumn(min=0, max=1e12)}
+    spec = small_spec.model_copy(update={"columns": small_spec.columns.model_copy(update={"numeric": numeric})})
+    split.train[CANARY] = 0.0
+    split.holdout[CANARY] = 1e9
+    try:
+        candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
+        result = evaluate_candidate.fn(candidate, split, spec)
+        numeric_steps = result.pipeline.named_steps["columns"].named_transformers_["numeric"]
+        position = list(numeric_steps.feature_names_in_).index(CANARY)
+        assert numeric_steps.named_steps["impute"].statistics_[position] == 0.0
+        assert numeric_steps.named_steps["scale"].mean_[position] == 0.0
+        assert len(result.oof_probability) == len(split.train)
+
+        shuffled = split.holdout.copy()
+        shuffled[spec.target.column] = np.random.default_rng(0).permutation(shuffled[spec.target.column].to_numpy())
+        again = evaluate_candidate.fn(candidate, type(split)(split.train, shuffled, split.strategy, None), spec)
+        assert again.oof_threshold == result.oof_threshold
+        assert {k: v for k, v in again.cv.items() if k != "fit_seconds"} == {k: v for k, v in result.cv.items() if k != "fit_seconds"}
+        np.testing.assert_array_equal(again.oof_probability, result.oof_probability)
+    finally:
+        split.train.drop(columns=[CANARY], inplace=True)
+        split.holdout.drop(columns=[CANARY], inplace=True)
+
+
+def test_same_seed_same_leaderboard(split, small_spec, results):
+    """Check that the same input and seed give an identical leaderboard."""
+    again = [evaluate_candidate.fn(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
+
+    def scores(board):
+        return [{k: v for k, v in row.items() if k != "fit_seconds"} for row in board.rows()]
+
+    assert scores(select_winner.fn(results, small_spec)) == scores(select_winner.fn(again, small_spec))
+
+
+def test_tuned_threshold_never_costs_more_than_half(results):
+    """Check on every candidate's out-of-fold predictions that the tuned threshold beats or ties 0.5."""
+    for result in results:
+        assert result.oof_expected_cost <= result.oof_cost_at_0_5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tune_threshold_is_the_minimum_of_the_cost_curve(seed, churn_spec):
+    """Check the vectorised cost curve against a direct count, and that tuning picks its minimum."""
+    rng = np.random.default_rng(seed)
+    target = rng.random(400) < 0.25
+    probability = np.clip(target * 0.3 + rng.random(400) * 0.7, 0, 1)
+    curve = cost_curve(target, probability, churn_spec.costs)
+    for threshold in (0.0, 0.2, 0.5, 0.77, 1.0):
+        index = int(np.flatnonzero(GRID == threshold)[0])
+        assert curve[index] == expected_cost(target, probability, threshold, churn_spec.costs)
+    choice = tune_threshold(target, probability, churn_spec.costs)
+    assert choice.expected_cost == curve.min() <= choice.cost_at_0_5
+
+
+def test_selection_follows_the_rule(results, small_spec):
+    """Check the winner has the lowest out-of-fold cost and the ranking is sorted by it."""
+    board = select_winner.fn(results, small_spec)
+    costs = [result.oof_expected_cost for result in board.results]
+    assert costs == sorted(costs) and board.winner.oof_expected_cost == min(costs)
+    assert "out-of-fold" in board.rule
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"])
+def test_explain_one_record_for_every_candidate_type(results, split, small_spec, estimator):
+    """Check top-k signed contributions with readable names, for every model type that can win."""
+    result = next(r for r in results if r.estimator == estimator)
+    features = split.holdout[small_spec.input_columns]
+    explanation = explain_records(result.pipeline, features.head(2), top_k=4, background=features)
+    names = set(feature_names(result.pipeline))
+    for record in explanation:
+        assert len(record) == 4 and {item["feature"] for item in record} <= names
+        magnitudes = [abs(item["contribution"]) for item in record]
+        assert magnitudes == sorted(magnitudes, reverse=True) and magnitudes[0] > 0
+
+
+def test_lightgbm_contributions_add_up_to_its_score(results, split, small_spec):
+    """Check SHAP additivity for LightGBM: contributions + expected value = the raw log-odds score."""
+    result = next(r for r in results if r.estimator == "lightgbm")
+    features = split.holdout[small_spec.input_columns].head(20)
+    contributions = shap_values(result.pipeline, features)
+    encoded = result.pipeline[:-1].transform(features)
+    full = result.pipeline[-1].booster_.predict(encoded, pred_contrib=True)
+    raw = result.pipeline[-1].booster_.predict(encoded, raw_score=True)
+    np.testing.assert_allclose(contributions.sum(axis=1) + full[:, -1], raw, rtol=1e-6, atol=1e-8)
