@@ -123,9 +123,9 @@ def model_comparison(leaderboard: Leaderboard, path: Path) -> Path:
     return _save(figure, path)
 
 
-def cost_vs_threshold(leaderboard: Leaderboard, train_target: pd.Series, spec: DatasetSpec, path: Path) -> Path:
+def cost_vs_threshold(leaderboard: Leaderboard, spec: DatasetSpec, path: Path) -> Path:
     winner = leaderboard.winner
-    curve = cost_curve(train_target, winner.oof_probability, spec.costs)
+    curve = cost_curve(winner.oof_target, winner.oof_probability, spec.costs)
     figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.plot(GRID, curve / 1000, color="#1f77b4", label=f"{winner.name} (out-of-fold)")
     axis.axvline(winner.oof_threshold, color="#2ca02c", linestyle="--",

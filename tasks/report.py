@@ -78,7 +78,7 @@ def _make_plots(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboa
         "Model comparison": plots.model_comparison(leaderboard, folder / "comparison.png"),
         "ROC curves": plots.roc_curves(leaderboard, holdout_target, folder / "roc.png"),
         "Precision-recall curves": plots.pr_curves(leaderboard, holdout_target, folder / "pr.png"),
-        "Cost vs threshold": plots.cost_vs_threshold(leaderboard, train_target, spec, folder / "cost_threshold.png"),
+        "Cost vs threshold": plots.cost_vs_threshold(leaderboard, spec, folder / "cost_threshold.png"),
         "Confusion matrix at the tuned threshold": plots.confusion_heatmap(
             winner.holdout_metrics["at_threshold"], spec, winner.name, folder / "confusion.png"),
         "Calibration": plots.calibration(leaderboard, holdout_target, folder / "calibration.png"),

@@ -153,6 +153,9 @@ def default_candidates() -> list[Candidate]:
 
 class Tournament(_Strict):
     cv_folds: int = Field(default=5, ge=2, le=20)
+    cv_max_rows: int = Field(default=200_000, ge=1000,
+                             description="cross-validate on a seeded stratified sample of at most this many "
+                                         "training rows; the final fit always uses them all")
     candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
     anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
 

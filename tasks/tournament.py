@@ -1,8 +1,8 @@
 """Model tournament: every candidate is the same preprocessing Pipeline + its estimator.
 
 Each candidate is one Prefect task run (so a Dask task runner can spread them over machines):
-stratified k-fold cross-validation on the training split only, giving per-fold metrics and
-out-of-fold probabilities; then one fit on the whole training split and one scoring of the
+stratified k-fold cross-validation on the training split only (on a seeded stratified sample of
+``cv_max_rows`` when the split is larger), giving per-fold metrics and out-of-fold probabilities; then one fit on the whole training split and one scoring of the
 holdout. Selection and threshold tuning read only the out-of-fold predictions.
 """
 
@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from tasks.features import build_pipeline
@@ -62,6 +62,7 @@ class CandidateResult:
     estimator: str
     params: dict
     fold_metrics: list[dict]
+    oof_target: np.ndarray
     oof_probability: np.ndarray
     oof_threshold: float
     oof_expected_cost: float
@@ -87,6 +88,19 @@ class CandidateResult:
         }
 
 
+def cv_rows(target: pd.Series, spec: DatasetSpec) -> np.ndarray:
+    """Positions of the training rows cross-validation uses: all, or a seeded stratified sample.
+
+    Every candidate gets the same rows, so the comparison stays fair; the final fit uses all rows.
+    """
+    positions = np.arange(len(target))
+    limit = spec.tournament.cv_max_rows
+    if len(target) <= limit:
+        return positions
+    sample, _ = train_test_split(positions, train_size=limit, stratify=target, random_state=spec.split.seed)
+    return np.sort(sample)
+
+
 def cv_folds(target: pd.Series, spec: DatasetSpec) -> list[tuple[np.ndarray, np.ndarray]]:
     """The shared splitter: every candidate sees exactly the same folds."""
     splitter = StratifiedKFold(n_splits=spec.tournament.cv_folds, shuffle=True, random_state=spec.split.seed)
@@ -96,7 +110,9 @@ def cv_folds(target: pd.Series, spec: DatasetSpec) -> list[tuple[np.ndarray, np.
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}")
 def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     """k-fold CV on the training split, then one fit on all of it and one look at the holdout."""
-    features, target = features_and_target(split.train, spec)
+    all_features, all_target = features_and_target(split.train, spec)
+    sample = cv_rows(all_target, spec)
+    features, target = all_features.iloc[sample], all_target.iloc[sample]
     oof = np.zeros(len(target))
     fold_metrics = []
     for fold, (fit_rows, check_rows) in enumerate(cv_folds(target, spec), start=1):
@@ -110,7 +126,7 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
     tuned = tune_threshold(target, oof, spec.costs)
 
     started = time.perf_counter()
-    final = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
+    final = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(all_features, all_target)
     fit_seconds = time.perf_counter() - started
     holdout_features, holdout_target = features_and_target(split.holdout, spec)
     holdout_probability = final.predict_proba(holdout_features)[:, 1]
@@ -126,7 +142,7 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
           f"OOF cost ${tuned.expected_cost:,.0f} at {tuned.threshold:.3f}, holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}")
     return CandidateResult(
         name=candidate.name, estimator=candidate.estimator, params=dict(candidate.params), fold_metrics=fold_metrics,
-        oof_probability=oof, oof_threshold=tuned.threshold, oof_expected_cost=tuned.expected_cost,
+        oof_target=target.to_numpy(), oof_probability=oof, oof_threshold=tuned.threshold, oof_expected_cost=tuned.expected_cost,
         oof_cost_at_0_5=tuned.cost_at_0_5, pipeline=final, holdout_probability=holdout_probability,
         holdout_metrics=holdout_metrics, fit_seconds=fit_seconds, cv=cv,
     )

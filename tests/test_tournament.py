@@ -46,7 +46,7 @@ def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
         position = list(numeric_steps.feature_names_in_).index(CANARY)
         assert numeric_steps.named_steps["impute"].statistics_[position] == 0.0
         assert numeric_steps.named_steps["scale"].mean_[position] == 0.0
-        assert len(result.oof_probability) == len(split.train)
+        assert len(result.oof_probability) == len(split.train)  # small data: CV uses every training row
 
         shuffled = split.holdout.copy()
         shuffled[spec.target.column] = np.random.default_rng(0).permutation(shuffled[spec.target.column].to_numpy())
@@ -119,3 +119,20 @@ def test_lightgbm_contributions_add_up_to_its_score(results, split, small_spec):
     full = result.pipeline[-1].booster_.predict(encoded, pred_contrib=True)
     raw = result.pipeline[-1].booster_.predict(encoded, raw_score=True)
     np.testing.assert_allclose(contributions.sum(axis=1) + full[:, -1], raw, rtol=1e-6, atol=1e-8)
+
+
+def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_spec):
+    """Check that above cv_max_rows CV uses a stratified sample (the same for every candidate),
+    while the final fit still sees every training row."""
+    spec = small_spec.model_copy(update={"tournament": small_spec.tournament.model_copy(update={"cv_max_rows": 1000})})
+    train = split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
+    train[spec.id_column] = [f"id-{i}" for i in range(len(train))]
+    big = type(split)(train, split.holdout, split.strategy, None)
+    results = [evaluate_candidate.fn(c, big, spec) for c in spec.tournament.candidates
+               if c.estimator in ("logistic_regression", "lightgbm")]
+    assert [len(r.oof_target) for r in results] == [1000, 1000]
+    np.testing.assert_array_equal(results[0].oof_target, results[1].oof_target)
+    assert abs(results[0].oof_target.mean() - train[spec.target.column].mean()) < 0.01
+    for result in results:
+        scaler = result.pipeline.named_steps["columns"].named_transformers_["numeric"].named_steps["scale"]
+        assert scaler.n_samples_seen_ == 1500
