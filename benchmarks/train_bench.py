@@ -62,7 +62,7 @@ def main() -> int:
 
             print(f"generating a {args.rows:,}-row churn batch …", flush=True)
             path = Path(scratch) / "churn_big.csv"
-            make_batch("churn", "2026-01", 0, 12, args.rows, seed=11).to_csv(path, index=False)
+            make_batch("churn", "2026-01", 0, 12, args.rows, seed=11, jitter=False).to_csv(path, index=False)
             cases.append((f"churn {args.rows:,} rows", ["--dataset", "churn", "--data", str(path)]))
         print(f"{'case':<28} {'rows in':>10} {'wall':>9} {'peak RSS':>9}  winner (holdout ROC-AUC)")
         for label, arguments in cases:

@@ -321,11 +321,15 @@ def inject_defects(
 
 
 def make_batch(dataset: str, month: str, month_index: int, months: int, rows: int,
-               seed: int, defects: Defects = Defects()) -> pd.DataFrame:
-    """One raw monthly batch, reproducible from (seed, dataset, month)."""
+               seed: int, defects: Defects = Defects(), jitter: bool = True) -> pd.DataFrame:
+    """One raw monthly batch, reproducible from (seed, dataset, month).
+
+    Months vary in size by ±5 % unless ``jitter`` is off (benchmarks want exact sizes); duplicated
+    rows come on top.
+    """
     rng = np.random.default_rng([seed, month_index, 0 if dataset == "churn" else 1])
     drift = month_index / max(months - 1, 1)
-    size = int(rows * rng.uniform(0.95, 1.05))
+    size = int(rows * rng.uniform(0.95, 1.05)) if jitter else rows
     if dataset == "churn":
         frame = _churn_rows(rng, size, drift)
         frame = inject_defects(frame, CHURN_DEFECTS, rng, defects)
