@@ -18,9 +18,9 @@ from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.clean import clean
+from tasks.explain import explain
 from tasks.ingest import ingest
 from tasks.quality import quality_gate
-from tasks.explain import explain
 from tasks.report import write_report
 from tasks.run import start_run
 from tasks.settings import Settings
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", default=None, help="holdout month YYYY-MM (default: the latest batch)")
     parser.add_argument("--data", default=None, help="a CSV/Parquet file or a folder of monthly batches")
     parser.add_argument("--spec", default=None, help="a spec YAML file (instead of --dataset)")
-    parser.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
-                        help="where tournament candidates run (default: local threads)")
+    parser.add_argument("--task-runner", choices=["threads", "dask"], default=Settings().task_runner,
+                        help="where tournament candidates run (default: TOLLGATE_TASK_RUNNER, else threads)")
     args = parser.parse_args(argv)
     dataset = args.dataset or (None if args.spec else "churn")
     label = dataset or Path(args.spec).stem

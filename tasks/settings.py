@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +17,7 @@ class Settings(BaseSettings):
     raw_data_dir: Path = PROJECT_ROOT / "data" / "raw"
     expectations_dir: Path = PROJECT_ROOT / "expectations"
     artifacts_dir: Path = PROJECT_ROOT / "artifacts"
+    task_runner: Literal["threads", "dask"] = "threads"
 
     def dataset_artifacts(self, dataset: str) -> Path:
         return self.artifacts_dir / dataset
