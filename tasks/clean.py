@@ -126,7 +126,8 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
         blank = stripped.map(lambda v: isinstance(v, str) and v == "")
         report.count("whitespace_trimmed", column, (padded & ~blank).sum())
         report.count("blank_to_missing", column, blank.sum())
-        cleaned[column] = stripped.mask(blank, np.nan)
+        # One spelling of missing (NaN): the imputers treat None as a value, not as missing.
+        cleaned[column] = stripped.mask(blank | stripped.isna(), np.nan)
 
     for column, rule in spec.columns.numeric.items():
         if column not in cleaned:

@@ -30,12 +30,15 @@ from tasks.spec import (
 UNKNOWN_CATEGORY = "Unknown"
 
 
-def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+def _numbers(frame, column: str) -> np.ndarray:
+    return np.asarray(pd.to_numeric(frame[column], errors="coerce"), dtype=float)
 
 
-def derive(frame: pd.DataFrame, feature: FeatureDef) -> np.ndarray:
-    """The values of one derived feature; missing inputs give missing outputs."""
+def derive(frame, feature: FeatureDef) -> np.ndarray:
+    """The values of one derived feature; missing inputs give missing outputs.
+
+    ``frame`` is a DataFrame or a mapping of column → array (the service's single records).
+    """
     if isinstance(feature, RatioFeature):
         denominator = sum(_numbers(frame, c) for c in feature.denominator) + feature.offset
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -45,7 +48,7 @@ def derive(frame: pd.DataFrame, feature: FeatureDef) -> np.ndarray:
         values = _numbers(frame, feature.column)
         return np.log1p(np.where(values >= 0, values, np.nan))
     if isinstance(feature, CountEqualFeature):
-        return sum((frame[c] == feature.value).to_numpy(dtype=float) for c in feature.columns)
+        return sum(np.asarray(frame[c] == feature.value, dtype=float) for c in feature.columns)
     if isinstance(feature, BucketFeature):
         values = _numbers(frame, feature.column)
         index = np.searchsorted(np.asarray(feature.edges), values, side="right") - 1

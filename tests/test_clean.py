@@ -90,3 +90,11 @@ def test_single_request_without_target(churn_spec):
     assert cleaned.loc[0, "contract"] == "Two year" and cleaned.loc[0, "monthly_charges"] == 80.5
     with pytest.raises(KeyError, match="churn"):
         clean_frame(pd.DataFrame([record]), churn_spec)
+
+
+def test_missing_is_always_nan(churn_spec):
+    """Check that None, blanks and NaN all become NaN, which the model's imputers recognise."""
+    frame = pd.DataFrame([_record(customer_id="1", partner=None), _record(customer_id="2", partner="  "),
+                          _record(customer_id="3", partner=np.nan)])
+    partner = clean_frame(frame, churn_spec).frame["partner"]
+    assert partner.isna().all() and all(isinstance(v, float) for v in partner)

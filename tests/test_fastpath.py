@@ -1,0 +1,45 @@
+"""The single-record fast path scores exactly like the sklearn Pipeline."""
+
+import numpy as np
+import pytest
+
+from tasks.clean import clean_frame
+from tasks.fastpath import FastScorer
+from tasks.features import build_pipeline
+from tasks.split import split_train_holdout
+from tasks.tournament import features_and_target, make_estimator
+
+
+def _fit(spec, batch, estimator):
+    frame = clean_frame(batch, spec).frame
+    split = split_train_holdout.fn(frame, spec, None)
+    candidate = next(c for c in spec.tournament.candidates if c.estimator == estimator)
+    features, target = features_and_target(split.train, spec)
+    pipeline = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
+    return pipeline, features_and_target(split.holdout, spec)[0]
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"])
+def test_fast_path_equals_pipeline_on_the_whole_holdout(churn_spec, churn_batch, estimator):
+    """Check, for every model type that can win, fast-path probabilities = Pipeline's to 1e-9."""
+    pipeline, holdout = _fit(churn_spec, churn_batch, estimator)
+    scorer = FastScorer.compile(pipeline)
+    fast = np.array([scorer.predict_proba(record) for record in holdout.to_dict(orient="records")])
+    np.testing.assert_allclose(fast, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_fast_path_with_the_anomaly_step(security_spec, security_batch):
+    """Check the security pipeline (IsolationForest score appended) on its whole holdout."""
+    pipeline, holdout = _fit(security_spec, security_batch, "lightgbm")
+    scorer = FastScorer.compile(pipeline)
+    fast = np.array([scorer.predict_proba(record) for record in holdout.to_dict(orient="records")])
+    np.testing.assert_allclose(fast, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_unknown_and_missing_values(churn_spec, churn_batch):
+    """Check that unseen categories and missing values score as the Pipeline scores them."""
+    pipeline, holdout = _fit(churn_spec, churn_batch, "lightgbm")
+    scorer = FastScorer.compile(pipeline)
+    odd = holdout.head(5).assign(contract="Ten year", monthly_charges=np.nan, payment_method=np.nan)
+    fast = [scorer.predict_proba(record) for record in odd.to_dict(orient="records")]
+    np.testing.assert_allclose(fast, pipeline.predict_proba(odd)[:, 1], rtol=0, atol=1e-9)
