@@ -75,7 +75,7 @@ def explain(leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame
                                  "std": result.importances_std})
                    .sort_values("importance", ascending=False).reset_index(drop=True))
 
-    background = features_and_target(train, spec)[0].sample(min(500, len(train)), random_state=spec.split.seed)
+    background = train.sample(min(500, len(train)), random_state=spec.split.seed)[spec.input_columns]
     shap_rows = features.head(SHAP_ROWS)
     values = shap_values(pipeline, shap_rows, background)
     shap_mean_abs = (pd.DataFrame({"feature": feature_names(pipeline), "mean_abs_shap": np.abs(values).mean(axis=0)})

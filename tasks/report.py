@@ -31,7 +31,7 @@ from tasks.quality import QualityResult, markdown_table
 from tasks.run import RunPaths, artifact_key, write_json_atomic
 from tasks.spec import DatasetSpec
 from tasks.split import TrainHoldout
-from tasks.tournament import Leaderboard, features_and_target
+from tasks.tournament import Leaderboard
 
 WELL_CALIBRATED_ECE = 0.05
 
@@ -70,8 +70,8 @@ def _make_plots(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboa
                 explanation: Explanation) -> dict[str, Path]:
     folder = run.dir / "plots"
     folder.mkdir(exist_ok=True)
-    train_target = features_and_target(split.train, spec)[1]
-    holdout_target = features_and_target(split.holdout, spec)[1]
+    train_target = split.train[spec.target.column]
+    holdout_target = split.holdout[spec.target.column]
     winner = leaderboard.winner
     return {
         "Target distribution": plots.target_distribution(train_target, holdout_target, spec, folder / "target.png"),
