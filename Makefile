@@ -6,6 +6,7 @@ DATASET ?= churn
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export GX_ANALYTICS_ENABLED := false
+export BENTOML_DO_NOT_TRACK := true
 
 .PHONY: run test install data security telco clean-artifacts
 

@@ -1,4 +1,4 @@
-"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report.
+"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report → package.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -20,6 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.clean import clean
 from tasks.explain import explain
 from tasks.ingest import ingest
+from tasks.package import package_model
 from tasks.quality import quality_gate
 from tasks.report import write_report
 from tasks.run import start_run
@@ -43,7 +44,8 @@ def retrain(dataset: str | None = "churn", month: str | None = None, data: str |
     candidates = evaluate_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
     leaderboard = select_winner(candidates.result(), dataset_spec)
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
-    return write_report(run, dataset_spec, raw, quality, cleaned.report, split, leaderboard, explanation)
+    summary = write_report(run, dataset_spec, raw, quality, cleaned.report, split, leaderboard, explanation)
+    return package_model(run, dataset_spec, split, leaderboard, explanation.background, summary)
 
 
 def task_runner(name: str):

@@ -31,6 +31,8 @@ class FastScorer:
     categorical: list[str]
     offsets: list[dict[str, int]]
     width: int
+    inputs_numeric: list[str]
+    inputs_categorical: list[str]
 
     @classmethod
     def compile(cls, pipeline: Pipeline) -> "FastScorer":
@@ -45,6 +47,7 @@ class FastScorer:
             offsets.append({str(value): start + i for i, value in enumerate(categories)})
             start += len(categories)
         scaler = numeric_steps.named_steps["scale"]
+        derived = {feature.name for feature in pipeline.named_steps["features"].features}
         return cls(
             pipeline=pipeline,
             numeric=numeric,
@@ -54,11 +57,14 @@ class FastScorer:
             categorical=categorical,
             offsets=offsets,
             width=start,
+            inputs_numeric=[column for column in numeric if column not in derived],
+            inputs_categorical=[column for column in categorical if column not in derived],
         )
 
     def encode(self, record: dict) -> np.ndarray:
         """The model's input row for one cleaned record, without pandas."""
-        values = {column: np.asarray([value], dtype=object) for column, value in record.items()}
+        values = {column: np.array([_as_float(record.get(column))]) for column in self.inputs_numeric}
+        values.update({column: np.array([record.get(column)], dtype=object) for column in self.inputs_categorical})
         for feature in self.pipeline.named_steps["features"].features:
             values[feature.name] = derive(values, feature)
         row = np.zeros((1, self.width))
@@ -74,6 +80,10 @@ class FastScorer:
         if "anomaly" in self.pipeline.named_steps:
             row = self.pipeline.named_steps["anomaly"].transform(row)
         return row
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(name) for name in self.pipeline[:-1].get_feature_names_out()]
 
     def predict_proba(self, record: dict) -> float:
         """Probability of the positive class for one cleaned record."""

@@ -31,7 +31,10 @@ UNKNOWN_CATEGORY = "Unknown"
 
 
 def _numbers(frame, column: str) -> np.ndarray:
-    return np.asarray(pd.to_numeric(frame[column], errors="coerce"), dtype=float)
+    values = frame[column]
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values  # already parsed (the service's cleaned records)
+    return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=float)
 
 
 def derive(frame, feature: FeatureDef) -> np.ndarray:

@@ -19,5 +19,15 @@ class Settings(BaseSettings):
     artifacts_dir: Path = PROJECT_ROOT / "artifacts"
     task_runner: Literal["threads", "dask"] = "threads"
 
+    # The service (``bentoml serve service.service:Tollgate``)
+    dataset: str = "churn"
+    model_tag: str | None = None  # serve this BentoML model tag instead of the dataset's newest
+    api_key: str | None = None  # when set, predict/explain/metadata need it (health and metrics stay open)
+    workers: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    prediction_log_dir: Path | None = None  # default: artifacts/<dataset>/predictions
+    prediction_log_max_bytes: int = 50 * 1024 * 1024
+    prediction_log_backups: int = 10
+
     def dataset_artifacts(self, dataset: str) -> Path:
         return self.artifacts_dir / dataset

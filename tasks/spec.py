@@ -173,6 +173,22 @@ class Quality(_Strict):
     segment_columns: list[str] = Field(default_factory=list)
 
 
+class Recommendations(_Strict):
+    high: str = "Act now: the model is more sure than not."
+    medium: str = "Act: above the cost-tuned threshold."
+    low: str = "No action needed."
+
+
+class Serving(_Strict):
+    """How the service turns a probability into words for the person on the other end."""
+
+    high_risk_probability: float = Field(default=0.5, gt=0, lt=1,
+                                         description="High at or above this (and the threshold); "
+                                                     "Medium from the threshold up; Low below it")
+    recommendations: Recommendations = Field(default_factory=Recommendations)
+    explain_top_k: int = Field(default=5, ge=1, le=50)
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str = ""
@@ -186,6 +202,7 @@ class DatasetSpec(_Strict):
     features: list[FeatureDef] = Field(default_factory=list)
     tournament: Tournament = Field(default_factory=Tournament)
     quality: Quality = Field(default_factory=Quality)
+    serving: Serving = Field(default_factory=Serving)
     raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
     source_path: Path | None = Field(default=None, exclude=True)
     content_sha256: str = Field(default="", exclude=True)

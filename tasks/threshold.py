@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.spec import Costs
+from tasks.spec import Costs, DatasetSpec
 
 GRID = np.round(np.linspace(0.0, 1.0, 1001), 4)
 
@@ -36,3 +36,26 @@ def tune_threshold(y_true, probability, costs: Costs) -> ThresholdChoice:
     best = int(np.argmin(curve))
     at_half = float(curve[int(np.flatnonzero(GRID == 0.5)[0])])
     return ThresholdChoice(threshold=float(GRID[best]), expected_cost=float(curve[best]), cost_at_0_5=at_half)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the service answers for one probability: the label, how risky, and what to do."""
+
+    prediction: str | int
+    act: bool
+    risk_level: str
+    recommendation: str
+
+
+def decide(probability: float, threshold: float, spec: DatasetSpec) -> Decision:
+    """Act at or above the cost-tuned threshold; 'High' also needs the spec's high-risk probability."""
+    act = probability >= threshold
+    if act and probability >= spec.serving.high_risk_probability:
+        level, advice = "High", spec.serving.recommendations.high
+    elif act:
+        level, advice = "Medium", spec.serving.recommendations.medium
+    else:
+        level, advice = "Low", spec.serving.recommendations.low
+    label = spec.target.positive if act else spec.target.negative
+    return Decision(prediction=label, act=act, risk_level=level, recommendation=advice)

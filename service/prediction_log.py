@@ -1,0 +1,37 @@
+"""The prediction log: every prediction as one JSON line, for monitoring; files rotate by size.
+
+Each worker process writes its own file (``predictions-w<N>.jsonl``, rotated to ``.1``, ``.2``, …)
+so rotation never races between processes; the monitoring flow reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+
+class PredictionLog:
+    def __init__(self, directory: Path, worker: int = 1, max_bytes: int = 50 * 1024 * 1024, backups: int = 10):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"predictions-w{worker}.jsonl"
+        self._logger = logging.getLogger(f"tollgate.predictions.{directory}.{worker}")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        if not self._logger.handlers:
+            handler = RotatingFileHandler(self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._logger.addHandler(handler)
+
+    def write(self, entries: list[dict]) -> None:
+        for entry in entries:
+            self._logger.info(json.dumps(entry, default=_plain))
+
+
+def _plain(value):
+    """numpy numbers and the like as JSON numbers/strings."""
+    try:
+        return value.item()
+    except AttributeError:
+        return str(value)

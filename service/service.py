@@ -1,0 +1,204 @@
+"""Tollgate's prediction service: one BentoML service class, the dataset chosen by ``TOLLGATE_DATASET``.
+
+    TOLLGATE_DATASET=churn bentoml serve service.service:Tollgate      # from the repo root
+
+Thin by design: validate (the request model is generated from the model's own spec) → clean (the
+same rules as training, ``clean_record``) → score (the fast path for one record, the Pipeline for
+batches) → decide (the cost-tuned threshold) → log (one JSON line per prediction).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Literal
+
+import bentoml
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service.guard import RequestGuard
+from service.prediction_log import PredictionLog
+from tasks.clean import clean_frame, clean_record
+from tasks.explain import Explainer
+from tasks.fastpath import FastScorer
+from tasks.package import champion_tag, load_packaged_model, read_serving_record, verify_checksums
+from tasks.schema import record_model
+from tasks.settings import Settings
+from tasks.spec import DatasetSpec
+from tasks.threshold import decide
+
+
+def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
+    """The model this service serves and the spec it was trained with (read from the store)."""
+    settings = Settings()
+    tag = champion_tag(settings.dataset, settings)
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise RuntimeError(f"no model '{tag}' in the BentoML store; train one first "
+                           f"(make run, or python -m flows.retrain --dataset {settings.dataset})") from None
+    verify_checksums(str(stored.tag))  # a tampered model stops `bentoml serve` here, before it listens
+    serving = read_serving_record(str(stored.tag))
+    return settings, str(stored.tag), DatasetSpec(**serving["spec"]), serving
+
+
+SETTINGS, MODEL_TAG, SPEC, MODEL_METADATA = _champion()
+Record = record_model(SPEC, MODEL_METADATA.get("input_schema", {}).get("example"))
+
+unknown_categories = bentoml.metrics.Counter(
+    name="tollgate_unknown_category_total",
+    documentation="Request values of a categorical field the model never saw (encoded as all zeros)",
+    labelnames=["dataset", "field"],
+)
+decisions = bentoml.metrics.Counter(
+    name="tollgate_decisions_total", documentation="Predictions by risk level",
+    labelnames=["dataset", "risk_level"],
+)
+
+
+class Prediction(BaseModel):
+    prediction: str | int = Field(description="the label acted on: the positive label at or above the threshold")
+    probability: float = Field(description="probability of the positive label")
+    threshold: float = Field(description="cost-tuned decision threshold")
+    risk_level: Literal["High", "Medium", "Low"]
+    recommendation: str
+    model_version: str
+
+
+class Contribution(BaseModel):
+    feature: str
+    contribution: float = Field(description="log-odds; positive pushes towards the positive label")
+
+
+class Explanation(Prediction):
+    contributions: list[Contribution]
+
+
+metadata_app = FastAPI(title="Tollgate metadata")
+
+
+# envs travel with a built bento, so `bentoml serve <bento>` and its container serve this very model.
+@bentoml.service(name=f"tollgate-{SPEC.name}", traffic={"timeout": 60}, workers=SETTINGS.workers,
+                 envs=[{"name": "TOLLGATE_DATASET", "value": SPEC.name}, {"name": "TOLLGATE_MODEL_TAG", "value": MODEL_TAG}])
+@bentoml.asgi_app(metadata_app, path="/")
+class Tollgate:
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        # Refuses to start (ModelIntegrityError) if any model file changed since it was verified.
+        self.model = load_packaged_model(str(self.model_ref.tag))
+        self.spec = self.model.spec
+        self.scorer = FastScorer.compile(self.model.pipeline)
+        self.explainer = Explainer(self.model.pipeline, self.model.background)
+        log_dir = SETTINGS.prediction_log_dir or SETTINGS.dataset_artifacts(self.spec.name) / "predictions"
+        self.log = PredictionLog(log_dir, bentoml.server_context.worker_index or 1,
+                                 SETTINGS.prediction_log_max_bytes, SETTINGS.prediction_log_backups)
+        self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
+
+    def _decision(self, probability: float) -> dict:
+        decision = decide(probability, self.model.threshold, self.spec)
+        decisions.labels(dataset=self.spec.name, risk_level=decision.risk_level).inc()
+        return {"prediction": decision.prediction, "probability": probability, "threshold": self.model.threshold,
+                "risk_level": decision.risk_level, "recommendation": decision.recommendation,
+                "model_version": self.model.version}
+
+    def _count_unknown(self, cleaned: dict) -> None:
+        for column, known in self.known.items():
+            value = cleaned.get(column)
+            if isinstance(value, str) and value not in known:
+                unknown_categories.labels(dataset=self.spec.name, field=column).inc()
+
+    def _log(self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float) -> None:
+        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        ctx.response.headers["x-request-id"] = request_id
+        latency_ms = (time.perf_counter() - started) * 1000
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.log.write([{"time": now, "request_id": request_id, "endpoint": endpoint, "index": index,
+                         "model_version": self.model.version, "inputs": record,
+                         "probability": answer["probability"], "decision": answer["prediction"],
+                         "risk_level": answer["risk_level"], "latency_ms": round(latency_ms, 3)}
+                        for index, (record, answer) in enumerate(zip(inputs, answers))])
+
+    @bentoml.api(route="/predict")
+    async def predict(self, record: Record, /, ctx: bentoml.Context) -> Prediction:
+        """Score one record: the decision at the cost-tuned threshold, its risk level and what to do."""
+        started = time.perf_counter()
+        inputs = record.model_dump()
+        cleaned = clean_record(inputs, self.spec)
+        self._count_unknown(cleaned)
+        answer = self._decision(self.scorer.predict_proba(cleaned))
+        self._log(ctx, "predict", [inputs], [answer], started)
+        return Prediction(**answer)
+
+    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=20_000, max_latency_ms=2_000)
+    def predict_batch(self, records: list[Record], /, ctx: bentoml.Context) -> list[Prediction]:
+        """Score a JSON array of records at once (concurrent calls are batched together)."""
+        started = time.perf_counter()
+        inputs = [record.model_dump() for record in records]
+        if not inputs:
+            return []
+        frame = clean_frame(pd.DataFrame(inputs, columns=self.spec.input_columns), self.spec,
+                            require_target=False).frame
+        for column, known in self.known.items():
+            unknown = int((frame[column].notna() & ~frame[column].isin(known)).sum())
+            if unknown:
+                unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
+        probabilities = self.model.pipeline.predict_proba(frame)[:, 1]
+        answers = [self._decision(float(probability)) for probability in probabilities]
+        self._log(ctx, "predict_batch", inputs, answers, started)
+        return [Prediction(**answer) for answer in answers]
+
+    @bentoml.api(route="/explain")
+    def explain(self, record: Record, /, ctx: bentoml.Context) -> Explanation:
+        """Score one record and say which features pushed it up or down (SHAP, log-odds); ``?top_k=N``."""
+        started = time.perf_counter()
+        top_k = _top_k(ctx, self.spec.serving.explain_top_k)
+        inputs = record.model_dump()
+        cleaned = clean_record(inputs, self.spec)
+        self._count_unknown(cleaned)
+        answer = self._decision(self.scorer.predict_proba(cleaned))
+        frame = pd.DataFrame([{column: cleaned.get(column, np.nan) for column in self.spec.input_columns}])
+        contributions = self.explainer.top_contributions(frame, top_k)[0]
+        self._log(ctx, "explain", [inputs], [answer], started)
+        return Explanation(**answer, contributions=contributions)
+
+    @metadata_app.get("/metadata")
+    def metadata(self) -> dict:
+        """What is being served: version, metrics, threshold, costs and the request schema."""
+        info = self.model.metadata
+        return {
+            "dataset": self.spec.name,
+            "model_tag": self.model.tag,
+            "model_version": self.model.version,
+            "run_id": info.get("run_id"),
+            "algorithm": info.get("algorithm"),
+            "threshold": self.model.threshold,
+            "holdout_month": info.get("holdout_month"),
+            "holdout_metrics": info.get("holdout_metrics"),
+            "cv_roc_auc": info.get("cv_roc_auc"),
+            "input_sha256": info.get("input_sha256"),
+            "model_sha256": info.get("sha256", {}),
+            "costs": self.spec.costs.model_dump(),
+            "risk_levels": {"High": f"probability >= max(threshold, {self.spec.serving.high_risk_probability})",
+                            "Medium": "threshold <= probability < High", "Low": "probability < threshold"},
+            "feature_names": list(self.scorer.feature_names),
+            "input_schema": Record.model_json_schema(),
+        }
+
+
+def _top_k(ctx: bentoml.Context, default: int) -> int:
+    raw = ctx.request.query_params.get("top_k")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise ValidationError.from_exception_data("query", [InitErrorDetails(
+            type=PydanticCustomError("top_k", "top_k must be an integer from 1 to 50"), loc=("top_k",), input=raw)])
+    return int(raw)
+
+
+Tollgate.add_asgi_middleware(RequestGuard, api_key=SETTINGS.api_key, max_body_bytes=SETTINGS.max_body_bytes)

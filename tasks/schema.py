@@ -1,0 +1,87 @@
+"""The request schema for one record, generated from the spec: what the service accepts.
+
+Every problem in a record is reported at once, each naming its field and what was expected
+(``tenure_months must be an integer``), so a caller can fix a request in one go. Keys must all
+be present; ``null`` says a value is unknown and is imputed like a missing value in training.
+Categories the model never saw are accepted (the encoder ignores them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from tasks.spec import DatasetSpec, NumericColumn
+
+
+def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
+    """Every problem of one raw record as (field, error type, message); empty when it is valid."""
+    if not isinstance(data, dict):
+        return [("", "record_type", f"a record must be a JSON object with the fields {spec.input_columns}")]
+    problems = []
+    missing = [column for column in spec.input_columns if column not in data]
+    for column in missing:
+        problems.append((column, "missing", f"{column} is required (send null if it is unknown)"))
+    optional = {spec.id_column, *spec.columns.extra}
+    for column in data:
+        if column not in spec.input_columns and column not in optional:
+            problems.append((column, "extra_forbidden", f"{column} is not a field of a {spec.name} record"))
+    for column, rule in spec.columns.numeric.items():
+        if column in data and data[column] is not None:
+            problem = _number_problem(column, data[column], rule)
+            if problem:
+                problems.append((column, *problem))
+    for column in spec.columns.categorical:
+        value = data.get(column)
+        if value is not None and not isinstance(value, str):
+            problems.append((column, "string_type", f"{column} must be a string, e.g. {spec.columns.categorical[column][0]!r}"))
+    for column in optional:
+        value = data.get(column)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            problems.append((column, "string_type", f"{column} must be a string"))
+    return problems
+
+
+def _number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, str] | None:
+    kind = "an integer" if rule.integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ("int_type" if rule.integer else "float_type"), f"{column} must be {kind}"
+    if not math.isfinite(value):
+        return "finite_number", f"{column} must be a finite number"
+    if rule.integer and value % 1 != 0:
+        return "int_type", f"{column} must be an integer"
+    if rule.min is not None and value < rule.min:
+        return "greater_than_equal", f"{column} must be at least {rule.min:g}"
+    if rule.max is not None and value > rule.max:
+        return "less_than_equal", f"{column} must be at most {rule.max:g}"
+    return None
+
+
+def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseModel]:
+    """A pydantic model of one record (named e.g. ``ChurnRecord``) that reports every problem at once."""
+    title = f"{spec.name.replace('-', ' ').title().replace(' ', '')}Record"
+    fields: dict[str, Any] = {}
+    for column, rule in spec.columns.numeric.items():
+        kind = int if rule.integer else float
+        fields[column] = (kind | None, Field(..., ge=rule.min, le=rule.max))
+    for column, categories in spec.columns.categorical.items():
+        fields[column] = (str | None, Field(..., description=f"known values: {', '.join(categories)}; "
+                                                             "others are accepted and ignored by the encoder"))
+    for column in [spec.id_column, *spec.columns.extra]:
+        fields[column] = (str | int | None, Field(None, description="kept in the prediction log, not a feature"))
+
+    def check(cls, data: Any) -> Any:
+        problems = record_problems(data, spec)
+        if problems:
+            raise ValidationError.from_exception_data(title, [
+                InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,) if field else (), input=None)
+                for field, kind, message in problems])
+        return data
+
+    config = ConfigDict(extra="forbid", title=title,
+                        json_schema_extra={"example": example} if example else None)
+    return create_model(title, __config__=config, __validators__={"check_record": model_validator(mode="before")(check)},
+                        **fields)
