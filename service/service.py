@@ -9,14 +9,17 @@ batches) → decide (the cost-tuned threshold) → log (one JSON line per predic
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal
 
 import bentoml
 import numpy as np
 import pandas as pd
+import yaml
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -33,8 +36,19 @@ from tasks.spec import DatasetSpec
 from tasks.threshold import decide
 
 
+def _bento_envs() -> dict[str, str]:
+    """Inside a built bento (``<bento>/src/service/service.py``), the envs recorded at build time
+    name the model it was built for; ``bentoml serve <bento>`` does not export them itself."""
+    bento_yaml = Path(__file__).resolve().parents[2] / "bento.yaml"
+    if not bento_yaml.is_file():
+        return {}
+    return {entry["name"]: entry["value"] for entry in yaml.safe_load(bento_yaml.read_text()).get("envs") or []}
+
+
 def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
     """The model this service serves and the spec it was trained with (read from the store)."""
+    for name, value in _bento_envs().items():
+        os.environ.setdefault(name, value)
     settings = Settings()
     tag = champion_tag(settings.dataset, settings)
     try:

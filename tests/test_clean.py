@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import clean_frame, parse_numeric
+from tasks.clean import clean_frame, clean_record, parse_numeric
 
 
 def _record(**overrides) -> dict:
@@ -98,3 +98,34 @@ def test_missing_is_always_nan(churn_spec):
                           _record(customer_id="3", partner=np.nan)])
     partner = clean_frame(frame, churn_spec).frame["partner"]
     assert partner.isna().all() and all(isinstance(v, float) for v in partner)
+
+
+@pytest.mark.parametrize("dataset", ["churn", "security"])
+def test_clean_record_equals_clean_frame_row_by_row(dataset, churn_spec, security_spec, churn_batch, security_batch):
+    """Check the service's per-record cleaning gives exactly clean_frame's values on every row of a
+    defect-laden batch (text numbers, padding, odd casing, out-of-range values, blanks)."""
+    spec, batch = (churn_spec, churn_batch) if dataset == "churn" else (security_spec, security_batch)
+    raw = batch[spec.input_columns].astype(object)
+    expected = clean_frame(raw, spec, require_target=False).frame
+    for position, record in enumerate(raw.to_dict(orient="records")):
+        cleaned = clean_record(record, spec)
+        for column in spec.input_columns:
+            want, got = expected.at[position, column], cleaned[column]
+            assert (pd.isna(want) and pd.isna(got)) or want == got, (position, column, record[column], want, got)
+
+
+@pytest.mark.parametrize("column, value, expected", [
+    ("tenure_months", " 42 ", 42.0), ("total_charges", "1,200.5", 1200.5), ("total_charges", "$7", 7.0),
+    ("tenure_months", True, np.nan), ("tenure_months", "", np.nan), ("tenure_months", None, np.nan),
+    ("tenure_months", -3, np.nan), ("tenure_months", 12.5, np.nan), ("tenure_months", 121, np.nan)])
+def test_clean_record_numbers(churn_spec, column, value, expected):
+    """Check one request's numbers are repaired or made missing like a batch's (tenure: integer 0–120)."""
+    cleaned = clean_record(_record(**{column: value}), churn_spec)
+    np.testing.assert_equal(cleaned[column], expected)
+
+
+def test_clean_record_categories(churn_spec):
+    """Check case and padding are fixed to the spec's spelling and unknown categories are kept."""
+    cleaned = clean_record(_record(contract=" month-TO-month ", internet_service="Satellite", gender=" "), churn_spec)
+    assert cleaned["contract"] == "Month-to-month" and cleaned["internet_service"] == "Satellite"
+    assert np.isnan(cleaned["gender"])

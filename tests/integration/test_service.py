@@ -1,0 +1,368 @@
+"""The prediction service over HTTP: a real `bentoml serve` subprocess on a free loopback port.
+
+The models are trained by the real flow (in this process, on the session's Prefect API) into the
+session's own BentoML store; each server is started from the repo root exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.retrain import retrain
+from tasks.clean import clean_frame
+from tasks.settings import PROJECT_ROOT
+from tasks.spec import DatasetSpec, load_spec
+
+API_KEY = "s3cret-test-key"
+MAX_BODY_BYTES = 400_000
+LOG_MAX_BYTES = 40_000
+ANSWER_KEYS = {"prediction", "probability", "threshold", "risk_level", "recommendation", "model_version"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`bentoml serve` in a subprocess; stopped (SIGINT, then kill) when the test module ends."""
+
+    def __init__(self, target: str, env: dict[str, str], cwd: Path = PROJECT_ROOT, inherit_tollgate: bool = True):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = Path(env["TOLLGATE_PREDICTION_LOG_DIR"]).parent / f"serve-{self.port}.log"
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.output, "w")
+        base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=cwd, env={**base, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"bentoml serve exited {self.process.returncode}:\n{self.output.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"bentoml serve not ready after {timeout} s:\n{self.output.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def request_records(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+    """Cleaned rows as a client would send them: null for missing, integers as integers."""
+    records = []
+    for row in frame[spec.input_columns].to_dict(orient="records"):
+        record = {}
+        for column, value in row.items():
+            if pd.isna(value):
+                record[column] = None
+            elif column in spec.columns.numeric and spec.columns.numeric[column].integer:
+                record[column] = int(value)
+            elif column in spec.columns.numeric:
+                record[column] = float(value)
+            else:
+                record[column] = value
+        records.append(record)
+    return records
+
+
+@pytest.fixture(scope="module")
+def trained(monthly_batches, tmp_path_factory) -> dict[str, dict]:
+    """Both datasets trained and packaged by the real flow, with holdout rows to send."""
+    artifacts = tmp_path_factory.mktemp("service-artifacts")
+    models = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(artifacts))
+        for dataset in ("churn", "security"):
+            summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
+            spec = load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
+            raw = pd.read_csv(monthly_batches / dataset / f"{summary['holdout_month']}.csv", dtype=str,
+                              keep_default_na=False)
+            holdout = clean_frame(raw.rename(columns=spec.rename), spec).frame
+            models[dataset] = {"summary": summary, "spec": spec, "holdout": holdout,
+                               "records": request_records(holdout, spec),
+                               "pipeline": joblib.load(summary["model_path"])}
+    return models
+
+
+@pytest.fixture(scope="module")
+def churn_server(trained, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("churn-serve") / "predictions"
+    server = Server("service.service:Tollgate", {
+        "TOLLGATE_DATASET": "churn", "TOLLGATE_MODEL_TAG": trained["churn"]["summary"]["model_tag"],
+        "TOLLGATE_API_KEY": API_KEY, "TOLLGATE_PREDICTION_LOG_DIR": str(logs),
+        "TOLLGATE_PREDICTION_LOG_MAX_BYTES": str(LOG_MAX_BYTES), "TOLLGATE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)})
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(churn_server):
+    with httpx.Client(base_url=churn_server.url, headers={"X-API-Key": API_KEY}, timeout=60) as http:
+        yield http
+
+
+def test_predict_answers_like_the_pipeline(client, trained):
+    """Check /predict gives the Pipeline's probability (1e-9) and the decision at the tuned threshold."""
+    churn = trained["churn"]
+    expected = churn["pipeline"].predict_proba(churn["holdout"][churn["spec"].input_columns])[:, 1]
+    threshold = churn["summary"]["winner"]["threshold"]
+    for record, probability in list(zip(churn["records"], expected))[:40]:
+        response = client.post("/predict", json=record, headers={"X-Request-ID": "call-42"})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert set(answer) == ANSWER_KEYS and response.headers["x-request-id"] == "call-42"
+        assert abs(answer["probability"] - probability) < 1e-9
+        assert answer["threshold"] == threshold
+        assert answer["prediction"] == ("Yes" if probability >= threshold else "No")
+        level = "High" if probability >= max(threshold, 0.5) else "Medium" if probability >= threshold else "Low"
+        assert answer["risk_level"] == level and answer["recommendation"]
+        assert answer["model_version"] == churn["summary"]["model_tag"].split(":")[1]
+
+
+def test_predict_batch_scores_every_record_in_order(client, trained):
+    """Check /predict_batch returns one answer per record, in order, equal to the Pipeline's."""
+    churn = trained["churn"]
+    expected = churn["pipeline"].predict_proba(churn["holdout"][churn["spec"].input_columns])[:, 1]
+    response = client.post("/predict_batch", json=churn["records"])
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert len(answers) == len(churn["records"]) and set(answers[0]) == ANSWER_KEYS
+    np.testing.assert_allclose([a["probability"] for a in answers], expected, rtol=0, atol=1e-9)
+
+
+def test_concurrent_batches_are_batched_without_mixing_answers(client, trained):
+    """Check concurrent /predict_batch calls (adaptively batched together) each get their own answers."""
+    records = trained["churn"]["records"]
+    chunks = [records[i:i + 7] for i in range(0, 70, 7)]
+    results: dict[int, list] = {}
+
+    def call(index: int) -> None:
+        results[index] = client.post("/predict_batch", json=chunks[index]).json()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(chunks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    single = client.post("/predict_batch", json=records[:70]).json()
+    assert [a["probability"] for i in range(len(chunks)) for a in results[i]] == [a["probability"] for a in single]
+
+
+def test_explain_gives_signed_top_contributions(client, trained):
+    """Check /explain returns the prediction plus top-k signed contributions; ?top_k is honoured."""
+    record = trained["churn"]["records"][0]
+    answer = client.post("/explain", json=record).json()
+    assert ANSWER_KEYS <= set(answer) and len(answer["contributions"]) == 5
+    magnitudes = [abs(c["contribution"]) for c in answer["contributions"]]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert any(c["contribution"] < 0 for c in answer["contributions"]) or any(c["contribution"] > 0 for c in answer["contributions"])
+    assert len(client.post("/explain?top_k=3", json=record).json()["contributions"]) == 3
+    bad = client.post("/explain?top_k=zero", json=record)
+    assert bad.status_code == 400 and "top_k must be an integer" in bad.text
+
+
+def test_metadata_describes_the_served_model(client, trained):
+    """Check /metadata names the version, threshold, metrics, checksum and the request schema."""
+    churn = trained["churn"]
+    metadata = client.get("/metadata").json()
+    assert metadata["model_tag"] == churn["summary"]["model_tag"]
+    assert metadata["threshold"] == churn["summary"]["winner"]["threshold"]
+    assert metadata["model_sha256"]["model.joblib"] == churn["summary"]["model_sha256"]
+    assert metadata["holdout_metrics"]["roc_auc"] == pytest.approx(churn["summary"]["winner"]["test_roc_auc"], abs=1e-4)
+    assert set(metadata["input_schema"]["properties"]) >= set(churn["spec"].input_columns)
+    assert metadata["input_schema"]["properties"]["tenure_months"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 120}
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"contract": None}, "contract", "contract is required"),  # None here: the key is removed
+    ({"tenure_months": "twelve"}, "tenure_months", "tenure_months must be an integer"),
+    ({"tenure_months": 7.5}, "tenure_months", "tenure_months must be an integer"),
+    ({"tenure_months": -4}, "tenure_months", "tenure_months must be at least 0"),
+    ({"monthly_charges": "55"}, "monthly_charges", "monthly_charges must be a number"),
+    ({"gender": 1}, "gender", "gender must be a string"),
+    ({"promo": "x"}, "promo", "promo is not a field of a churn record"),
+])
+def test_bad_records_get_400_naming_the_field(client, trained, changes, field, message):
+    """Check each kind of bad record gets a 400 whose detail names the field and what was expected."""
+    record = {**trained["churn"]["records"][0], **changes}
+    record = {key: value for key, value in record.items() if not (key == "contract" and value is None)}
+    response = client.post("/predict", json=record)
+    assert response.status_code == 400
+    assert [(error["loc"], error["msg"][:len(message)]) for error in response.json()["detail"]] == [([field], message)]
+
+
+def test_every_missing_field_is_listed(client):
+    """Check an empty object lists every one of the spec's fields as missing, in one response."""
+    response = client.post("/predict", json={})
+    assert response.status_code == 400
+    missing = {error["loc"][0] for error in response.json()["detail"] if error["type"] == "missing"}
+    assert len(missing) == 19
+
+
+@pytest.mark.parametrize("raw", ['{"tenure_months": NaN}', '{"monthly_charges": Infinity}', "{not json", "[1, 2]", ""])
+def test_malformed_bodies_are_client_errors(client, raw):
+    """Check NaN/inf literals, broken JSON, non-objects and empty bodies are 400, never 500."""
+    response = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+def test_one_bad_record_in_a_batch_is_named_by_position(client, trained):
+    """Check a batch with one bad record is refused with that record's index and field."""
+    records = [dict(r) for r in trained["churn"]["records"][:5]]
+    records[3]["tenure_months"] = -1
+    response = client.post("/predict_batch", json=records)
+    assert response.status_code == 400
+    assert [error["loc"][-2:] for error in response.json()["detail"]] == [[3, "tenure_months"]]
+
+
+def test_unknown_categories_are_accepted_and_counted(client, trained, churn_server):
+    """Check an unseen category scores (the encoder ignores it) and shows in the Prometheus metric."""
+    def counted() -> float:
+        text = httpx.get(f"{churn_server.url}/metrics").text
+        lines = [line for line in text.splitlines()
+                 if line.startswith("tollgate_unknown_category_total") and 'field="contract"' in line]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    before = counted()
+    record = dict(trained["churn"]["records"][0], contract="Three year")
+    assert client.post("/predict", json=record).status_code == 200
+    assert counted() == before + 1
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict_batch", "/explain"])
+def test_api_key_is_required(churn_server, trained, path):
+    """Check predict/explain need the key (401 without or with a wrong one); Bearer works too."""
+    body = trained["churn"]["records"][0]
+    body = [body] if path == "/predict_batch" else body
+    assert httpx.post(churn_server.url + path, json=body).status_code == 401
+    assert httpx.post(churn_server.url + path, json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+    ok = httpx.post(churn_server.url + path, json=body, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert ok.status_code == 200
+
+
+def test_health_metrics_and_docs_stay_open_but_metadata_does_not(churn_server):
+    """Check /healthz, /readyz, /metrics and the OpenAPI docs need no key; /metadata does."""
+    for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
+        assert httpx.get(churn_server.url + path).status_code == 200, path
+    assert "/predict" in httpx.get(churn_server.url + "/docs.json").json()["paths"]
+    assert httpx.get(churn_server.url + "/metadata").status_code == 401
+
+
+def test_oversized_bodies_get_413(client, trained):
+    """Check a body over the limit is refused with 413, whether its length is declared or chunked."""
+    records = trained["churn"]["records"]
+    big = json.dumps(records * (MAX_BODY_BYTES // len(json.dumps(records)) + 1)).encode()
+    assert len(big) > MAX_BODY_BYTES
+    declared = client.post("/predict_batch", content=big, headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413 and "larger than" in declared.json()["error"]
+
+    def chunks():
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    chunked = client.post("/predict_batch", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+
+
+def test_prediction_log_has_a_line_per_prediction_and_rotates(client, trained, churn_server):
+    """Check every prediction is logged as one JSON line with its inputs and decision; files rotate."""
+    log_dir = Path(churn_server.output).parent / "predictions"
+    record = trained["churn"]["records"][1]
+    response = client.post("/predict", json=record, headers={"X-Request-ID": "log-check"})
+    assert response.status_code == 200
+    for _ in range(100):  # enough lines to pass the 40 kB rotation size
+        client.post("/predict", json=record)
+    files = sorted(log_dir.glob("predictions-w1.jsonl*"))
+    assert len(files) >= 2, files  # rotated at least once, nothing overwritten in place
+    lines = [json.loads(line) for path in files for line in path.read_text().splitlines()]
+    entry = next(line for line in lines if line["request_id"] == "log-check")
+    assert entry["inputs"] == {**record, "customer_id": None}
+    assert entry["probability"] == response.json()["probability"]
+    assert entry["decision"] == response.json()["prediction"] and entry["latency_ms"] > 0
+    assert {"time", "model_version", "endpoint", "risk_level"} <= set(entry)
+
+
+def test_security_model_is_served_from_its_own_spec(trained, tmp_path):
+    """Check the service serves the security model: session records in, attack decisions out."""
+    security = trained["security"]
+    server = Server("service.service:Tollgate", {
+        "TOLLGATE_DATASET": "security", "TOLLGATE_MODEL_TAG": security["summary"]["model_tag"],
+        "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")})
+    try:
+        server.wait_ready()
+        expected = security["pipeline"].predict_proba(security["holdout"][security["spec"].input_columns])[:, 1]
+        record = dict(security["records"][0], src_ip="10.1.2.3")
+        answer = httpx.post(f"{server.url}/predict", json=record).json()
+        assert set(answer) == ANSWER_KEYS and abs(answer["probability"] - expected[0]) < 1e-9
+        assert answer["prediction"] in (0, 1)
+        batch = httpx.post(f"{server.url}/predict_batch", json=security["records"], timeout=60).json()
+        np.testing.assert_allclose([a["probability"] for a in batch], expected, rtol=0, atol=1e-9)
+        explained = httpx.post(f"{server.url}/explain", json=record).json()
+        assert len(explained["contributions"]) == 5
+        refused = httpx.post(f"{server.url}/predict", json=dict(record, failed_logins=-2))
+        assert refused.status_code == 400 and "failed_logins must be at least 0" in refused.text
+        assert httpx.get(f"{server.url}/metadata").json()["dataset"] == "security"
+    finally:
+        server.stop()
+
+
+def test_the_built_bento_serves_its_own_model(trained, tmp_path):
+    """Check `bentoml serve <bento>` (no Tollgate settings at all) serves the model it was built for."""
+    security = trained["security"]
+    server = Server(security["summary"]["bento_tag"], {"TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")},
+                    cwd=tmp_path, inherit_tollgate=False)
+    try:
+        server.wait_ready()
+        metadata = httpx.get(f"{server.url}/metadata").json()
+        assert metadata["dataset"] == "security" and metadata["model_tag"] == security["summary"]["model_tag"]
+    finally:
+        server.stop()
+
+
+def test_a_tampered_model_is_refused_at_start(trained, tmp_path):
+    """Check `bentoml serve` exits with an integrity error when a model file changed after packaging."""
+    tag = trained["churn"]["summary"]["model_tag"]
+    name, version = tag.split(":")
+    store = Path(os.environ["BENTOML_HOME"])
+    copy = tmp_path / "bentoml"
+    shutil.copytree(store / "models" / name / version, copy / "models" / name / version)
+    with open(copy / "models" / name / version / "model.joblib", "ab") as model_file:
+        model_file.write(b"\0")
+    env = {**os.environ, "BENTOML_HOME": str(copy), "TOLLGATE_DATASET": "churn", "TOLLGATE_MODEL_TAG": tag}
+    result = subprocess.run([sys.executable, "-m", "bentoml", "serve", "service.service:Tollgate", "--port",
+                             str(free_port())], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "ModelIntegrityError" in result.stderr and "refusing to load it" in result.stderr
