@@ -6,10 +6,11 @@ so rotation never races between processes; the monitoring flow reads them all.
 
 from __future__ import annotations
 
-import json
 import logging
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+
+import orjson
 
 
 class PredictionLog:
@@ -25,13 +26,7 @@ class PredictionLog:
             self._logger.addHandler(handler)
 
     def write(self, entries: list[dict]) -> None:
-        for entry in entries:
-            self._logger.info(json.dumps(entry, default=_plain))
-
-
-def _plain(value):
-    """numpy numbers and the like as JSON numbers/strings."""
-    try:
-        return value.item()
-    except AttributeError:
-        return str(value)
+        """Append one line per entry (a batch is one write; values must be plain JSON types)."""
+        if entries:
+            lines = b"\n".join(orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) for entry in entries)
+            self._logger.info(lines.decode())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from lightgbm import LGBMClassifier
 from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -33,6 +34,8 @@ class FastScorer:
     width: int
     inputs_numeric: list[str]
     inputs_categorical: list[str]
+    anomaly: "CompiledIsolationForest | None" = None
+    trees: "CompiledForestClassifier | CompiledBoosting | None" = None
 
     @classmethod
     def compile(cls, pipeline: Pipeline) -> "FastScorer":
@@ -59,6 +62,9 @@ class FastScorer:
             width=start,
             inputs_numeric=[column for column in numeric if column not in derived],
             inputs_categorical=[column for column in categorical if column not in derived],
+            anomaly=(CompiledIsolationForest.compile(pipeline.named_steps["anomaly"].forest_)
+                     if "anomaly" in pipeline.named_steps else None),
+            trees=_compile_trees(pipeline[-1]),
         )
 
     def encode(self, record: dict) -> np.ndarray:
@@ -77,8 +83,8 @@ class FastScorer:
             position = offsets.get(label)
             if position is not None:  # unknown categories encode as all zeros, as the encoder ignores them
                 row[0, position] = 1.0
-        if "anomaly" in self.pipeline.named_steps:
-            row = self.pipeline.named_steps["anomaly"].transform(row)
+        if self.anomaly is not None:
+            row = np.column_stack([row, [self.anomaly.score(row[0])]])
         return row
 
     @property
@@ -89,6 +95,8 @@ class FastScorer:
         """Probability of the positive class for one cleaned record."""
         row = self.encode(record)
         model = self.pipeline[-1]
+        if self.trees is not None:
+            return self.trees.probability(row[0])
         if isinstance(model, LGBMClassifier):
             return float(model.booster_.predict(row)[0])
         if isinstance(model, LogisticRegression):
@@ -101,3 +109,146 @@ def _as_float(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+@dataclass
+class TreeArrays:
+    """Many fitted trees as flat node arrays, walked together one level per step.
+
+    A per-tree call into scikit-learn costs microseconds of Python each; walking all trees at once
+    with numpy takes one step per tree level. Leaves point to themselves, so extra steps are no-ops.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    roots: np.ndarray
+    depth: int
+    float32: bool  # scikit-learn's trees compare float32 inputs; HistGradientBoosting compares float64
+
+    @classmethod
+    def from_sklearn(cls, trees: list, feature_maps: list | None = None) -> "TreeArrays":
+        parts, offset, roots, depth = [], 0, [], 0
+        for index, tree in enumerate(trees):
+            count = tree.node_count
+            nodes = np.arange(count)
+            leaf = tree.children_left < 0
+            feature = np.where(leaf, 0, tree.feature)
+            if feature_maps is not None:
+                feature = np.asarray(feature_maps[index])[feature]
+            parts.append((feature, tree.threshold, np.where(leaf, nodes, tree.children_left) + offset,
+                          np.where(leaf, nodes, tree.children_right) + offset))
+            roots.append(offset)
+            offset += count
+            depth = max(depth, tree.max_depth)
+        return cls(*(np.concatenate(column) for column in zip(*parts)), roots=np.asarray(roots), depth=depth,
+                   float32=True)
+
+    @classmethod
+    def from_hist_gradient_boosting(cls, predictors: list) -> "TreeArrays":
+        parts, offset, roots, depth = [], 0, [], 0
+        for predictor in predictors:
+            nodes = predictor.nodes
+            if nodes["is_categorical"].any():
+                raise TypeError("categorical splits are not compiled")
+            indices = np.arange(len(nodes))
+            leaf = nodes["is_leaf"].astype(bool)
+            parts.append((np.where(leaf, 0, nodes["feature_idx"]), nodes["num_threshold"],
+                          np.where(leaf, indices, nodes["left"]) + offset, np.where(leaf, indices, nodes["right"]) + offset))
+            roots.append(offset)
+            offset += len(nodes)
+            depth = max(depth, int(nodes["depth"].max()))
+        return cls(*(np.concatenate(column) for column in zip(*parts)), roots=np.asarray(roots), depth=depth,
+                   float32=False)
+
+    def leaves(self, row: np.ndarray) -> np.ndarray:
+        """The leaf each tree sends ``row`` to."""
+        values = row.astype(np.float32) if self.float32 else row
+        node = self.roots
+        for _ in range(self.depth):  # no missing value reaches the trees: the Pipeline imputes them all
+            node = np.where(values[self.feature[node]] <= self.threshold[node], self.left[node], self.right[node])
+        return node
+
+
+def _sequential_sum(values: np.ndarray) -> float:
+    """Left-to-right sum, the order scikit-learn accumulates trees in (np.sum pairs them up)."""
+    return float(np.cumsum(values)[-1])
+
+
+@dataclass
+class CompiledForestClassifier:
+    """RandomForestClassifier.predict_proba for one row: the mean of each tree's leaf fraction."""
+
+    trees: TreeArrays
+    positive_fraction: np.ndarray
+
+    @classmethod
+    def compile(cls, forest: RandomForestClassifier) -> "CompiledForestClassifier":
+        fractions = []
+        for estimator in forest.estimators_:
+            value = estimator.tree_.value[:, 0, : forest.n_classes_]
+            total = value.sum(axis=1)
+            fractions.append(value[:, 1] / np.where(total == 0, 1.0, total))
+        return cls(TreeArrays.from_sklearn([e.tree_ for e in forest.estimators_]), np.concatenate(fractions))
+
+    def probability(self, row: np.ndarray) -> float:
+        return _sequential_sum(self.positive_fraction[self.trees.leaves(row)]) / len(self.trees.roots)
+
+
+@dataclass
+class CompiledBoosting:
+    """HistGradientBoostingClassifier (binary) for one row: expit(baseline + leaf values)."""
+
+    trees: TreeArrays
+    leaf_value: np.ndarray
+    baseline: float
+
+    @classmethod
+    def compile(cls, model: HistGradientBoostingClassifier) -> "CompiledBoosting":
+        if getattr(model, "_preprocessor", None) is not None or model.n_trees_per_iteration_ != 1:
+            raise TypeError("only binary models on numeric inputs are compiled")
+        predictors = [iteration[0] for iteration in model._predictors]
+        return cls(TreeArrays.from_hist_gradient_boosting(predictors),
+                   np.concatenate([p.nodes["value"] for p in predictors]), float(np.ravel(model._baseline_prediction)[0]))
+
+    def probability(self, row: np.ndarray) -> float:
+        raw = _sequential_sum(np.concatenate([[self.baseline], self.leaf_value[self.trees.leaves(row)]]))
+        return float(expit(raw))
+
+
+@dataclass
+class CompiledIsolationForest:
+    """IsolationForest's anomaly score (``-score_samples``) for one row."""
+
+    trees: TreeArrays
+    path_length: np.ndarray  # depth of each node plus the expected remaining path at a leaf, minus one
+    denominator: float
+
+    @classmethod
+    def compile(cls, forest: IsolationForest) -> "CompiledIsolationForest":
+        from sklearn.ensemble._iforest import _average_path_length
+
+        subsampled = forest._max_features != forest.n_features_in_
+        lengths = [decision + average - 1.0 for decision, average
+                   in zip(forest._decision_path_lengths, forest._average_path_length_per_tree)]
+        trees = TreeArrays.from_sklearn([e.tree_ for e in forest.estimators_],
+                                        forest.estimators_features_ if subsampled else None)
+        denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])[0]
+        return cls(trees, np.concatenate(lengths), float(denominator))
+
+    def score(self, row: np.ndarray) -> float:
+        depth = _sequential_sum(self.path_length[self.trees.leaves(row)])
+        return float(2 ** (-np.divide(depth, self.denominator))) if self.denominator != 0 else 1.0
+
+
+def _compile_trees(model) -> "CompiledForestClassifier | CompiledBoosting | None":
+    """A compiled form of tree ensembles that scikit-learn scores tree by tree; None otherwise."""
+    if isinstance(model, RandomForestClassifier) and model.n_classes_ == 2:
+        return CompiledForestClassifier.compile(model)
+    if isinstance(model, HistGradientBoostingClassifier):
+        try:
+            return CompiledBoosting.compile(model)
+        except TypeError:
+            return None
+    return None

@@ -59,3 +59,14 @@ def decide(probability: float, threshold: float, spec: DatasetSpec) -> Decision:
         level, advice = "Low", spec.serving.recommendations.low
     label = spec.target.positive if act else spec.target.negative
     return Decision(prediction=label, act=act, risk_level=level, recommendation=advice)
+
+
+def decide_many(probabilities: np.ndarray, threshold: float, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``decide`` for many probabilities at once: (labels, risk levels, recommendations) arrays."""
+    act = probabilities >= threshold
+    high = act & (probabilities >= spec.serving.high_risk_probability)
+    advice = spec.serving.recommendations
+    levels = np.where(high, "High", np.where(act, "Medium", "Low")).astype(object)
+    recommendations = np.where(high, advice.high, np.where(act, advice.medium, advice.low)).astype(object)
+    labels = np.where(act, spec.target.positive, spec.target.negative).astype(object)
+    return labels, levels, recommendations

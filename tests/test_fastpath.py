@@ -28,12 +28,23 @@ def test_fast_path_equals_pipeline_on_the_whole_holdout(churn_spec, churn_batch,
     np.testing.assert_allclose(fast, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)
 
 
-def test_fast_path_with_the_anomaly_step(security_spec, security_batch):
-    """Check the security pipeline (IsolationForest score appended) on its whole holdout."""
-    pipeline, holdout = _fit(security_spec, security_batch, "lightgbm")
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"])
+def test_fast_path_with_the_anomaly_step(security_spec, security_batch, estimator):
+    """Check the security pipeline (IsolationForest score appended, compiled too) on its whole holdout."""
+    pipeline, holdout = _fit(security_spec, security_batch, estimator)
     scorer = FastScorer.compile(pipeline)
+    assert scorer.anomaly is not None
+    encoded = np.vstack([scorer.encode(record) for record in holdout.to_dict(orient="records")])
+    np.testing.assert_allclose(encoded, pipeline[:-1].transform(holdout), rtol=0, atol=1e-12)
     fast = np.array([scorer.predict_proba(record) for record in holdout.to_dict(orient="records")])
     np.testing.assert_allclose(fast, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ["random_forest", "hist_gradient_boosting"])
+def test_tree_ensembles_are_compiled(churn_spec, churn_batch, estimator):
+    """Check forests and boosted trees are scored from compiled node arrays, not tree by tree."""
+    pipeline, _ = _fit(churn_spec, churn_batch, estimator)
+    assert FastScorer.compile(pipeline).trees is not None
 
 
 def test_unknown_and_missing_values(churn_spec, churn_batch):

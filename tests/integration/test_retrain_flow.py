@@ -69,6 +69,15 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     report = Path(summary["report"]).read_text()
     assert report.count("data:image/png;base64,") == 8 and "src='http" not in report
     assert (run_dir / "report.md").is_file() and (run_dir / "leaderboard.csv").is_file()
+    # Packaged: in the BentoML store with its checksum, verified on the whole holdout, bento built.
+    import bentoml
+
+    stored = bentoml.models.get(summary["model_tag"])
+    assert stored.info.metadata["sha256"]["model.joblib"] == summary["model_sha256"]
+    assert stored.info.labels["dataset"] == dataset
+    assert summary["verification"]["holdout_rows_checked"] == metadata["holdout_rows"]
+    assert summary["verification"]["fast_path_max_difference"] <= 1e-9
+    assert bentoml.bentos.get(summary["bento_tag"]).info.models[0].tag == stored.tag
 
 
 def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
