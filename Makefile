@@ -8,7 +8,7 @@ export PREFECT_LOGGING_LEVEL ?= INFO
 export GX_ANALYTICS_ENABLED := false
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: run test install data security telco clean-artifacts
+.PHONY: run test install data security telco serve clean-artifacts
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ security:
 
 telco: install
 	$(BIN)/python -m flows.retrain --dataset churn --data ../shared/data/telco_churn.csv
+
+## Serve the newest verified model of $(DATASET) on http://127.0.0.1:3000 (after `make run`).
+serve: install
+	TOLLGATE_DATASET=$(DATASET) $(BIN)/bentoml serve service.service:Tollgate --host 127.0.0.1 --port 3000
 
 test: install
 	$(BIN)/python -m pytest

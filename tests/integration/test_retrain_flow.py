@@ -77,7 +77,7 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert stored.info.labels["dataset"] == dataset
     assert summary["verification"]["holdout_rows_checked"] == metadata["holdout_rows"]
     assert summary["verification"]["fast_path_max_difference"] <= 1e-9
-    assert bentoml.bentos.get(summary["bento_tag"]).info.models[0].tag == stored.tag
+    assert [m.tag for m in bentoml.bentos.get(summary["bento_tag"]).info.services[0].models] == [stored.tag]
 
 
 def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
