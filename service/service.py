@@ -173,8 +173,9 @@ class Tollgate:
         labels, levels, advice = decide_many(probabilities, self.model.threshold, self.spec)
         for level, count in zip(*np.unique(levels.astype(str), return_counts=True)):
             decisions.labels(dataset=self.spec.name, risk_level=level).inc(int(count))
-        common = {"threshold": self.model.threshold, "model_version": self.model.version}
-        answers = [{"prediction": label, "probability": probability, "risk_level": level, "recommendation": text, **common}
+        threshold, version = self.model.threshold, self.model.version
+        answers = [{"prediction": label, "probability": probability, "threshold": threshold, "risk_level": level,
+                    "recommendation": text, "model_version": version}
                    for label, probability, level, text in zip(labels, probabilities.tolist(), levels, advice)]
         self._log(ctx, "predict_batch", records, answers, started)
         return answers
@@ -206,7 +207,7 @@ class Tollgate:
             "threshold": self.model.threshold,
             "holdout_month": info.get("holdout_month"),
             "holdout_metrics": info.get("holdout_metrics"),
-            "cv_roc_auc": info.get("cv_roc_auc"),
+            "cv_roc_auc": info.get("cv_metrics", {}).get("roc_auc", {}).get("mean"),
             "input_sha256": info.get("input_sha256"),
             "model_sha256": info.get("sha256", {}),
             "costs": self.spec.costs.model_dump(),

@@ -202,6 +202,7 @@ def test_metadata_describes_the_served_model(client, trained):
     assert metadata["threshold"] == churn["summary"]["winner"]["threshold"]
     assert metadata["model_sha256"]["model.joblib"] == churn["summary"]["model_sha256"]
     assert metadata["holdout_metrics"]["roc_auc"] == pytest.approx(churn["summary"]["winner"]["test_roc_auc"], abs=1e-4)
+    assert metadata["cv_roc_auc"] == pytest.approx(churn["summary"]["winner"]["cv_roc_auc"], abs=1e-4)
     assert set(metadata["input_schema"]["properties"]) >= set(churn["spec"].input_columns)
     assert metadata["input_schema"]["properties"]["tenure_months"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 120}
 
