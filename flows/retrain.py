@@ -1,4 +1,4 @@
-"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report → package.
+"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report → package → promote.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -21,6 +21,7 @@ from tasks.clean import clean
 from tasks.explain import explain
 from tasks.ingest import ingest
 from tasks.package import package_model
+from tasks.promote import promote
 from tasks.quality import quality_gate
 from tasks.report import write_report
 from tasks.run import start_run
@@ -45,7 +46,8 @@ def retrain(dataset: str | None = "churn", month: str | None = None, data: str |
     leaderboard = select_winner(candidates.result(), dataset_spec)
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     summary = write_report(run, dataset_spec, raw, quality, cleaned.report, split, leaderboard, explanation)
-    return package_model(run, dataset_spec, split, leaderboard, explanation.background, summary)
+    summary = package_model(run, dataset_spec, split, leaderboard, explanation.background, summary)
+    return promote(run, dataset_spec, split, leaderboard, summary, settings)
 
 
 def task_runner(name: str):

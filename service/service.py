@@ -9,9 +9,12 @@ batches) → decide (the cost-tuned threshold) → log (one JSON line per predic
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +32,8 @@ from service.prediction_log import PredictionLog
 from tasks.clean import clean_frame, clean_record
 from tasks.explain import Explainer
 from tasks.fastpath import FastScorer
-from tasks.package import champion_tag, load_packaged_model, read_serving_record, verify_checksums
+from tasks.package import PackagedModel, champion_tag, load_packaged_model, read_serving_record, verify_checksums
+from tasks.registry import champion_entry, registry_path
 from tasks.schema import batch_problems, raise_problems, record_model
 from tasks.settings import Settings
 from tasks.spec import DatasetSpec
@@ -61,6 +65,7 @@ def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
     return settings, str(stored.tag), DatasetSpec(**serving["spec"]), serving
 
 
+logger = logging.getLogger("tollgate.service")
 SETTINGS, MODEL_TAG, SPEC, MODEL_METADATA = _champion()
 Record = record_model(SPEC, MODEL_METADATA.get("input_schema", {}).get("example"))
 # Batches are checked column-wise by batch_problems (a per-record validator costs ~30 µs a row);
@@ -96,6 +101,20 @@ class Explanation(Prediction):
     contributions: list[Contribution]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A verified model with its compiled scorer and explainer: what one request uses, start to end."""
+
+    model: PackagedModel
+    scorer: FastScorer
+    explainer: Explainer
+
+    @classmethod
+    def load(cls, tag: str) -> "Served":
+        model = load_packaged_model(tag)
+        return cls(model, FastScorer.compile(model.pipeline), Explainer(model.pipeline, model.background))
+
+
 metadata_app = FastAPI(title="Tollgate metadata")
 
 
@@ -108,21 +127,48 @@ class Tollgate:
 
     def __init__(self) -> None:
         # Refuses to start (ModelIntegrityError) if any model file changed since it was verified.
-        self.model = load_packaged_model(str(self.model_ref.tag))
-        self.spec = self.model.spec
-        self.scorer = FastScorer.compile(self.model.pipeline)
-        self.explainer = Explainer(self.model.pipeline, self.model.background)
+        self.served = Served.load(str(self.model_ref.tag))
+        self.spec = self.served.model.spec
+        self._rejected_tags: set[str] = set()
+        if SETTINGS.model_tag is None and SETTINGS.reload_seconds > 0:
+            registry = registry_path(self.spec.name, SETTINGS)
+            threading.Thread(target=self._follow_registry, args=(registry,), daemon=True,
+                             name="tollgate-registry-watch").start()
         log_dir = SETTINGS.prediction_log_dir or SETTINGS.dataset_artifacts(self.spec.name) / "predictions"
         self.log = PredictionLog(log_dir, bentoml.server_context.worker_index or 1,
                                  SETTINGS.prediction_log_max_bytes, SETTINGS.prediction_log_backups)
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
 
-    def _decision(self, probability: float) -> dict:
-        decision = decide(probability, self.model.threshold, self.spec)
+    def _follow_registry(self, registry: Path) -> None:
+        """Swap in a newly promoted champion without a restart: load and verify it beside the
+        serving one, then replace one reference (requests in flight keep the model they started with)."""
+        while True:
+            time.sleep(SETTINGS.reload_seconds)
+            try:
+                champion = champion_entry(registry)
+            except (OSError, ValueError) as error:  # a registry being replaced is read again next time
+                logger.warning("registry %s unreadable: %s", registry, error)
+                continue
+            tag = champion["tag"] if champion else None
+            if tag is None or tag == self.served.model.tag or tag in self._rejected_tags:
+                continue
+            try:
+                candidate = Served.load(tag)
+                if candidate.model.spec.input_columns != self.spec.input_columns:
+                    raise ValueError("its input columns differ from the served request schema; restart to serve it")
+            except Exception as error:  # keep serving the verified model we have
+                self._rejected_tags.add(tag)
+                logger.error("not switching to champion %s: %s", tag, error)
+                continue
+            previous, self.served = self.served.model.tag, candidate
+            logger.info("now serving champion %s (was %s)", tag, previous)
+
+    def _decision(self, served: "Served", probability: float) -> dict:
+        decision = decide(probability, served.model.threshold, self.spec)
         decisions.labels(dataset=self.spec.name, risk_level=decision.risk_level).inc()
-        return {"prediction": decision.prediction, "probability": probability, "threshold": self.model.threshold,
+        return {"prediction": decision.prediction, "probability": probability, "threshold": served.model.threshold,
                 "risk_level": decision.risk_level, "recommendation": decision.recommendation,
-                "model_version": self.model.version}
+                "model_version": served.model.version}
 
     def _count_unknown(self, cleaned: dict) -> None:
         for column, known in self.known.items():
@@ -136,7 +182,7 @@ class Tollgate:
         latency_ms = (time.perf_counter() - started) * 1000
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         self.log.write([{"time": now, "request_id": request_id, "endpoint": endpoint, "index": index,
-                         "model_version": self.model.version, "inputs": record,
+                         "model_version": answer["model_version"], "inputs": record,
                          "probability": answer["probability"], "decision": answer["prediction"],
                          "risk_level": answer["risk_level"], "latency_ms": round(latency_ms, 3)}
                         for index, (record, answer) in enumerate(zip(inputs, answers))])
@@ -145,10 +191,11 @@ class Tollgate:
     async def predict(self, record: Record, /, ctx: bentoml.Context) -> Prediction:
         """Score one record: the decision at the cost-tuned threshold, its risk level and what to do."""
         started = time.perf_counter()
+        served = self.served
         inputs = record.model_dump()
         cleaned = clean_record(inputs, self.spec)
         self._count_unknown(cleaned)
-        answer = self._decision(self.scorer.predict_proba(cleaned))
+        answer = self._decision(served, served.scorer.predict_proba(cleaned))
         self._log(ctx, "predict", [inputs], [answer], started)
         return Prediction(**answer)
 
@@ -160,6 +207,7 @@ class Tollgate:
         cleaned by ``clean_frame`` and scored by the Pipeline: per-record work stays vectorised.
         """
         started = time.perf_counter()
+        served = self.served
         raise_problems(f"{Record.__name__} list", batch_problems(records, self.spec))
         if not records:
             return []
@@ -169,11 +217,11 @@ class Tollgate:
             unknown = int((frame[column].notna() & ~frame[column].isin(known)).sum())
             if unknown:
                 unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
-        probabilities = self.model.pipeline.predict_proba(frame)[:, 1]
-        labels, levels, advice = decide_many(probabilities, self.model.threshold, self.spec)
+        probabilities = served.model.pipeline.predict_proba(frame)[:, 1]
+        labels, levels, advice = decide_many(probabilities, served.model.threshold, self.spec)
         for level, count in zip(*np.unique(levels.astype(str), return_counts=True)):
             decisions.labels(dataset=self.spec.name, risk_level=level).inc(int(count))
-        threshold, version = self.model.threshold, self.model.version
+        threshold, version = served.model.threshold, served.model.version
         answers = [{"prediction": label, "probability": probability, "threshold": threshold, "risk_level": level,
                     "recommendation": text, "model_version": version}
                    for label, probability, level, text in zip(labels, probabilities.tolist(), levels, advice)]
@@ -185,26 +233,28 @@ class Tollgate:
         """Score one record and say which features pushed it up or down (SHAP, log-odds); ``?top_k=N``."""
         started = time.perf_counter()
         top_k = _top_k(ctx, self.spec.serving.explain_top_k)
+        served = self.served
         inputs = record.model_dump()
         cleaned = clean_record(inputs, self.spec)
         self._count_unknown(cleaned)
-        answer = self._decision(self.scorer.predict_proba(cleaned))
+        answer = self._decision(served, served.scorer.predict_proba(cleaned))
         frame = pd.DataFrame([{column: cleaned.get(column, np.nan) for column in self.spec.input_columns}])
-        contributions = self.explainer.top_contributions(frame, top_k)[0]
+        contributions = served.explainer.top_contributions(frame, top_k)[0]
         self._log(ctx, "explain", [inputs], [answer], started)
         return Explanation(**answer, contributions=contributions)
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict:
         """What is being served: version, metrics, threshold, costs and the request schema."""
-        info = self.model.metadata
+        served = self.served
+        info = served.model.metadata
         return {
             "dataset": self.spec.name,
-            "model_tag": self.model.tag,
-            "model_version": self.model.version,
+            "model_tag": served.model.tag,
+            "model_version": served.model.version,
             "run_id": info.get("run_id"),
             "algorithm": info.get("algorithm"),
-            "threshold": self.model.threshold,
+            "threshold": served.model.threshold,
             "holdout_month": info.get("holdout_month"),
             "holdout_metrics": info.get("holdout_metrics"),
             "cv_roc_auc": info.get("cv_metrics", {}).get("roc_auc", {}).get("mean"),
@@ -213,7 +263,7 @@ class Tollgate:
             "costs": self.spec.costs.model_dump(),
             "risk_levels": {"High": f"probability >= max(threshold, {self.spec.serving.high_risk_probability})",
                             "Medium": "threshold <= probability < High", "Low": "probability < threshold"},
-            "feature_names": list(self.scorer.feature_names),
+            "feature_names": list(served.scorer.feature_names),
             "input_schema": Record.model_json_schema(),
         }
 

@@ -15,6 +15,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.run import retry_on_io_error
 from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 
@@ -121,17 +122,6 @@ def read_batch(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype=str, keep_default_na=True)
     except (ValueError, pd.errors.ParserError) as error:
         raise IngestError(f"cannot read {path}: {error}") from error
-
-
-def retry_on_io_error(task, task_run, state) -> bool:
-    """Retry transient I/O failures (a network share hiccup), never bad input."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io_error,

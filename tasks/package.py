@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.pipeline import Pipeline
 
 from tasks.fastpath import FastScorer
+from tasks.registry import champion_entry, registry_path
 from tasks.run import RunPaths, write_json_atomic
 from tasks.schema import record_model
 from tasks.settings import PROJECT_ROOT, Settings
@@ -52,8 +53,12 @@ def model_name(dataset: str) -> str:
 
 
 def champion_tag(dataset: str, settings: Settings) -> str:
-    """The model the service serves: ``TOLLGATE_MODEL_TAG`` if set, else the newest in the store."""
-    return settings.model_tag or f"{model_name(dataset)}:latest"
+    """The model to serve: ``TOLLGATE_MODEL_TAG`` if set, else the registry's champion, else the
+    newest in the store (before any promotion)."""
+    if settings.model_tag:
+        return settings.model_tag
+    champion = champion_entry(registry_path(dataset, settings))
+    return champion["tag"] if champion else f"{model_name(dataset)}:latest"
 
 
 def sha256_file(path: Path) -> str:

@@ -49,6 +49,17 @@ def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
 
 
 
+def retry_on_io_error(task, task_run, state) -> bool:
+    """Retry transient I/O failures (a network share hiccup), never bad input."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
 def artifact_key(dataset: str, what: str) -> str:
     """Prefect artifact keys allow only lowercase letters, digits and dashes."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-{what}".lower()).strip("-")

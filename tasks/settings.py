@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     dataset: str = "churn"
     model_tag: str | None = None  # serve this BentoML model tag instead of the dataset's newest
     api_key: str | None = None  # when set, predict/explain/metadata need it (health and metrics stay open)
+    reload_seconds: float = 5.0  # how often the service checks the registry for a new champion (0: never)
     workers: int = 2  # `bentoml serve` worker processes (one per core here)
     max_body_bytes: int = 8 * 1024 * 1024
     prediction_log_dir: Path | None = None  # default: artifacts/<dataset>/predictions

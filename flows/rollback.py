@@ -1,0 +1,42 @@
+"""Roll a dataset back to its previous champion.
+
+    python -m flows.rollback --dataset churn [--reason "complaints after the March model"]
+
+The registry keeps every champion that was replaced; this makes the newest of them the champion
+again and records the rollback in the history. A running `bentoml serve` switches within
+TOLLGATE_RELOAD_SECONDS. Prints one JSON line; exits 1 if there is nothing to roll back to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from prefect import flow
+
+from tasks.registry import rollback_champion
+from tasks.settings import Settings
+
+
+@flow(name="rollback", log_prints=True)
+def rollback(dataset: str = "churn", reason: str = "manual rollback") -> dict:
+    return rollback_champion(dataset, Settings(), reason)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="churn")
+    parser.add_argument("--reason", default="manual rollback")
+    args = parser.parse_args(argv)
+    state = rollback(dataset=args.dataset, reason=args.reason, return_state=True)
+    if state.is_completed():
+        print(json.dumps(state.result()), flush=True)
+        return 0
+    error = state.result(raise_on_failure=False)
+    print(json.dumps({"dataset": args.dataset, "status": "failed", "error": f"{type(error).__name__}: {error}"}), flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

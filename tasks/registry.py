@@ -1,0 +1,81 @@
+"""The model registry: ``artifacts/<dataset>/registry.json`` names the champion and keeps every decision.
+
+Readers (the service, the flow) see either the old file or the new one: every write goes to a
+temporary file that replaces the registry in one ``os.replace``. Writers take a per-dataset file
+lock, so two runs for the same dataset cannot interleave their read-decide-write.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.run import retry_on_io_error, write_json_atomic
+from tasks.settings import Settings
+
+LOCK_TIMEOUT_SECONDS = 3600
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked (e.g. roll back with no previous champion)."""
+
+
+def registry_path(dataset: str, settings: Settings) -> Path:
+    return settings.dataset_artifacts(dataset) / "registry.json"
+
+
+def read_registry(path: Path) -> dict:
+    """The registry as a dict; an empty one (no champion, no history) if none was written yet."""
+    if not path.is_file():
+        return {"champion": None, "previous": [], "history": []}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def champion_entry(path: Path) -> dict | None:
+    return read_registry(path).get("champion")
+
+
+@contextmanager
+def locked_registry(path: Path) -> Iterator[dict]:
+    """Hold the dataset's registry lock; yields the registry, written back atomically on success.
+
+    If the body raises (or the process dies), the file on disk is left exactly as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS):
+        registry = read_registry(path)
+        yield registry
+        write_json_atomic(path, registry)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def rollback(path: Path, reason: str = "manual rollback") -> dict:
+    """Make the previous champion the champion again and record it; returns the new champion."""
+    with locked_registry(path) as registry:
+        if not registry.get("previous"):
+            raise RegistryError(f"{path}: no previous champion to roll back to")
+        demoted = registry["champion"]
+        restored = registry["previous"].pop()
+        registry["champion"] = {**restored, "promoted_at": now()}
+        registry["history"].append({"at": now(), "decision": "rolled_back", "reason": reason,
+                                    "champion": restored["tag"], "replaced": demoted["tag"] if demoted else None})
+    return registry["champion"]
+
+
+@task(name="rollback", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_io_error)
+def rollback_champion(dataset: str, settings: Settings, reason: str = "manual rollback") -> dict:
+    """Restore the previous champion of ``dataset``; the service follows the registry within seconds."""
+    path = registry_path(dataset, settings)
+    champion = rollback(path, reason)
+    print(f"{dataset}: champion is {champion['tag']} again ({reason})")
+    return {"dataset": dataset, "status": "rolled_back", "champion": champion["tag"], "registry": str(path)}
