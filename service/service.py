@@ -118,9 +118,14 @@ class Served:
 metadata_app = FastAPI(title="Tollgate metadata")
 
 
-# envs travel with a built bento, so `bentoml serve <bento>` and its container serve this very model.
-@bentoml.service(name=f"tollgate-{SPEC.name}", traffic={"timeout": 60}, workers=SETTINGS.workers,
-                 envs=[{"name": "TOLLGATE_DATASET", "value": SPEC.name}, {"name": "TOLLGATE_MODEL_TAG", "value": MODEL_TAG}])
+# envs reach the workers and travel with a built bento. The model tag is pinned only when it was
+# given (as packaging does for each bento): from source, the service follows the registry.
+_ENVS = [{"name": "TOLLGATE_DATASET", "value": SPEC.name}]
+if SETTINGS.model_tag:
+    _ENVS.append({"name": "TOLLGATE_MODEL_TAG", "value": MODEL_TAG})
+
+
+@bentoml.service(name=f"tollgate-{SPEC.name}", traffic={"timeout": 60}, workers=SETTINGS.workers, envs=_ENVS)
 @bentoml.asgi_app(metadata_app, path="/")
 class Tollgate:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
