@@ -10,10 +10,11 @@ TOLLGATE_RELOAD_SECONDS. Prints one JSON line; exits 1 if there is nothing to ro
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from prefect import flow
+
+from flows.cli import run_and_report
 
 from tasks.registry import rollback_champion
 from tasks.settings import Settings
@@ -29,13 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="churn")
     parser.add_argument("--reason", default="manual rollback")
     args = parser.parse_args(argv)
-    state = rollback(dataset=args.dataset, reason=args.reason, return_state=True)
-    if state.is_completed():
-        print(json.dumps(state.result()), flush=True)
-        return 0
-    error = state.result(raise_on_failure=False)
-    print(json.dumps({"dataset": args.dataset, "status": "failed", "error": f"{type(error).__name__}: {error}"}), flush=True)
-    return 1
+    return run_and_report(rollback, args.dataset, reason=args.reason)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.pipeline import Pipeline
 
 from tasks.fastpath import FastScorer
+from tasks.monitor import reference_profile
 from tasks.registry import champion_entry, registry_path
 from tasks.run import RunPaths, write_json_atomic
 from tasks.schema import record_model
@@ -35,6 +36,7 @@ from tasks.tournament import Leaderboard, features_and_target
 MODEL_FILE = "model.joblib"
 BACKGROUND_FILE = "background.joblib"
 SERVING_FILE = "serving.json"
+REFERENCE_FILE = "reference.json"
 BENTOFILE = PROJECT_ROOT / "service/bentofile.yaml"
 FAST_PATH_CHECK_ROWS = 2_000
 FAST_PATH_TOLERANCE = 1e-9
@@ -192,8 +194,11 @@ def package_model(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderb
             "spec": spec.model_dump(mode="json"),
             "input_schema": schema,
         })
+        holdout_probability = winner.pipeline.predict_proba(features_and_target(split.holdout, spec)[0])[:, 1]
+        write_json_atomic(Path(stored.path_of(REFERENCE_FILE)), reference_profile(
+            split.train, spec, float((holdout_probability >= winner.oof_threshold).mean()), spec.split.seed))
         checksums = {name: sha256_file(Path(stored.path_of(name)))
-                     for name in (MODEL_FILE, BACKGROUND_FILE, SERVING_FILE, "metadata.json")}
+                     for name in (MODEL_FILE, BACKGROUND_FILE, SERVING_FILE, REFERENCE_FILE, "metadata.json")}
         # BentoML metadata takes plain values only (no None); the full record is serving.json.
         stored.info.metadata.update({
             "dataset": spec.name,

@@ -152,3 +152,16 @@ def calibration(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path)
     axis.set_title("Calibration on the holdout")
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def drift_bars(features: list, threshold: float, path: Path) -> Path:
+    """PSI per input against the champion's training data, the drift threshold marked."""
+    ordered = sorted(features, key=lambda f: f.psi)
+    figure, axis = plt.subplots(figsize=(7, max(3, 0.3 * len(ordered) + 1)))
+    axis.barh([f.feature for f in ordered], [f.psi for f in ordered],
+              color=["#d62728" if f.drifted else "#1f77b4" for f in ordered])
+    axis.axvline(threshold, color="black", linestyle="--", label=f"drift threshold {threshold:g}")
+    axis.set_xlabel("population stability index (PSI)")
+    axis.set_title("Input drift: logged traffic vs training data")
+    axis.legend(loc="lower right")
+    return _save(figure, path)

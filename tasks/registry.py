@@ -61,6 +61,8 @@ def now() -> str:
 
 def rollback(path: Path, reason: str = "manual rollback") -> dict:
     """Make the previous champion the champion again and record it; returns the new champion."""
+    if not path.is_file():
+        raise RegistryError(f"no registry at {path}: nothing was ever promoted for this dataset")
     with locked_registry(path) as registry:
         if not registry.get("previous"):
             raise RegistryError(f"{path}: no previous champion to roll back to")

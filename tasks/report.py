@@ -124,7 +124,7 @@ def _summary_markdown(spec: DatasetSpec, run: RunPaths, split: TrainHoldout, lea
     ])
 
 
-def _html_report(title: str, summary_markdown: str, tables: dict[str, pd.DataFrame], figures: dict[str, Path]) -> str:
+def html_report(title: str, summary_markdown: str, tables: dict[str, pd.DataFrame], figures: dict[str, Path]) -> str:
     import markdown
 
     sections = [markdown.markdown(summary_markdown)]
@@ -166,7 +166,7 @@ def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: Qualit
         + [f"## {heading}\n\n![{heading}]({path.relative_to(run.dir)})" for heading, path in figures.items()])
     (run.dir / "report.md").write_text(markdown_report, encoding="utf-8")
     (run.dir / "report.html").write_text(
-        _html_report(f"Tollgate {spec.name} run {run.run_id}", summary_markdown, tables, figures), encoding="utf-8")
+        html_report(f"Tollgate {spec.name} run {run.run_id}", summary_markdown, tables, figures), encoding="utf-8")
 
     metadata = {
         "version": run.run_id,

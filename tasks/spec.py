@@ -189,6 +189,15 @@ class Serving(_Strict):
     explain_top_k: int = Field(default=5, ge=1, le=50)
 
 
+class Monitoring(_Strict):
+    """When logged traffic has drifted far enough from the training data to retrain."""
+
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above this on any input is drift")
+    positive_rate_change: float = Field(default=0.10, gt=0, lt=1,
+                                        description="absolute change of the predicted-positive rate that is drift")
+    min_predictions: int = Field(default=200, ge=1, description="fewer logged predictions: no verdict")
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str = ""
@@ -203,6 +212,7 @@ class DatasetSpec(_Strict):
     tournament: Tournament = Field(default_factory=Tournament)
     quality: Quality = Field(default_factory=Quality)
     serving: Serving = Field(default_factory=Serving)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
     source_path: Path | None = Field(default=None, exclude=True)
     content_sha256: str = Field(default="", exclude=True)

@@ -36,3 +36,24 @@ def test_flows_only_wire(path):
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"pandas", "sklearn", "lightgbm", "numpy"}
+
+
+def test_prefect_yaml_deployments_point_at_real_flows():
+    """Check every deployment's entrypoint is a Prefect flow accepting its parameters, on a cron schedule."""
+    import importlib
+    import inspect
+
+    import yaml
+    from prefect import Flow
+
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    names = {deployment["name"] for deployment in config["deployments"]}
+    assert names == {"churn-monthly-retrain", "security-monthly-retrain", "churn-monitor", "security-monitor"}
+    for deployment in config["deployments"]:
+        path, name = deployment["entrypoint"].split(":")
+        module = path.removesuffix(".py").replace("/", ".")
+        flow = getattr(importlib.import_module(module), name)
+        assert isinstance(flow, Flow)
+        inspect.signature(flow.fn).bind(**deployment["parameters"])
+        assert deployment["schedules"][0]["cron"].count(" ") == 4 and deployment["schedules"][0]["timezone"]
+        assert deployment["work_pool"]["name"] == "tollgate-process"

@@ -171,3 +171,33 @@ def test_the_service_follows_a_promotion_without_a_failed_request(two_runs, arti
         assert versions[0] == old.split(":")[1] and versions[-1] == new.split(":")[1], set(versions)
     finally:
         server.stop()
+
+
+def test_monitoring_detects_injected_drift_and_retrains(two_runs, artifacts, monthly_batches, tmp_path):
+    """Check the monitor flow reads the service's log, names the drifted inputs, writes its report,
+    and, with no retrain deployment on the server, runs the retrain flow itself."""
+    from flows.monitor import monitor
+    from service.prediction_log import PredictionLog
+    from tasks.clean import clean_frame
+    from tasks.spec import resolve_spec
+
+    spec = resolve_spec("churn", None, Settings())
+    champion = read_registry(Path(two_runs["first"]["registry"]))["champion"]
+    version = champion["tag"].split(":")[1]
+    holdout = pd.read_csv(monthly_batches / "churn" / f"{two_runs['first']['holdout_month']}.csv", dtype=str,
+                          keep_default_na=False).rename(columns=spec.rename)
+    traffic = clean_frame(holdout, spec).frame
+    traffic = traffic.assign(tenure_months=traffic["tenure_months"].clip(upper=60) + 55, contract="Two year")
+    log = PredictionLog(tmp_path / "predictions")
+    log.write([{"time": "2026-11-01T00:00:00+00:00", "request_id": str(i), "endpoint": "predict", "index": 0,
+                "model_version": version, "inputs": record, "probability": 0.9, "decision": "Yes",
+                "risk_level": "High", "latency_ms": 1.0} for i, record in enumerate(request_records(traffic, spec))])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_PREDICTION_LOG_DIR", str(tmp_path / "predictions"))
+        patch.setenv("TOLLGATE_RAW_DATA_DIR", str(monthly_batches))
+        result = monitor(dataset="churn")
+    assert result["drifted"] and result["model_version"] == version
+    assert any("tenure_months" in reason and "contract" in reason for reason in result["reasons"])
+    assert Path(result["report"]).is_file() and "data:image/png;base64," in Path(result["report"]).read_text()
+    assert result["retrain"]["how"] == "subflow"
+    assert result["retrain"]["run"]["promotion"]["decision"] in ("promoted", "rejected")

@@ -1,0 +1,47 @@
+"""The daily monitoring flow: drift of logged traffic against the champion's training data.
+
+    python -m flows.monitor --dataset churn
+
+Reads the service's prediction log for the serving champion, computes PSI per input (and KS for
+numeric inputs), the predicted-positive rate and latency; writes drift.md/.json/.html and a
+markdown artifact. When drift passes the spec's `monitoring` thresholds it starts the retrain
+deployment, or runs the retrain flow itself when no Prefect server has one. Last stdout line: JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from prefect import flow
+
+from flows.cli import run_and_report
+
+from flows.retrain import retrain
+from tasks.monitor import check_drift, load_champion_reference, load_prediction_log, trigger_retrain
+from tasks.settings import Settings
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(dataset: str = "churn") -> dict:
+    settings = Settings()
+    champion = load_champion_reference(dataset, settings)
+    log = load_prediction_log(champion, settings)
+    drift = check_drift(log, champion, settings)
+    retraining = None
+    if drift["drifted"]:
+        retraining = trigger_retrain(dataset)
+        if retraining is None:
+            retraining = {"how": "subflow", "run": retrain(dataset=dataset)}
+    return {**drift, "retrain": retraining}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="churn")
+    args = parser.parse_args(argv)
+    return run_and_report(monitor, args.dataset)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Monitoring: PSI/KS drift of logged traffic against the training reference."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.clean import clean_frame
+from tasks.monitor import drift_markdown, drift_report, psi, read_prediction_log, reference_profile
+from tests.integration.test_service import request_records
+
+
+def _log(records: list[dict], decision_rate: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"inputs": records, "model_version": "v1",
+                         "decision": np.where(rng.random(len(records)) < decision_rate, "Yes", "No"),
+                         "latency_ms": rng.uniform(0.1, 2.0, len(records))})
+
+
+@pytest.fixture(scope="module")
+def halves(churn_spec):
+    from data.generate import make_batch
+
+    frame = clean_frame(make_batch("churn", "2026-01", 0, 12, 3000, 11), churn_spec).frame
+    return frame.iloc[:1500].reset_index(drop=True), frame.iloc[1500:].reset_index(drop=True)
+
+
+def test_psi_is_zero_for_equal_shares_and_grows_with_shift():
+    """Check PSI's basic behaviour, empty bins included."""
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0
+    assert 0 < psi([0.5, 0.5], [0.6, 0.4]) < psi([0.5, 0.5], [0.9, 0.1])
+    assert np.isfinite(psi([0.5, 0.5, 0.0], [0.4, 0.4, 0.2]))
+
+
+def test_traffic_like_training_is_not_drift(churn_spec, halves):
+    """Check the other half of the same month raises no alarm."""
+    train, traffic = halves
+    reference = reference_profile(train, churn_spec, 0.6, seed=1)
+    report = drift_report(_log(request_records(traffic, churn_spec), 0.6), reference, churn_spec, "v1")
+    assert not report.drifted and report.reasons == [] and report.predictions == len(traffic)
+    assert max(f.psi for f in report.features) < churn_spec.monitoring.psi_threshold
+    assert report.latency_p50_ms < report.latency_p99_ms
+
+
+def test_shifted_traffic_is_drift_naming_the_inputs(churn_spec, halves):
+    """Check shifted tenure and contract mix, and a changed positive rate, are each named."""
+    train, traffic = halves
+    reference = reference_profile(train, churn_spec, 0.6, seed=1)
+    shifted = traffic.assign(tenure_months=traffic["tenure_months"].clip(upper=70) + 48, contract="Month-to-month")
+    report = drift_report(_log(request_records(shifted, churn_spec), 0.95), reference, churn_spec, "v1")
+    assert report.drifted
+    drifted = {f.feature for f in report.features if f.drifted}
+    assert {"tenure_months", "contract"} <= drifted
+    tenure = next(f for f in report.features if f.feature == "tenure_months")
+    assert tenure.ks_pvalue < 1e-6
+    assert any("predicted-positive rate" in reason for reason in report.reasons)
+    assert "DRIFT" in drift_markdown(report)
+
+
+def test_too_few_predictions_give_no_verdict(churn_spec, halves):
+    """Check a nearly empty log is reported as such rather than judged."""
+    train, traffic = halves
+    report = drift_report(_log(request_records(traffic.head(5), churn_spec), 0.5), reference_profile(train, churn_spec, 0.5, 1),
+                          churn_spec, "v1")
+    assert not report.drifted and "only 5 predictions" in report.reasons[0]
+
+
+def test_the_log_reader_takes_every_worker_and_rotated_file(tmp_path):
+    """Check lines from all workers and rotations are read, filtered by model version."""
+    for name, version in (("predictions-w1.jsonl", "a"), ("predictions-w1.jsonl.1", "a"), ("predictions-w2.jsonl", "b")):
+        (tmp_path / name).write_text(json.dumps({"model_version": version, "inputs": {}}) + "\n")
+    assert len(read_prediction_log(tmp_path)) == 3 and len(read_prediction_log(tmp_path, "a")) == 2
