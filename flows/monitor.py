@@ -23,13 +23,13 @@ from tasks.settings import Settings
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(dataset: str = "churn") -> dict:
+def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True) -> dict:
     settings = Settings()
     champion = load_champion_reference(dataset, settings)
-    log = load_prediction_log(champion, settings)
+    log = load_prediction_log(champion, settings, log_dir)
     drift = check_drift(log, champion, settings)
     retraining = None
-    if drift["drifted"]:
+    if drift["drifted"] and retrain_on_drift:
         retraining = trigger_retrain(dataset)
         if retraining is None:
             retraining = {"how": "subflow", "run": retrain(dataset=dataset)}

@@ -7,6 +7,7 @@ so rotation never races between processes; the monitoring flow reads them all.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -30,3 +31,13 @@ class PredictionLog:
         if entries:
             lines = b"\n".join(orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) for entry in entries)
             self._logger.info(lines.decode())
+
+
+def prediction_entries(request_id: str, endpoint: str, inputs: list[dict], answers: list[dict],
+                       latency_ms: float) -> list[dict]:
+    """The log lines of one request: one per record, with its inputs, answer and the request's latency."""
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return [{"time": now, "request_id": request_id, "endpoint": endpoint, "index": index,
+             "model_version": answer["model_version"], "inputs": record, "probability": answer["probability"],
+             "decision": answer["prediction"], "risk_level": answer["risk_level"], "latency_ms": round(latency_ms, 3)}
+            for index, (record, answer) in enumerate(zip(inputs, answers))]

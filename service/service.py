@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.guard import RequestGuard
-from service.prediction_log import PredictionLog
+from service.prediction_log import PredictionLog, prediction_entries
 from tasks.clean import clean_frame, clean_record
 from tasks.explain import Explainer
 from tasks.fastpath import FastScorer
@@ -184,13 +183,7 @@ class Tollgate:
     def _log(self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float) -> None:
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         ctx.response.headers["x-request-id"] = request_id
-        latency_ms = (time.perf_counter() - started) * 1000
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self.log.write([{"time": now, "request_id": request_id, "endpoint": endpoint, "index": index,
-                         "model_version": answer["model_version"], "inputs": record,
-                         "probability": answer["probability"], "decision": answer["prediction"],
-                         "risk_level": answer["risk_level"], "latency_ms": round(latency_ms, 3)}
-                        for index, (record, answer) in enumerate(zip(inputs, answers))])
+        self.log.write(prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000))
 
     @bentoml.api(route="/predict")
     async def predict(self, record: Record, /, ctx: bentoml.Context) -> Prediction:

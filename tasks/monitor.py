@@ -198,8 +198,10 @@ def load_champion_reference(dataset: str, settings: Settings) -> ChampionReferen
 
 @task(name="read-prediction-log", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
       retry_condition_fn=retry_on_io_error)
-def load_prediction_log(champion: ChampionReference, settings: Settings) -> pd.DataFrame:
-    directory = settings.prediction_log_dir or settings.dataset_artifacts(champion.spec.name) / "predictions"
+def load_prediction_log(champion: ChampionReference, settings: Settings, log_dir: str | None = None) -> pd.DataFrame:
+    """The champion's logged predictions: from ``log_dir``, else the service's log folder."""
+    directory = Path(log_dir) if log_dir else (settings.prediction_log_dir
+                                               or settings.dataset_artifacts(champion.spec.name) / "predictions")
     log = read_prediction_log(directory, champion.version)
     print(f"{len(log):,} logged predictions of {champion.tag} in {directory}")
     return log

@@ -127,8 +127,8 @@ def should_promote(challenger: HoldoutScore, champion: HoldoutScore | None, comp
     figures = dict(delta=comparison.delta, ci_low=comparison.ci_low, ci_high=comparison.ci_high)
     unit = " per holdout row" if comparison.metric == "expected_cost" else ""
     if comparison.delta < rule.min_gain or comparison.delta <= 0:
-        return Decision("rejected", f"{comparison.metric} improvement {comparison.delta:+.4f}{unit} is below the "
-                        f"required gain {rule.min_gain:g} (and must be above 0)", champion.tag, challenger.tag, **figures)
+        return Decision("rejected", f"no real improvement: {comparison.metric} {comparison.delta:+.4f}{unit} "
+                        f"(needs > 0 and ≥ min_gain {rule.min_gain:g})", champion.tag, challenger.tag, **figures)
     if comparison.ci_low <= 0:
         return Decision("rejected", f"{comparison.metric} improvement {comparison.delta:+.4f}{unit} is not significant: "
                         f"the bootstrap's {comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} is not above 0",

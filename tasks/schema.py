@@ -132,3 +132,22 @@ def raise_problems(title: str, problems: list[tuple]) -> None:
             InitErrorDetails(type=PydanticCustomError(kind, message),
                              loc=tuple(part for part in (index, field) if part not in (None, "")), input=None)
             for index, field, kind, message in problems])
+
+
+def request_records(frame, spec: DatasetSpec) -> list[dict]:
+    """Cleaned rows as a client sends them: ``None`` for missing, integers as integers."""
+    import pandas as pd
+
+    records = []
+    for row in frame[spec.input_columns].to_dict(orient="records"):
+        record = {}
+        for column, value in row.items():
+            rule = spec.columns.numeric.get(column)
+            if pd.isna(value):
+                record[column] = None
+            elif rule is not None:
+                record[column] = int(value) if rule.integer else float(value)
+            else:
+                record[column] = value
+        records.append(record)
+    return records

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.clean import clean_frame
 from tasks.monitor import drift_markdown, drift_report, psi, read_prediction_log, reference_profile
-from tests.integration.test_service import request_records
+from tasks.schema import request_records
 
 
 def _log(records: list[dict], decision_rate: float, seed: int = 0) -> pd.DataFrame:

@@ -36,8 +36,8 @@ def test_a_challenger_below_a_floor_is_rejected_even_without_champion():
 
 @pytest.mark.parametrize("comparison, verdict, words", [
     (_comparison(5.0, 2.0, 8.0), "promoted", "improves by +5.0000"),
-    (_comparison(0.5, 0.1, 0.9), "rejected", "below the required gain 1"),
-    (_comparison(-3.0, -6.0, -1.0), "rejected", "below the required gain"),
+    (_comparison(0.5, 0.1, 0.9), "rejected", "needs > 0 and ≥ min_gain 1"),
+    (_comparison(-3.0, -6.0, -1.0), "rejected", "no real improvement: expected_cost -3.0000"),
     (_comparison(4.0, -0.5, 8.0), "rejected", "not significant"),
 ])
 def test_the_rule_against_a_champion(comparison, verdict, words):

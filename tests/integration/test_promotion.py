@@ -21,7 +21,8 @@ from flows.retrain import retrain
 from tasks.package import champion_tag
 from tasks.registry import locked_registry, read_registry
 from tasks.settings import PROJECT_ROOT, Settings
-from tests.integration.test_service import Server, request_records
+from tasks.schema import request_records
+from tests.integration.test_service import Server
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ import pytest
 from flows.retrain import retrain
 from tasks.clean import clean_frame
 from tasks.settings import PROJECT_ROOT
-from tasks.spec import DatasetSpec, load_spec
+from tasks.schema import request_records
+from tasks.spec import load_spec
 
 API_KEY = "s3cret-test-key"
 MAX_BODY_BYTES = 400_000
@@ -76,24 +77,6 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
-
-
-def request_records(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
-    """Cleaned rows as a client would send them: null for missing, integers as integers."""
-    records = []
-    for row in frame[spec.input_columns].to_dict(orient="records"):
-        record = {}
-        for column, value in row.items():
-            if pd.isna(value):
-                record[column] = None
-            elif column in spec.columns.numeric and spec.columns.numeric[column].integer:
-                record[column] = int(value)
-            elif column in spec.columns.numeric:
-                record[column] = float(value)
-            else:
-                record[column] = value
-        records.append(record)
-    return records
 
 
 @pytest.fixture(scope="module")

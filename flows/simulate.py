@@ -1,0 +1,60 @@
+"""Replay months in order: retrain, promote or reject, serve the next month, log it, monitor it.
+
+    python -m flows.simulate --dataset churn --months 6
+
+For each of the last N holdout months M: the retrain flow (holdout M, promotion against the
+champion); the champion then scores month M+1's records through the serving path into a
+simulation prediction log; the monitoring flow judges that traffic's drift. Prints the table of
+decisions and the champion's holdout metrics month by month, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from prefect import flow
+
+from flows.monitor import monitor
+from flows.retrain import retrain
+from tasks.settings import Settings
+from tasks.simulate import decisions_table, plan_months, replay_traffic, simulation_row
+from tasks.spec import load_dataset_spec
+
+
+@flow(name="simulate", log_prints=True)
+def simulate(dataset: str = "churn", months: int = 6) -> dict:
+    settings = Settings()
+    spec = load_dataset_spec(dataset, None, settings)
+    log_dir = settings.dataset_artifacts(spec.name) / "simulation" / "predictions"
+    rows = []
+    for holdout, following in plan_months(spec, settings, months):
+        run = retrain(dataset=dataset, month=holdout)
+        traffic = drift = None
+        if following is not None:
+            traffic = replay_traffic(spec, settings, following, log_dir)
+            drift = monitor(dataset=dataset, log_dir=str(log_dir), retrain_on_drift=False)
+        rows.append(simulation_row(holdout, run, run["registry"], traffic, drift))
+    table = decisions_table(rows)
+    print("\n" + table)
+    return {"dataset": spec.name, "months": rows, "table": table}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="churn")
+    parser.add_argument("--months", type=int, default=6)
+    args = parser.parse_args(argv)
+    state = simulate(dataset=args.dataset, months=args.months, return_state=True)
+    if not state.is_completed():
+        error = state.result(raise_on_failure=False)
+        print(json.dumps({"dataset": args.dataset, "status": "failed", "error": f"{type(error).__name__}: {error}"}))
+        return 1
+    result = state.result()
+    print(json.dumps({key: value for key, value in result.items() if key != "table"}, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
