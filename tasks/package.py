@@ -119,11 +119,10 @@ def read_serving_record(tag: str) -> dict:
     return json.loads(Path(bentoml.models.get(tag).path_of(SERVING_FILE)).read_text(encoding="utf-8"))
 
 
-def verify_loaded(loaded: Pipeline, in_memory: Pipeline, holdout: pd.DataFrame, spec: DatasetSpec) -> dict:
-    """The loaded model must give the in-memory probabilities on the whole holdout, and the fast
-    path the same to 1e-9; returns the figures, raises ``PackagingError`` otherwise."""
+def verify_loaded(loaded: Pipeline, expected: np.ndarray, holdout: pd.DataFrame, spec: DatasetSpec) -> dict:
+    """The loaded model must give ``expected`` (the evaluated model's holdout probabilities) on the
+    whole holdout, and the fast path the same to 1e-9; returns the figures, raises ``PackagingError`` otherwise."""
     features, _ = features_and_target(holdout, spec)
-    expected = in_memory.predict_proba(features)[:, 1]
     actual = loaded.predict_proba(features)[:, 1]
     if not np.array_equal(expected, actual):
         raise PackagingError(f"the stored model's holdout probabilities differ from the evaluated model's "
@@ -194,9 +193,8 @@ def package_model(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderb
             "spec": spec.model_dump(mode="json"),
             "input_schema": schema,
         })
-        holdout_probability = winner.pipeline.predict_proba(features_and_target(split.holdout, spec)[0])[:, 1]
         write_json_atomic(Path(stored.path_of(REFERENCE_FILE)), reference_profile(
-            split.train, spec, float((holdout_probability >= winner.oof_threshold).mean()), spec.split.seed))
+            split.train, spec, float((winner.holdout_probability >= winner.oof_threshold).mean()), spec.split.seed))
         checksums = {name: sha256_file(Path(stored.path_of(name)))
                      for name in (MODEL_FILE, BACKGROUND_FILE, SERVING_FILE, REFERENCE_FILE, "metadata.json")}
         # BentoML metadata takes plain values only (no None); the full record is serving.json.
@@ -212,7 +210,7 @@ def package_model(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderb
     tag = str(stored.tag)
     try:
         loaded = load_packaged_model(tag)
-        verification = verify_loaded(loaded.pipeline, winner.pipeline, split.holdout, spec)
+        verification = verify_loaded(loaded.pipeline, winner.holdout_probability, split.holdout, spec)
         print(f"packaged {tag}: reloaded probabilities equal on {verification['holdout_rows_checked']:,} holdout rows; "
               f"fast path within {verification['fast_path_max_difference']:.1e} on {verification['fast_path_rows_checked']:,}")
         bento_tag = build_bento(spec, tag, version)

@@ -27,7 +27,7 @@ from tasks.run import RunPaths, artifact_key, write_json_atomic
 from tasks.settings import Settings
 from tasks.spec import Costs, DatasetSpec, Promotion
 from tasks.split import TrainHoldout
-from tasks.tournament import Leaderboard
+from tasks.tournament import Leaderboard, features_and_target
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_CHUNK = 50
@@ -155,12 +155,9 @@ def _promotion_markdown(spec: DatasetSpec, decision: Decision, challenger: Holdo
 def promote(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard, summary: dict,
             settings: Settings) -> dict:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
-    from tasks.tournament import features_and_target
-
-    features, target = features_and_target(split.holdout, spec)
-    y_true = target.to_numpy()
+    y_true = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
-    challenger_probability = winner.pipeline.predict_proba(features)[:, 1]
+    challenger_probability = winner.holdout_probability  # scored once, in the tournament
     challenger = holdout_score(summary["model_tag"], y_true, challenger_probability, winner.oof_threshold, spec.costs)
     path = registry_path(spec.name, settings)
     with locked_registry(path) as registry:
