@@ -209,12 +209,11 @@ class Tollgate:
         raise_problems(f"{Record.__name__} list", batch_problems(records, self.spec))
         if not records:
             return []
-        frame = clean_frame(pd.DataFrame(records, columns=self.spec.input_columns), self.spec,
-                            require_target=False).frame
-        for column, known in self.known.items():
-            unknown = int((frame[column].notna() & ~frame[column].isin(known)).sum())
-            if unknown:
-                unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
+        cleaned = clean_frame(pd.DataFrame(records, columns=self.spec.input_columns), self.spec, require_target=False)
+        frame = cleaned.frame
+        # clean_frame already counts the categories it kept without knowing them
+        for column, unknown in cleaned.report.values_repaired.get("unknown_category_kept", {}).items():
+            unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
         probabilities = served.model.pipeline.predict_proba(frame)[:, 1]
         labels, levels, advice = decide_many(probabilities, served.model.threshold, self.spec)
         for level, count in zip(*np.unique(levels.astype(str), return_counts=True)):
