@@ -1,4 +1,4 @@
-"""The monthly retrain flow: ingest → quality gate → clean → split → tournament → explain → report → package → promote.
+"""The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report → package → promote.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -22,24 +22,25 @@ from tasks.explain import explain
 from tasks.ingest import ingest
 from tasks.package import package_model
 from tasks.promote import promote
-from tasks.quality import quality_gate
+from tasks.quality import quality_gate, validate
 from tasks.report import write_report
-from tasks.run import start_run
+from tasks.run import TIMEOUTS, cached, start_run
 from tasks.settings import Settings
 from tasks.spec import load_dataset_spec
 from tasks.split import split_train_holdout
 from tasks.tournament import evaluate_candidate, select_winner
 
 
-@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4), timeout_seconds=TIMEOUTS["retrain"])
 def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
             spec: str | None = None) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it."""
     settings = Settings()
     dataset_spec = load_dataset_spec(dataset, spec, settings)
     run = start_run(dataset_spec, settings)
-    raw = ingest(dataset_spec, settings, data, month)
-    quality = quality_gate(raw, dataset_spec, settings, run)
+    raw = cached(ingest, settings)(dataset_spec, settings, data, month)
+    validation = cached(validate, settings)(raw, dataset_spec, settings)
+    quality = quality_gate(validation, raw, dataset_spec, settings, run)
     cleaned = clean(raw.frame, dataset_spec)
     split = split_train_holdout(cleaned.frame, dataset_spec, raw.holdout_month)
     candidates = evaluate_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))

@@ -17,6 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.run import TIMEOUTS
 from tasks.spec import DatasetSpec
 
 # Characters real exports put inside numbers: thousands separators, currency signs, spaces.
@@ -243,7 +244,7 @@ def _parse_number(value: object) -> float:
     return float(plain)
 
 
-@task(name="clean", cache_policy=NO_CACHE)
+@task(name="clean", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["clean"])
 def clean(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
     """Clean a monthly batch; every dropped row and repaired value is counted in the report."""
     result = clean_frame(frame, spec)

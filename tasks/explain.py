@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from tasks.features import feature_names
+from tasks.run import TIMEOUTS
 from tasks.spec import DatasetSpec
 from tasks.tournament import Leaderboard, features_and_target
 
@@ -86,7 +87,7 @@ class Explanation:
     background: pd.DataFrame  # training rows a linear model's contributions are taken against
 
 
-@task(name="explain", cache_policy=NO_CACHE)
+@task(name="explain", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["explain"])
 def explain(leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec) -> Explanation:
     """Permutation importance on the holdout and SHAP summaries for the winner."""
     pipeline = leaderboard.winner.pipeline

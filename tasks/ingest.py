@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.run import retry_on_io_error
+from tasks.run import IO_RETRIES, TIMEOUTS, digest, input_cache
 from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 
@@ -65,18 +65,25 @@ class RawData:
     @property
     def sha256(self) -> str:
         """One hash for the whole input: the hashes of its files, in order."""
-        digest = hashlib.sha256()
+        hasher = hashlib.sha256()
         for batch in self.files:
-            digest.update(f"{Path(batch.path).name}:{batch.sha256}\n".encode())
-        return digest.hexdigest()
+            hasher.update(f"{Path(batch.path).name}:{batch.sha256}\n".encode())
+        return hasher.hexdigest()
 
 
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes; computed once per (path, size, mtime) in a process."""
+    status = path.stat()
+    return _sha256_of(str(path.resolve()), status.st_size, status.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int, chunk_size: int = 1 << 20) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+            hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def month_of(path: Path) -> str | None:
@@ -124,12 +131,30 @@ def read_batch(path: Path) -> pd.DataFrame:
         raise IngestError(f"cannot read {path}: {error}") from error
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io_error,
-      cache_policy=NO_CACHE)
+def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) -> Path:
+    return Path(data) if data else spec.raw_path(settings)
+
+
+def ingest_input_hash(parameters: dict) -> str | None:
+    """The files a run would read (where and what bytes) and the spec's renames; None if unplannable."""
+    spec, settings = parameters["spec"], parameters["settings"]
+    source = source_of(spec, settings, parameters.get("data"))
+    try:
+        paths, holdout = plan_batches(source, parameters.get("month"), spec.split.train_window_months)
+    except IngestError:
+        return None
+    files = [f"{path.resolve()}:{file_sha256(path)}" for path in paths]
+    return digest("ingest", holdout, sorted(spec.rename.items()), *files)
+
+
+@task(name="ingest", timeout_seconds=TIMEOUTS["ingest"], **IO_RETRIES, **input_cache(ingest_input_hash))
 def ingest(spec: DatasetSpec, settings: Settings, data: str | Path | None = None,
            month: str | None = None) -> RawData:
-    """Read the batches a run needs (``data``, or the spec's raw folder), rename, hash every file."""
-    source = Path(data) if data else spec.raw_path(settings)
+    """Read the batches a run needs (``data``, or the spec's raw folder), rename, hash every file.
+
+    The result is reused (Prefect cache) while the same bytes are read with the same renames.
+    """
+    source = source_of(spec, settings, data)
     paths, holdout_month = plan_batches(source, month, spec.split.train_window_months)
     print(f"ingest: {len(paths)} batch file(s) from {source}" + (f", holdout month {holdout_month}" if holdout_month else ""))
     frames, files = [], []

@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline
 from tasks.fastpath import FastScorer
 from tasks.monitor import reference_profile
 from tasks.registry import champion_entry, registry_path
-from tasks.run import RunPaths, write_json_atomic
+from tasks.run import IO_RETRIES, TIMEOUTS, RunPaths, write_json_atomic
 from tasks.schema import record_model
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.spec import DatasetSpec
@@ -161,7 +161,7 @@ def _json_value(value, rule):
     return value
 
 
-@task(name="package", cache_policy=NO_CACHE)
+@task(name="package", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["package"], **IO_RETRIES)
 def package_model(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard,
                   background: pd.DataFrame, summary: dict) -> dict:
     """Save the winner in the BentoML store, verify it loads to the same probabilities, build its bento.

@@ -23,7 +23,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tasks.package import load_packaged_model
 from tasks.registry import locked_registry, now, registry_path
-from tasks.run import RunPaths, artifact_key, write_json_atomic
+from tasks.run import TIMEOUTS, RunPaths, artifact_key, write_json_atomic
 from tasks.settings import Settings
 from tasks.spec import Costs, DatasetSpec, Promotion
 from tasks.split import TrainHoldout
@@ -151,7 +151,7 @@ def _promotion_markdown(spec: DatasetSpec, decision: Decision, challenger: Holdo
             f"Both models scored on {where}, which neither trained on.{interval}\n\n" + "\n".join(rows))
 
 
-@task(name="promote", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"])
 def promote(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard, summary: dict,
             settings: Settings) -> dict:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.clean import clean_frame, parse_numeric, typed_view
 from tasks.features import SpecFeatures
 from tasks.ingest import RawData
-from tasks.run import RunPaths, artifact_key, write_json_atomic
+from tasks.run import TIMEOUTS, RunPaths, artifact_key, digest, input_cache, write_json_atomic
 from tasks.settings import Settings
 from tasks.spec import BucketFeature, DatasetSpec
 
@@ -338,11 +339,39 @@ def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir
     )
 
 
+def validation_input_hash(parameters: dict) -> str:
+    """What a validation depends on: the raw bytes (with renames), the suite file and the spec."""
+    raw, spec, settings = parameters["raw"], parameters["spec"], parameters["settings"]
+    suite = spec.suite_path(settings)
+    return digest("validate", raw.sha256, sorted(raw.renamed.items()), suite.read_text(encoding="utf-8"),
+                  spec.content_sha256)
+
+
+@task(name="validate", timeout_seconds=TIMEOUTS["validate"], **input_cache(validation_input_hash))
+def validate(raw: RawData, spec: DatasetSpec, settings: Settings) -> QualityResult:
+    """Run the suite on every batch; its Data Docs go to a folder named by the input hash.
+
+    The result (pass or fail) is reused (Prefect cache) for the same bytes, suite and spec.
+    """
+    key = validation_input_hash({"raw": raw, "spec": spec, "settings": settings})
+    docs_dir = settings.dataset_artifacts(spec.name) / "quality" / key[:16] / "data_docs"
+    if docs_dir.exists():
+        shutil.rmtree(docs_dir)
+    return evaluate_quality(raw, spec, spec.suite_path(settings), docs_dir)
+
+
 @task(name="quality-gate", cache_policy=NO_CACHE)
-def quality_gate(raw: RawData, spec: DatasetSpec, settings: Settings, run: RunPaths) -> QualityResult:
-    """Validate, write the analysts' report (Data Docs, markdown, JSON), then stop on critical failures."""
+def quality_gate(validation: QualityResult, raw: RawData, spec: DatasetSpec, settings: Settings,
+                 run: RunPaths) -> QualityResult:
+    """Publish the validation in the run folder (Data Docs, markdown, JSON), then stop on critical failures."""
     report_dir = run.dir
-    result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
+    source_docs = Path(validation.data_docs).parent
+    if source_docs.is_dir():
+        shutil.copytree(source_docs, report_dir / "data_docs", dirs_exist_ok=True)
+        result = replace(validation, data_docs=str(report_dir / "data_docs" / "index.html"), report_dir=str(report_dir))
+    else:  # the cached Data Docs were deleted: validate again straight into the run folder
+        print(f"quality gate: Data Docs of the cached validation are gone ({source_docs}); validating again")
+        result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
     picture = plot_quality(result, report_dir / "data_quality.png")
     markdown = render_markdown(result, raw)
     (report_dir / "data_quality.md").write_text(f"{markdown}\n\n![data quality]({picture.name})\n", encoding="utf-8")

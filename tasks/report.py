@@ -28,7 +28,7 @@ from tasks.explain import Explanation
 from tasks.features import feature_names
 from tasks.ingest import RawData
 from tasks.quality import QualityResult, markdown_table
-from tasks.run import RunPaths, artifact_key, write_json_atomic
+from tasks.run import TIMEOUTS, RunPaths, artifact_key, write_json_atomic
 from tasks.spec import DatasetSpec
 from tasks.split import TrainHoldout
 from tasks.tournament import Leaderboard
@@ -141,7 +141,7 @@ def html_report(title: str, summary_markdown: str, tables: dict[str, pd.DataFram
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"])
 def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: QualityResult, cleaning: CleaningReport,
                  split: TrainHoldout, leaderboard: Leaderboard, explanation: Explanation) -> dict:
     """Save the winning pipeline, its metadata, plots and reports; return the run summary."""

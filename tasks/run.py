@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
+from prefect.tasks import exponential_backoff
 
 from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 
 MODEL_FILE = "model.joblib"
+
+CACHE_EXPIRATION = timedelta(days=62)
+"""How long an ingest or validation result is reused for the same input (two monthly cycles)."""
+
+MINUTE = 60
+TIMEOUTS = {"ingest": 30 * MINUTE, "validate": 30 * MINUTE, "clean": 30 * MINUTE, "explain": 60 * MINUTE,
+            "report": 30 * MINUTE, "package": 60 * MINUTE, "promote": 30 * MINUTE, "retrain": 6 * 60 * MINUTE}
+"""Time limits (seconds), each several times the stage's time on a 1,000,000-row month here. Tournament
+candidates run in worker threads, which Prefect cannot interrupt; the whole retrain flow's limit covers them."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +49,6 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-@task(name="start-run", cache_policy=NO_CACHE)
-def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
-    """A new, unique run folder under the dataset's artifacts."""
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-    run_dir = settings.dataset_artifacts(spec.name) / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    print(f"run {run_id}: writing to {run_dir}")
-    return RunPaths(run_id=run_id, dir=run_dir)
-
-
-
-
 def retry_on_io_error(task, task_run, state) -> bool:
     """Retry transient I/O failures (a network share hiccup), never bad input."""
     try:
@@ -60,6 +60,58 @@ def retry_on_io_error(task, task_run, state) -> bool:
     return False
 
 
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5,
+              "retry_condition_fn": retry_on_io_error}
+"""Task options for stages that read or write files: three retries after ~2, 4 and 8 s on OSError only."""
+
+
+def digest(*parts: object) -> str:
+    """SHA-256 of the parts' text, in order: the cache keys' common form."""
+    text = "\n".join(str(part) for part in parts)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class InputHashPolicy(CachePolicy):
+    """Cache key: the hash of what the task reads (``input_hash(parameters)``) and the task's source.
+
+    ``input_hash`` returning None (input it cannot plan, which the task itself will report) means no
+    caching, never a key from the source alone.
+    """
+
+    input_hash: Callable[[dict], str | None] | None = None
+
+    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str | None:
+        key = self.input_hash(inputs) if self.input_hash else None
+        if key is None:
+            return None
+        return digest(key, TASK_SOURCE.compute_key(task_ctx, inputs, flow_parameters, **kwargs))
+
+
+def input_cache(input_hash: Callable[[dict], str | None]) -> dict:
+    """Task options that reuse a result while the task's code and its input hash are unchanged.
+
+    Set ``PREFECT_TASKS_REFRESH_CACHE=true`` to recompute anyway.
+    """
+    return {"cache_policy": InputHashPolicy(input_hash=input_hash), "cache_expiration": CACHE_EXPIRATION,
+            "persist_result": True}
+
+
+def cached(stage, settings: Settings):
+    """``stage`` with its cached results kept under ``<artifacts>/.cache`` (the run's settings, not the import's)."""
+    return stage.with_options(result_storage=settings.artifacts_dir / ".cache")
+
+
 def artifact_key(dataset: str, what: str) -> str:
     """Prefect artifact keys allow only lowercase letters, digits and dashes."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-{what}".lower()).strip("-")
+
+
+@task(name="start-run", cache_policy=NO_CACHE, **IO_RETRIES)
+def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
+    """A new, unique run folder under the dataset's artifacts."""
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    run_dir = settings.dataset_artifacts(spec.name) / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    print(f"run {run_id}: writing to {run_dir}")
+    return RunPaths(run_id=run_id, dir=run_dir)

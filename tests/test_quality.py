@@ -3,7 +3,7 @@
 import pytest
 
 from tasks.ingest import BATCH_COLUMN, BatchFile, RawData
-from tasks.quality import QualityGateFailed, load_suite, quality_gate
+from tasks.quality import QualityGateFailed, load_suite, quality_gate, validate
 from tasks.run import start_run
 
 
@@ -11,6 +11,10 @@ def _raw(frame) -> RawData:
     """One month's batch, as ingest would hand it over."""
     batch = BatchFile("2026-01.csv", "2026-01", len(frame), "0" * 64, tuple(frame.columns))
     return RawData(frame=frame.assign(**{BATCH_COLUMN: "2026-01"}), files=[batch], holdout_month=None)
+
+
+def _gate(raw, spec, settings, run):
+    return quality_gate.fn(validate.fn(raw, spec, settings), raw, spec, settings, run)
 
 
 def _drop_contract(frame):
@@ -45,7 +49,7 @@ def test_corrupted_batch_stops_at_the_gate(churn_batch, churn_spec, settings, co
     """Check that each corruption fails a critical expectation named in the error and the result."""
     run = start_run.fn(churn_spec, settings)
     with pytest.raises(QualityGateFailed, match=expected.replace("(", r"\(").replace(")", r"\)")) as error:
-        quality_gate.fn(_raw(corrupt(churn_batch)), churn_spec, settings, run)
+        _gate(_raw(corrupt(churn_batch)), churn_spec, settings, run)
     result = error.value.result
     assert not result.success and expected in result.critical_failed
     assert (run.dir / "data_docs" / "index.html").is_file()
@@ -55,7 +59,7 @@ def test_corrupted_batch_stops_at_the_gate(churn_batch, churn_spec, settings, co
 def test_warning_defects_pass_and_are_reported(churn_batch, churn_spec, settings):
     """Check that a batch with only warning-level defects passes, with the defects listed."""
     run = start_run.fn(churn_spec, settings)
-    result = quality_gate.fn(_raw(churn_batch), churn_spec, settings, run)
+    result = _gate(_raw(churn_batch), churn_spec, settings, run)
     assert result.success and result.critical_failed == []
     assert "expect_column_values_to_be_unique(customer_id)" in result.warnings
     assert "expect_column_values_to_be_in_set(contract)" in result.warnings
@@ -65,7 +69,7 @@ def test_warning_defects_pass_and_are_reported(churn_batch, churn_spec, settings
 def test_analyst_report_contents(churn_batch, churn_spec, settings):
     """Check Data Docs HTML, the column profile and the target rate by segment."""
     run = start_run.fn(churn_spec, settings)
-    result = quality_gate.fn(_raw(churn_batch), churn_spec, settings, run)
+    result = _gate(_raw(churn_batch), churn_spec, settings, run)
     docs = run.dir / "data_docs"
     assert (docs / "index.html").is_file() and list((docs / "validations").rglob("*.html"))
     profile = {row["column"]: row for row in result.profile}
@@ -81,7 +85,7 @@ def test_analyst_report_contents(churn_batch, churn_spec, settings):
 def test_security_batch_passes(security_batch, security_spec, settings):
     """Check the security suite on a generated month: warnings only."""
     run = start_run.fn(security_spec, settings)
-    result = quality_gate.fn(_raw(security_batch), security_spec, settings, run)
+    result = _gate(_raw(security_batch), security_spec, settings, run)
     assert result.success and result.warnings
 
 

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data.generate import make_batch
 from flows.retrain import retrain
 from tasks.package import champion_tag
 from tasks.registry import locked_registry, read_registry
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.schema import request_records
+from tests.conftest import SEED
 from tests.integration.test_service import Server
 
 
@@ -174,31 +176,47 @@ def test_the_service_follows_a_promotion_without_a_failed_request(two_runs, arti
         server.stop()
 
 
-def test_monitoring_detects_injected_drift_and_retrains(two_runs, artifacts, monthly_batches, tmp_path):
-    """Check the monitor flow reads the service's log, names the drifted inputs, writes its report,
-    and, with no retrain deployment on the server, runs the retrain flow itself."""
+def collector_flipped_months(raw: Path, months: list[str], first_index: int) -> None:
+    """New security months whose log collector swapped the byte directions (bytes_in ⟷ bytes_out):
+    inputs drift, and exfiltration now shows as huge *inbound* bytes, which the champion never saw."""
+    for offset, month in enumerate(months):
+        batch = make_batch("security", month, first_index + offset, first_index + len(months), 3000, SEED)
+        batch = batch.rename(columns={"bytes_out": "bytes_in", "bytes_in": "bytes_out"})
+        batch.to_csv(raw / "security" / f"{month}.csv", index=False)
+
+
+def test_injected_drift_is_detected_and_the_retrained_challenger_promoted(monthly_batches, artifacts, tmp_path):
+    """Check the monitor flow reads the served traffic, names the drifted inputs, writes its report, runs the
+    retrain flow itself (no deployment on the server), and that retrain's challenger beats the stale
+    champion on the new month and is promoted."""
     from flows.monitor import monitor
-    from service.prediction_log import PredictionLog
-    from tasks.clean import clean_frame
+    from tasks.simulate import replay_traffic
     from tasks.spec import resolve_spec
 
-    spec = resolve_spec("churn", None, Settings())
-    champion = read_registry(Path(two_runs["first"]["registry"]))["champion"]
-    version = champion["tag"].split(":")[1]
-    holdout = pd.read_csv(monthly_batches / "churn" / f"{two_runs['first']['holdout_month']}.csv", dtype=str,
-                          keep_default_na=False).rename(columns=spec.rename)
-    traffic = clean_frame(holdout, spec).frame
-    traffic = traffic.assign(tenure_months=traffic["tenure_months"].clip(upper=60) + 55, contract="Two year")
-    log = PredictionLog(tmp_path / "predictions")
-    log.write([{"time": "2026-11-01T00:00:00+00:00", "request_id": str(i), "endpoint": "predict", "index": 0,
-                "model_version": version, "inputs": record, "probability": 0.9, "decision": "Yes",
-                "risk_level": "High", "latency_ms": 1.0} for i, record in enumerate(request_records(traffic, spec))])
+    raw = tmp_path / "raw"
+    shutil.copytree(monthly_batches / "security", raw / "security")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_RAW_DATA_DIR", str(raw))
         patch.setenv("TOLLGATE_PREDICTION_LOG_DIR", str(tmp_path / "predictions"))
-        patch.setenv("TOLLGATE_RAW_DATA_DIR", str(monthly_batches))
-        result = monitor(dataset="churn")
-    assert result["drifted"] and result["model_version"] == version
-    assert any("tenure_months" in reason and "contract" in reason for reason in result["reasons"])
+        settings = Settings()
+        first = retrain(dataset="security")
+        assert first["promotion"]["decision"] == "promoted"
+        collector_flipped_months(raw, ["2026-03", "2026-04", "2026-05"], first_index=4)
+        spec = resolve_spec("security", None, settings)
+        served = replay_traffic.fn(spec, settings, "2026-03", tmp_path / "predictions")  # the service's log lines
+        assert served["model"] == first["model_tag"]
+        result = monitor(dataset="security")
+
+    assert result["drifted"] and result["model_version"] == first["model_tag"].split(":")[1]
+    assert any("bytes_in" in reason and "bytes_out" in reason for reason in result["reasons"]), result["reasons"]
     assert Path(result["report"]).is_file() and "data:image/png;base64," in Path(result["report"]).read_text()
     assert result["retrain"]["how"] == "subflow"
-    assert result["retrain"]["run"]["promotion"]["decision"] in ("promoted", "rejected")
+    retrained = result["retrain"]["run"]
+    assert retrained["holdout_month"] == "2026-05"
+    promotion = retrained["promotion"]
+    assert promotion["decision"] == "promoted", promotion["reason"]
+    assert promotion["champion"] == first["model_tag"] and promotion["ci_low"] > 0
+    registry = read_registry(Path(retrained["registry"]))
+    assert registry["champion"]["tag"] == retrained["model_tag"]
+    assert registry["previous"][-1]["tag"] == first["model_tag"]
+    assert [entry["decision"] for entry in registry["history"]] == ["promoted", "promoted"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,17 +26,12 @@ from tasks.clean import clean_frame
 from tasks.settings import PROJECT_ROOT
 from tasks.schema import request_records
 from tasks.spec import load_spec
+from tests.integration.processes import free_port, stop_group
 
 API_KEY = "s3cret-test-key"
 MAX_BODY_BYTES = 400_000
 LOG_MAX_BYTES = 40_000
 ANSWER_KEYS = {"prediction", "probability", "threshold", "risk_level", "recommendation", "model_version"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -69,13 +62,7 @@ class Server:
         raise AssertionError(f"bentoml serve not ready after {timeout} s:\n{self.output.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
         self._log.close()
 
 
