@@ -87,6 +87,7 @@ def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batch
     monthly = next(d for d in deployed if d["name"] == "churn-monthly-retrain")
     assert monthly["work_pool_name"] == "tollgate-process" and monthly["parameters"] == {"dataset": "churn"}
     assert [s["schedule"]["cron"] for s in monthly["schedules"]] == ["0 3 1 * *"]
+    assert monthly["global_concurrency_limit"]["limit"] == 1
 
     output = prefect("deployment", "run", "retrain/churn-monthly-retrain",
                      "--param", f"data={json.dumps(str(monthly_batches / 'churn'))}", env=env)
