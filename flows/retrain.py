@@ -1,7 +1,9 @@
-"""The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report → package → promote.
+"""The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report
+→ anomaly report → package → promote.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
+    python -m flows.retrain --dataset security --raw data/raw_logs/security/2026-03/   # from raw event logs
     python -m flows.retrain --dataset security --task-runner dask   # candidates on a Dask cluster
 
 Human progress goes to the log; the last line on stdout is one JSON summary of the run.
@@ -17,6 +19,7 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.anomaly import anomaly_report
 from tasks.clean import clean
 from tasks.explain import explain
 from tasks.ingest import ingest
@@ -33,20 +36,21 @@ from tasks.tournament import evaluate_candidate, select_winner
 
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4), timeout_seconds=TIMEOUTS["retrain"])
 def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
-            spec: str | None = None) -> dict:
+            spec: str | None = None, raw: str | None = None) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it."""
     settings = Settings()
     dataset_spec = load_dataset_spec(dataset, spec, settings)
     run = start_run(dataset_spec, settings)
-    raw = cached(ingest, settings)(dataset_spec, settings, data, month)
-    validation = cached(validate, settings)(raw, dataset_spec, settings)
-    quality = quality_gate(validation, raw, dataset_spec, settings, run)
-    cleaned = clean(raw.frame, dataset_spec)
-    split = split_train_holdout(cleaned.frame, dataset_spec, raw.holdout_month)
+    batches = cached(ingest, settings)(dataset_spec, settings, data, month, raw)
+    validation = cached(validate, settings)(batches, dataset_spec, settings)
+    quality = quality_gate(validation, batches, dataset_spec, settings, run)
+    cleaned = clean(batches.frame, dataset_spec)
+    split = split_train_holdout(cleaned.frame, dataset_spec, batches.holdout_month)
     candidates = evaluate_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
     leaderboard = select_winner(candidates.result(), dataset_spec)
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
-    summary = write_report(run, dataset_spec, raw, quality, cleaned.report, split, leaderboard, explanation)
+    summary = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
+    summary = anomaly_report(run, split, dataset_spec, summary)
     summary = package_model(run, dataset_spec, split, leaderboard, explanation.background, summary)
     return promote(run, dataset_spec, split, leaderboard, summary, settings)
 
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", default=None, help="holdout month YYYY-MM (default: the latest batch)")
     parser.add_argument("--data", default=None, help="a CSV/Parquet file or a folder of monthly batches")
     parser.add_argument("--spec", default=None, help="a spec YAML file (instead of --dataset)")
+    parser.add_argument("--raw", default=None,
+                        help="raw event logs: a month folder, or a folder of YYYY-MM folders (spec's raw_logs)")
     parser.add_argument("--task-runner", choices=["threads", "dask"], default=Settings().task_runner,
                         help="where tournament candidates run (default: TOLLGATE_TASK_RUNNER, else threads)")
     args = parser.parse_args(argv)
@@ -93,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     label = dataset or Path(args.spec).stem
 
     flow_with_runner = retrain.with_options(task_runner=task_runner(args.task_runner))
-    state = flow_with_runner(dataset=dataset, month=args.month, data=args.data, spec=args.spec, return_state=True)
+    state = flow_with_runner(dataset=dataset, month=args.month, data=args.data, spec=args.spec, raw=args.raw,
+                             return_state=True)
     if state.is_completed():
         summary = state.result()
         code = 0

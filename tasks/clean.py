@@ -90,8 +90,14 @@ def normalise_label(value: object) -> str:
 
 
 def parse_target(values: pd.Series, spec: DatasetSpec) -> pd.Series:
-    """Target as 1/0 whatever its spelling (' yes', 'YES', 1.0); unknown labels become missing."""
+    """Target as 1/0 whatever its spelling (' yes', 'YES', 1.0); unknown labels become missing.
+
+    With ``others_are_positive`` every present label but the negative one is 1.
+    """
     labels = target_labels(spec)
+    if spec.target.others_are_positive:
+        negative = normalise_label(spec.target.negative)
+        return values.map(lambda v: float(normalise_label(v) != negative) if pd.notna(v) and str(v).strip() else np.nan)
     mapped = values.map(lambda v: labels.get(normalise_label(v)) if pd.notna(v) else np.nan)
     return mapped.astype(float)
 
@@ -186,6 +192,8 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
 
     target = spec.target.column
     if target in cleaned:
+        if spec.target.kind_column:
+            cleaned[spec.target.kind_column] = cleaned[target]
         labels = parse_target(cleaned[target], spec)
         missing_target = labels.isna()
         report.drop(f"missing or unknown target ({target})", missing_target.sum())
@@ -196,7 +204,7 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
         raise KeyError(f"target column '{target}' is missing")
 
     id_column = spec.id_column
-    if id_column in cleaned:
+    if id_column and id_column in cleaned:
         duplicated = cleaned[id_column].notna() & cleaned.duplicated(subset=[id_column], keep="last")
         report.drop(f"duplicate {id_column} (later row kept)", duplicated.sum())
         cleaned = cleaned.loc[~duplicated]

@@ -22,7 +22,7 @@ from tasks.run import TIMEOUTS
 from tasks.spec import DatasetSpec
 from tasks.tournament import Leaderboard, features_and_target
 
-IMPORTANCE_ROWS = 20_000
+IMPORTANCE_ROWS = 2_000
 SHAP_ROWS = 2_000
 
 
@@ -95,7 +95,7 @@ def explain(leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame
     if len(features) > IMPORTANCE_ROWS:
         sample = features.sample(IMPORTANCE_ROWS, random_state=spec.split.seed).index
         features, target = features.loc[sample], target.loc[sample]
-    result = permutation_importance(pipeline, features, target, scoring="roc_auc", n_repeats=5,
+    result = permutation_importance(pipeline, features, target, scoring="roc_auc", n_repeats=3,
                                     random_state=spec.split.seed, n_jobs=1)
     permutation = (pd.DataFrame({"feature": features.columns, "importance": result.importances_mean,
                                  "std": result.importances_std})

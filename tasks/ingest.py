@@ -49,17 +49,19 @@ class RawData:
     files: list[BatchFile]
     holdout_month: str | None
     renamed: dict[str, str] = field(default_factory=dict)
+    parse_reports: dict[str, dict] = field(default_factory=dict)  # raw logs: what happened to every line, by month
+    line_samples: dict[str, pd.DataFrame] = field(default_factory=dict)  # raw logs: lines for the expectations
 
     @property
     def rows(self) -> int:
         return len(self.frame)
 
     def batches(self) -> dict[str, pd.DataFrame]:
-        """Each file's rows with only the columns that file really had (after renaming)."""
+        """Each batch's rows with only the columns it really had (after renaming); one per month of raw logs."""
         return {
             batch.label: self.frame.loc[self.frame[BATCH_COLUMN] == batch.label,
                                         [self.renamed.get(c, c) for c in batch.columns]]
-            for batch in self.files
+            for batch in self.files if batch.columns
         }
 
     @property
@@ -112,14 +114,22 @@ def plan_batches(source: Path, month: str | None, window: int) -> tuple[list[Pat
         if month is not None:
             raise IngestError(f"--month needs every file in {source} named YYYY-MM.csv or .parquet")
         return files, None
-    months = sorted(monthly)
+    chosen = holdout_window(monthly, month, window, source, "batch")
+    if chosen is None:
+        raise IngestError(f"month {month or max(monthly)} has no earlier batches to train on in {source}")
+    return [monthly[m] for m in chosen], chosen[-1]
+
+
+def holdout_window(available: dict[str, object], month: str | None, window: int, source: Path,
+                   what: str) -> list[str] | None:
+    """The ``window`` months before the holdout month (default: the latest), then the holdout itself;
+    None when no month precedes it."""
+    months = sorted(available)
     holdout = month or months[-1]
-    if holdout not in monthly:
-        raise IngestError(f"no batch for month {holdout} in {source}; available: {months[0]} … {months[-1]}")
+    if holdout not in available:
+        raise IngestError(f"no {what} for month {holdout} in {source}; available: {months[0]} … {months[-1]}")
     earlier = [m for m in months if m < holdout][-window:]
-    if not earlier:
-        raise IngestError(f"month {holdout} has no earlier batches to train on in {source}")
-    return [monthly[m] for m in [*earlier, holdout]], holdout
+    return [*earlier, holdout] if earlier else None
 
 
 def read_batch(path: Path) -> pd.DataFrame:
@@ -138,22 +148,87 @@ def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) ->
 def ingest_input_hash(parameters: dict) -> str | None:
     """The files a run would read (where and what bytes) and the spec's renames; None if unplannable."""
     spec, settings = parameters["spec"], parameters["settings"]
-    source = source_of(spec, settings, parameters.get("data"))
     try:
-        paths, holdout = plan_batches(source, parameters.get("month"), spec.split.train_window_months)
+        if parameters.get("raw"):
+            months, holdout = plan_log_months(Path(parameters["raw"]), parameters.get("month"),
+                                              spec.split.train_window_months)
+            paths = [path for folder in months.values() for path in sorted(folder.iterdir()) if path.is_file()]
+        else:
+            source = source_of(spec, settings, parameters.get("data"))
+            paths, holdout = plan_batches(source, parameters.get("month"), spec.split.train_window_months)
     except IngestError:
         return None
     files = [f"{path.resolve()}:{file_sha256(path)}" for path in paths]
-    return digest("ingest", holdout, sorted(spec.rename.items()), *files)
+    return digest("ingest", holdout, sorted(spec.rename.items()), spec.content_sha256 if parameters.get("raw") else "",
+                  *files)
+
+
+def plan_log_months(source: Path, month: str | None, window: int) -> tuple[dict[str, Path], str | None]:
+    """Month folders of raw logs a run reads (``source`` is one month, or holds YYYY-MM folders)."""
+    if not source.is_dir():
+        raise IngestError(f"raw logs not found: {source} (a month folder, or a folder of YYYY-MM folders)")
+    folders = {p.name: p for p in source.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-\d{2}", p.name)}
+    if not folders:
+        return {month_of_folder(source): source}, None
+    chosen = holdout_window(folders, month, window, source, "raw logs")
+    if chosen is None:  # one month: a stratified split of its sessions
+        single = month or max(folders)
+        return {single: folders[single]}, None
+    return {m: folders[m] for m in chosen}, chosen[-1]
+
+
+def month_of_folder(folder: Path) -> str:
+    return folder.name if re.fullmatch(r"\d{4}-\d{2}", folder.name) else folder.name or "logs"
+
+
+def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.DataFrame], list[BatchFile], dict, dict]:
+    """Sessionise each month's logs and attach its incident records; lineage per log file."""
+    from tasks.logs import RawLogError, attach_labels, log_files, sessionise
+
+    frames, files, reports, samples = [], [], {}, {}
+    for month, folder in months.items():
+        try:
+            paths = log_files(folder)
+
+            def progress(report, month=month):
+                print(f"  {month}: {report.lines:,} lines read, {report.parsed:,} events")
+
+            sessions, report, sample = sessionise(paths, spec, month if re.fullmatch(r"\d{4}-\d{2}", month) else None,
+                                                  progress=progress)
+            labelled = attach_labels(sessions, folder / spec.raw_logs.labels_file, spec)
+        except RawLogError as error:
+            raise IngestError(f"{folder}: {error}") from error
+        print(f"ingest: {month}: {report.lines:,} lines → {report.parsed:,} events ({report.parse_rate:.2%} parsed, "
+              f"{report.duplicates:,} duplicates dropped, unusable {dict(report.problems)}) → {len(labelled):,} sessions")
+        labelled[BATCH_COLUMN] = month
+        frames.append(labelled)
+        columns = tuple(c for c in labelled.columns if c != BATCH_COLUMN)
+        for number, path in enumerate(paths):
+            files.append(BatchFile(str(path), month, report.lines if number == 0 else 0, file_sha256(path),
+                                   columns if number == 0 else ()))
+        labels = folder / spec.raw_logs.labels_file
+        files.append(BatchFile(str(labels), month, 0, file_sha256(labels), ()))
+        reports[month], samples[month] = report.as_dict(), sample
+    return frames, files, reports, samples
 
 
 @task(name="ingest", timeout_seconds=TIMEOUTS["ingest"], **IO_RETRIES, **input_cache(ingest_input_hash))
 def ingest(spec: DatasetSpec, settings: Settings, data: str | Path | None = None,
-           month: str | None = None) -> RawData:
+           month: str | None = None, raw: str | Path | None = None) -> RawData:
     """Read the batches a run needs (``data``, or the spec's raw folder), rename, hash every file.
+    With ``raw``, build them from raw event logs instead (``spec.raw_logs``), one batch per month.
 
     The result is reused (Prefect cache) while the same bytes are read with the same renames.
     """
+    if raw:
+        if spec.raw_logs is None:
+            raise IngestError(f"--raw needs a raw_logs section in the '{spec.name}' spec")
+        months, holdout_month = plan_log_months(Path(raw), month, spec.split.train_window_months)
+        print(f"ingest: raw logs of {len(months)} month(s) from {raw}"
+              + (f", holdout month {holdout_month}" if holdout_month else ""))
+        frames, files, reports, samples = read_raw_logs(spec, months)
+        return RawData(frame=pd.concat(frames, ignore_index=True), files=files, holdout_month=holdout_month,
+                       parse_reports=reports, line_samples=samples)
     source = source_of(spec, settings, data)
     paths, holdout_month = plan_batches(source, month, spec.split.train_window_months)
     print(f"ingest: {len(paths)} batch file(s) from {source}" + (f", holdout month {holdout_month}" if holdout_month else ""))

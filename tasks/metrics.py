@@ -65,6 +65,7 @@ def decision_report(y_true, probability, threshold: float, costs: Costs) -> dict
         **counts,
         "precision": counts["tp"] / acted if acted else 0.0,
         "recall": counts["tp"] / (counts["tp"] + counts["fn"]) if counts["tp"] + counts["fn"] else 0.0,
+        "accuracy": (counts["tp"] + counts["tn"]) / max(sum(counts.values()), 1),
         "expected_cost": cost,
         "cost_of_doing_nothing": nothing,
         "value_vs_nothing": nothing - cost,

@@ -128,12 +128,14 @@ def _observed(result: dict, exception: dict | None) -> str:
     return ""
 
 
-def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path) -> list[ExpectationOutcome]:
+def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path,
+              extra: dict[str, tuple[pd.DataFrame, Path]] | None = None) -> list[ExpectationOutcome]:
     """Validate each batch with GE in an ephemeral context and build Data Docs into ``docs_dir``.
 
     Batches are validated one by one so that a column missing from one month is named as such,
-    and row-count and target-rate bounds apply per month. Outcomes name their batch when there
-    is more than one.
+    and row-count and target-rate bounds apply per month. ``extra`` adds frames checked by a suite
+    of their own (e.g. a sample of raw log lines). Outcomes name their batch when there is more
+    than one.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -154,22 +156,22 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
     )
     asset = context.data_sources.add_pandas("batches").add_dataframe_asset("raw")
     batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-    suite = context.suites.add(load_suite(suite_path))
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite.name}-gate", data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{suite.name}-checkpoint",
-            validation_definitions=[validation],
-            result_format="SUMMARY",
+    plan = [(label, frame, suite_path) for label, frame in batches.items()]
+    plan += [(label, frame, path) for label, (frame, path) in (extra or {}).items()]
+    checkpoints = {}
+    for path in dict.fromkeys(path for _, _, path in plan):
+        suite = context.suites.add(load_suite(path))
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite.name}-gate", data=batch_definition, suite=suite)
         )
-    )
+        checkpoints[path] = context.checkpoints.add(
+            gx.Checkpoint(name=f"{suite.name}-checkpoint", validation_definitions=[validation], result_format="SUMMARY")
+        )
     outcomes = []
     validated_at = datetime.now(timezone.utc)
-    for label, frame in batches.items():
+    for label, frame, path in plan:
         run_id = gx.RunIdentifier(run_name=label, run_time=validated_at)
-        run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        run = checkpoints[path].run(batch_parameters={"dataframe": frame}, run_id=run_id)
         for validation_result in run.run_results.values():
             for item in validation_result.results:
                 config = item.expectation_config
@@ -182,7 +184,7 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
                         success=bool(item.success),
                         observed=_observed(item.result or {}, item.exception_info),
                         notes=str((config.meta or {}).get("notes", "")),
-                        batch=label if len(batches) > 1 else "",
+                        batch=label if len(plan) > 1 else "",
                         unexpected_pct=(item.result or {}).get("unexpected_percent"),
                     )
                 )
@@ -193,7 +195,7 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
 def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
     """Missing %, distinct values, min/max and unparseable text of every spec column."""
     rows = []
-    for column in [spec.id_column, *spec.input_columns, spec.target.column]:
+    for column in [*spec.id_columns, *spec.input_columns, spec.target.column]:
         if column not in frame:
             rows.append({"column": column, "missing_pct": None, "distinct": None, "min": None,
                          "max": None, "unparseable": None, "note": "column missing"})
@@ -257,11 +259,11 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 def render_markdown(result: QualityResult, raw: RawData) -> str:
     status = "PASSED" if result.success else "FAILED (critical)"
     failures = result.failures()
-    batches = [batch.label for batch in raw.files]
+    batches = list(dict.fromkeys(batch.label for batch in raw.files))
     lines = [
         f"# Data quality: {result.dataset} — {status}",
         "",
-        f"{raw.rows:,} rows from {len(raw.files)} batch(es) ({', '.join(batches)}); "
+        f"{raw.rows:,} rows from {len(batches)} batch(es) ({', '.join(batches)}); "
         f"input SHA-256 `{raw.sha256[:16]}…`.",
         f"{len(result.outcomes)} expectation results: {len(result.critical_failed)} critical failures, "
         f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
@@ -283,6 +285,17 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
               markdown_table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
     for column, rows in result.segments.items():
         lines += ["", f"## Target rate by {column}", "", markdown_table(rows, ["value", "rows", "target_rate"])]
+    for month, report in raw.parse_reports.items():
+        lines += ["", f"## Raw log lines, {month}", "",
+                  f"{report['lines']:,} lines read, {report['parsed']:,} usable events ({report['parse_rate']:.2%}), "
+                  f"{report['duplicates_dropped']:,} repeated deliveries dropped; events from "
+                  f"{report['first_event_utc']} to {report['last_event_utc']} (UTC).", ""]
+        if report["unusable_by_kind"]:
+            lines.append(markdown_table(
+                [{"kind": kind, "lines": count,
+                  "example": "`" + report["samples"].get(kind, [""])[0][:120].replace("|", "/").replace("`", "'") + "`"}
+                 for kind, count in sorted(report["unusable_by_kind"].items(), key=lambda item: -item[1])],
+                ["kind", "lines", "example"]))
     return "\n".join(lines)
 
 
@@ -327,7 +340,11 @@ def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir
     """Run the suite on the typed view of the raw data and profile it; raises nothing."""
     typed = typed_view(raw.frame, spec)
     batches = {label: typed_view(frame, spec) for label, frame in raw.batches().items()}
-    outcomes = run_suite(batches, suite_path, docs_dir)
+    extra = {}
+    if raw.line_samples and spec.raw_logs is not None:
+        raw_suite = spec.raw_logs_suite_path()
+        extra = {f"raw lines {label}": (sample, raw_suite) for label, sample in raw.line_samples.items()}
+    outcomes = run_suite(batches, suite_path, docs_dir, extra)
     return QualityResult(
         dataset=spec.name,
         suite=str(suite_path),
@@ -343,8 +360,9 @@ def validation_input_hash(parameters: dict) -> str:
     """What a validation depends on: the raw bytes (with renames), the suite file and the spec."""
     raw, spec, settings = parameters["raw"], parameters["spec"], parameters["settings"]
     suite = spec.suite_path(settings)
+    raw_suite = spec.raw_logs_suite_path() if raw.line_samples else None
     return digest("validate", raw.sha256, sorted(raw.renamed.items()), suite.read_text(encoding="utf-8"),
-                  spec.content_sha256)
+                  raw_suite.read_text(encoding="utf-8") if raw_suite else "", spec.content_sha256)
 
 
 @task(name="validate", timeout_seconds=TIMEOUTS["validate"], **input_cache(validation_input_hash))
@@ -377,7 +395,7 @@ def quality_gate(validation: QualityResult, raw: RawData, spec: DatasetSpec, set
     (report_dir / "data_quality.md").write_text(f"{markdown}\n\n![data quality]({picture.name})\n", encoding="utf-8")
     write_json_atomic(report_dir / "data_quality.json",
                       {**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
-                       "profile": result.profile, "segments": result.segments})
+                       "profile": result.profile, "segments": result.segments, "raw_logs": raw.parse_reports})
     create_markdown_artifact(key=artifact_key(spec.name, "data-quality"), markdown=markdown,
                              description=f"Data quality gate for {spec.name}")
     print(f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "

@@ -61,6 +61,9 @@ def winner_summary(leaderboard: Leaderboard) -> dict:
         "test_roc_auc": round(winner.holdout_metrics["roc_auc"], 4),
         "test_pr_auc": round(winner.holdout_metrics["pr_auc"], 4),
         "threshold": winner.oof_threshold,
+        "test_accuracy": round(at_threshold["accuracy"], 4),
+        "test_recall": round(at_threshold["recall"], 4),
+        "test_accuracy_at_0_5": round(at_half["accuracy"], 4),
         "expected_cost": round(at_threshold["expected_cost"], 2),
         "expected_cost_at_0_5": round(at_half["expected_cost"], 2),
     }
@@ -92,7 +95,8 @@ def _decision_table(winner) -> pd.DataFrame:
                           (f"tuned {winner.oof_threshold:.3f}", winner.holdout_metrics["at_threshold"])):
         rows.append({"threshold": label, "TP": report["tp"], "FP": report["fp"], "FN": report["fn"],
                      "TN": report["tn"], "precision": round(report["precision"], 3),
-                     "recall": round(report["recall"], 3), "expected cost $": f"{report['expected_cost']:,.0f}",
+                     "recall": round(report["recall"], 3), "accuracy": round(report["accuracy"], 3),
+                     "expected cost $": f"{report['expected_cost']:,.0f}",
                      "value vs doing nothing $": f"{report['value_vs_nothing']:,.0f}"})
     return pd.DataFrame(rows)
 
@@ -178,6 +182,7 @@ def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: Qualit
         "input_sha256": raw.sha256,
         "input_files": [asdict(batch) for batch in raw.files],
         "holdout_month": split.holdout_month,
+        "holdout_file": split.holdout_file,
         "split_strategy": split.strategy,
         "train_rows": len(split.train),
         "holdout_rows": len(split.holdout),
@@ -205,7 +210,7 @@ def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: Qualit
     print(f"report: {run.dir / 'report.html'}")
     return run_summary(
         spec, run, "completed", raw=raw, quality=quality, rows_clean=cleaning.rows_out,
-        input_sha256=raw.sha256, holdout_month=split.holdout_month,
+        input_sha256=raw.sha256, holdout_month=split.holdout_month, holdout=split.describe(),
         cleaning={"rows_dropped": cleaning.rows_dropped, "values_repaired": cleaning.total_repaired},
         leaderboard=leaderboard_rows, winner=winner_summary(leaderboard),
         report=str(run.dir / "report.html"), model_path=str(run.model_path),

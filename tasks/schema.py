@@ -27,7 +27,7 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
     missing = [column for column in spec.input_columns if column not in data]
     for column in missing:
         problems.append((column, "missing", f"{column} is required (send null if it is unknown)"))
-    optional = {spec.id_column, *spec.columns.extra}
+    optional = {*spec.id_columns, *spec.columns.extra}
     for column in data:
         if column not in spec.input_columns and column not in optional:
             problems.append((column, "extra_forbidden", f"{column} is not a field of a {spec.name} record"))
@@ -72,7 +72,7 @@ def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseMod
     for column, categories in spec.columns.categorical.items():
         fields[column] = (str | None, Field(..., description=f"known values: {', '.join(categories)}; "
                                                              "others are accepted and ignored by the encoder"))
-    for column in [spec.id_column, *spec.columns.extra]:
+    for column in [*spec.id_columns, *spec.columns.extra]:
         fields[column] = (str | int | None, Field(None, description="kept in the prediction log, not a feature"))
 
     def check(cls, data: Any) -> Any:
@@ -101,7 +101,7 @@ def batch_problems(records: Any, spec: DatasetSpec) -> list[tuple[int | None, st
 
 def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
     required = set(spec.input_columns)
-    allowed = required | {spec.id_column, *spec.columns.extra}
+    allowed = required | {*spec.id_columns, *spec.columns.extra}
     if not all(type(record) is dict and required <= record.keys() <= allowed for record in records):
         return False
     for column, rule in spec.columns.numeric.items():

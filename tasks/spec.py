@@ -28,8 +28,12 @@ class _Strict(BaseModel):
 
 class Target(_Strict):
     column: str
-    positive: str | int
+    positive: str | int = Field(description="the positive label (with others_are_positive: the name answers use)")
     negative: str | int
+    others_are_positive: bool = Field(default=False, description="every label but `negative` is positive "
+                                                                "(e.g. 23 attack kinds against 'normal')")
+    kind_column: str | None = Field(default=None, description="cleaning keeps the original label here "
+                                                              "(which kind of positive a row is)")
 
 
 class NumericColumn(_Strict):
@@ -47,10 +51,18 @@ class Columns(_Strict):
 
 
 class Split(_Strict):
-    strategy: Literal["time", "stratified"] = "time"
+    strategy: Literal["time", "stratified", "file"] = "time"
     train_window_months: int = Field(default=6, ge=1)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    holdout_file: str | None = Field(default=None, description="strategy file: the file (by name) held out; "
+                                                                 "every other file trains")
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _file_strategy_names_a_file(self) -> "Split":
+        if self.strategy == "file" and not self.holdout_file:
+            raise ValueError("strategy 'file' needs holdout_file (the name of the file to hold out)")
+        return self
 
 
 class Costs(_Strict):
@@ -158,6 +170,8 @@ class Tournament(_Strict):
                                          "training rows; the final fit always uses them all")
     candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
     anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
+    novelty_by: str | None = Field(default=None, description="column naming each positive's kind: the anomaly "
+                                                             "score is reported per kind held out of training")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Tournament":
@@ -198,10 +212,55 @@ class Monitoring(_Strict):
     min_predictions: int = Field(default=200, ge=1, description="fewer logged predictions: no verdict")
 
 
+class Lookup(_Strict):
+    """A session column derived from a raw field: exact values first, then substrings, else default."""
+
+    source: str
+    values: dict[str, str] = Field(default_factory=dict)
+    contains: dict[str, str] = Field(default_factory=dict, description="substring → value, first match wins")
+    default: str | None = None
+
+
+class Aggregation(_Strict):
+    """How one session column is computed from the session's events."""
+
+    how: Literal["count", "sum", "nunique", "span_seconds", "first_hour", "mode"]
+    field: str | None = None
+    where: dict[str, str] = Field(default_factory=dict, description="only events whose field equals the value")
+
+    @model_validator(mode="after")
+    def _needs_field(self) -> "Aggregation":
+        if self.how in ("sum", "nunique", "mode") and not self.field:
+            raise ValueError(f"aggregation '{self.how}' needs a field")
+        return self
+
+
+class RawLogs(_Strict):
+    """Raw event logs → one row per session (``key`` × ``window_minutes``) with the spec's columns."""
+
+    key: str = Field(description="the raw field sessions are per, e.g. src_ip")
+    time: str = "timestamp"
+    window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    text_fields: list[str] = Field(description="required raw fields read as text")
+    integer_fields: list[str] = Field(default_factory=list, description="required raw fields that must be integers")
+    syslog_keys: dict[str, str] = Field(default_factory=dict, description="syslog key=value key → raw field")
+    lookups: dict[str, Lookup] = Field(default_factory=dict)
+    sessions: dict[str, Aggregation]
+    labels_file: str = Field(default="ground_truth.csv", description="attacking sessions (session_id, …) per month")
+    label_kind_column: str | None = Field(default="attack_kind", description="what kind of positive a label row is")
+    negative_kind: str = Field(default="normal", description="the kind of a session the labels do not list")
+    suite: str = Field(description="expectations on a sample of the raw lines (path relative to the spec)")
+    min_parse_rate: float = Field(default=0.95, gt=0, le=1)
+
+    @property
+    def fields(self) -> list[str]:
+        return [self.time, *self.text_fields, *self.integer_fields]
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str = ""
-    id_column: str
+    id_column: str | None = Field(default=None, description="unique row id; duplicates of it are dropped")
     target: Target
     columns: Columns
     rename: dict[str, str] = Field(default_factory=dict)
@@ -214,12 +273,13 @@ class DatasetSpec(_Strict):
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
+    raw_logs: RawLogs | None = Field(default=None, description="how to build this table from raw event logs")
     source_path: Path | None = Field(default=None, exclude=True)
     content_sha256: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
     def _references_exist(self) -> "DatasetSpec":
-        known = set(self.input_columns) | {self.id_column, self.target.column}
+        known = set(self.input_columns) | {self.target.column} | ({self.id_column} if self.id_column else set())
         for feature in self.features:
             used = _columns_used_by(feature)
             missing = [name for name in used if name not in known]
@@ -229,6 +289,10 @@ class DatasetSpec(_Strict):
         for column in self.quality.segment_columns:
             if column not in known:
                 raise ValueError(f"quality.segment_columns names undeclared column '{column}'")
+        if self.raw_logs is not None:
+            missing = [c for c in self.input_columns if c not in self.raw_logs.sessions]
+            if missing:
+                raise ValueError(f"raw_logs.sessions does not build input column(s) {missing}")
         overlap = set(self.columns.numeric) & set(self.columns.categorical)
         if overlap:
             raise ValueError(f"columns {sorted(overlap)} are declared both numeric and categorical")
@@ -241,7 +305,12 @@ class DatasetSpec(_Strict):
 
     @property
     def required_columns(self) -> list[str]:
-        return [self.id_column, *self.input_columns, self.target.column]
+        return [*self.id_columns, *self.input_columns, self.target.column]
+
+    @property
+    def id_columns(self) -> list[str]:
+        """The id column as a list: empty when the data has none."""
+        return [self.id_column] if self.id_column else []
 
     @property
     def derived_numeric(self) -> list[str]:
@@ -255,6 +324,11 @@ class DatasetSpec(_Strict):
         if self.quality.suite and self.source_path is not None:
             return (self.source_path.parent / self.quality.suite).resolve()
         return settings.expectations_dir / f"{self.name}.json"
+
+    def raw_logs_suite_path(self) -> Path:
+        if self.raw_logs is None or self.source_path is None:
+            raise SpecError(f"spec '{self.name}' has no raw_logs section")
+        return (self.source_path.parent / self.raw_logs.suite).resolve()
 
     def raw_path(self, settings: Settings) -> Path:
         if self.raw_dir and self.source_path is not None:

@@ -19,16 +19,27 @@ class TrainHoldout:
     holdout: pd.DataFrame
     strategy: str
     holdout_month: str | None
+    holdout_file: str | None = None
 
     def describe(self) -> str:
-        where = f"month {self.holdout_month}" if self.holdout_month else "a stratified sample"
+        where = (f"month {self.holdout_month}" if self.holdout_month
+                 else f"file {self.holdout_file}" if self.holdout_file else "a stratified sample")
         return f"{len(self.train):,} training rows, {len(self.holdout):,} holdout rows ({where})"
 
 
 @task(name="split", cache_policy=NO_CACHE)
 def split_train_holdout(frame: pd.DataFrame, spec: DatasetSpec, holdout_month: str | None) -> TrainHoldout:
-    """Month M is the fresh holdout when the data has months; otherwise a seeded stratified split."""
-    if holdout_month is not None and spec.split.strategy == "time":
+    """Month M is the fresh holdout when the data has months; the spec's ``holdout_file`` with strategy
+    file; otherwise a seeded stratified split."""
+    if spec.split.strategy == "file":
+        name = spec.split.holdout_file
+        is_holdout = frame[BATCH_COLUMN] == name
+        if not is_holdout.any() or is_holdout.all():
+            files = sorted(frame[BATCH_COLUMN].unique())
+            raise ValueError(f"split.holdout_file '{name}' must be one of several input files; read: {files}")
+        split = TrainHoldout(frame.loc[~is_holdout].reset_index(drop=True),
+                             frame.loc[is_holdout].reset_index(drop=True), "file", None, name)
+    elif holdout_month is not None and spec.split.strategy == "time":
         is_holdout = frame[BATCH_COLUMN] == holdout_month
         split = TrainHoldout(frame.loc[~is_holdout].reset_index(drop=True),
                              frame.loc[is_holdout].reset_index(drop=True), "time", holdout_month)

@@ -8,6 +8,7 @@ holdout. Selection and threshold tuning read only the out-of-fold predictions.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from tasks.features import build_pipeline
 from tasks.metrics import calibration_error, classification_metrics, decision_report
@@ -109,7 +111,17 @@ def cv_folds(target: pd.Series, spec: DatasetSpec) -> list[tuple[np.ndarray, np.
 
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}")
 def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
-    """k-fold CV on the training split, then one fit on all of it and one look at the holdout."""
+    """k-fold CV on the training split, then one fit on all of it and one look at the holdout.
+
+    Candidates run side by side, so each gets its share of the cores for OpenMP (LightGBM,
+    HistGradientBoosting): oversubscribed OpenMP threads spin and slow every candidate down.
+    """
+    share = max(1, (os.cpu_count() or 1) // len(spec.tournament.candidates))
+    with threadpool_limits(limits=share, user_api="openmp"):
+        return _evaluate(candidate, split, spec)
+
+
+def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     all_features, all_target = features_and_target(split.train, spec)
     sample = cv_rows(all_target, spec)
     features, target = all_features.iloc[sample], all_target.iloc[sample]

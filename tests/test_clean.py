@@ -129,3 +129,19 @@ def test_clean_record_categories(churn_spec):
     cleaned = clean_record(_record(contract=" month-TO-month ", internet_service="Satellite", gender=" "), churn_spec)
     assert cleaned["contract"] == "Month-to-month" and cleaned["internet_service"] == "Satellite"
     assert np.isnan(cleaned["gender"])
+
+
+def test_any_other_label_is_positive_and_no_id_means_no_dedupe():
+    """Check NSL-KDD's target (every label but 'normal' is an attack) and that identical connections
+    are kept when the spec declares no id column."""
+    from tasks.settings import Settings
+    from tasks.spec import resolve_spec
+
+    spec = resolve_spec("nsl_kdd", None, Settings())
+    row = {column: "0" for column in spec.columns.numeric} | {"protocol_type": "tcp", "service": "http", "flag": "SF",
+                                                               "difficulty": "21"}
+    labels = ["normal", "neptune", " Normal", "guess_passwd", "", None, "smurf", "normal"]
+    frame = pd.DataFrame([{**row, "label": label} for label in labels])
+    result = clean_frame(frame, spec)
+    assert result.frame["label"].tolist() == [0, 1, 0, 1, 1, 0]
+    assert result.report.rows_dropped == {"missing or unknown target (label)": 2}

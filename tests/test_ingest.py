@@ -65,3 +65,18 @@ def test_ingest_reads_parquet_and_tags_months(tmp_path, churn_spec, settings):
     raw = ingest.fn(churn_spec, settings, tmp_path)
     assert list(raw.frame[BATCH_COLUMN]) == ["2026-01", "2026-01", "2026-02", "2026-02"]
     assert {"customer_id", "tenure_months"} <= set(raw.frame.columns)
+
+
+def test_file_strategy_holds_out_the_named_file(tmp_path, security_spec):
+    """Check split strategy 'file': the named file is the holdout, every other file trains, and a
+    name that matches no file is an error listing the files read."""
+    from tasks.split import split_train_holdout
+
+    frame = pd.DataFrame({"is_attack": [0, 1, 0, 1, 0, 1], BATCH_COLUMN: ["a.csv"] * 4 + ["b.csv"] * 2})
+    spec = security_spec.model_copy(update={"split": security_spec.split.model_copy(
+        update={"strategy": "file", "holdout_file": "b.csv"})})
+    split = split_train_holdout.fn(frame, spec, None)
+    assert len(split.train) == 4 and len(split.holdout) == 2 and split.describe().endswith("(file b.csv)")
+    wrong = spec.model_copy(update={"split": spec.split.model_copy(update={"holdout_file": "c.csv"})})
+    with pytest.raises(ValueError, match=r"holdout_file 'c.csv'.*\['a.csv', 'b.csv'\]"):
+        split_train_holdout.fn(frame, wrong, None)

@@ -35,7 +35,8 @@ def test_sample_specs_load(churn_spec, security_spec):
     [
         (lambda s: s["costs"].update(false_negativ=10), "costs.false_negativ"),
         (lambda s: s["costs"].update(false_negative=-1), "costs.false_negative"),
-        (lambda s: s.pop("id_column"), "id_column"),
+        (lambda s: s.update(id_column=["a", "b"]), "id_column"),
+        (lambda s: s["split"].update(strategy="file"), "split: Value error, strategy 'file' needs holdout_file"),
         (lambda s: s["split"].update(strategy="random"), "split.strategy"),
         (lambda s: s["features"].append({"kind": "log", "name": "x", "column": "no_such_column"}), "no_such_column"),
         (lambda s: s["features"].append({"kind": "sqrt", "name": "x", "column": "tenure_months"}), "features.4"),
@@ -47,6 +48,16 @@ def test_invalid_spec_names_the_key(tmp_path, churn_dict, edit, key):
     edit(churn_dict)
     with pytest.raises(SpecError, match=key.replace(".", r"\.")):
         load_spec(_write_spec(tmp_path, churn_dict))
+
+
+def test_nsl_kdd_spec_reads_the_shared_data_in_place(security_spec):
+    """Check the NSL-KDD spec: no id column, any label but normal is positive, KDDTest+ held out."""
+    spec = resolve_spec("nsl_kdd", None, Settings())
+    assert spec.id_column is None and spec.id_columns == [] and spec.target.others_are_positive
+    assert spec.split.strategy == "file" and spec.split.holdout_file == "KDDTest+.csv"
+    assert (spec.raw_path(Settings()) / "KDDTrain+.csv").is_file()
+    assert "difficulty" not in spec.input_columns and len(spec.input_columns) == 41
+    assert spec.costs == security_spec.costs.model_copy(update={"rationale": spec.costs.rationale})
 
 
 def test_unknown_dataset_lists_known_ones():

@@ -1,0 +1,73 @@
+"""Raw-log ingestion: lines per second and peak memory, on generated months of different sizes.
+
+    .venv/bin/python benchmarks/ingest_bench.py                       # 1,000,000 and 5,000,000 lines
+    .venv/bin/python benchmarks/ingest_bench.py --lines 200000 1000000
+
+Each size is generated once (seeded, in a temporary folder), then parsed and sessionised in a fresh
+subprocess so that its peak RSS is its own. Memory that stays flat while the file grows is the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def measure(folder: str) -> dict:
+    """Parse and sessionise one month folder; runs inside the child process."""
+    from tasks.logs import log_files, sessionise
+    from tasks.spec import load_spec
+
+    spec = load_spec(ROOT / "data" / "specs" / "security.yaml")
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    sessions, report, _ = sessionise(log_files(Path(folder)), spec, Path(folder).name)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    size = sum(path.stat().st_size for path in log_files(Path(folder)))
+    return {"lines": report.lines, "bytes": size, "seconds": round(seconds, 2),
+            "lines_per_second": round(report.lines / seconds), "sessions": len(sessions),
+            "parse_rate": round(report.parse_rate, 4), "peak_rss_mib": round(peak / 1024),
+            "rss_before_mib": round(baseline / 1024)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", nargs="+", type=int, default=[1_000_000, 5_000_000])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child)))
+        return 0
+    from data.raw_logs import write_month
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tollgate-ingest-bench-") as scratch:
+        for lines in args.lines:
+            folder = Path(scratch) / f"{lines}" / "2026-03"
+            started = time.perf_counter()
+            write_month("2026-03", lines, folder, seed=7, progress=False)
+            print(f"generated {lines:,} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            child = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
+                                   check=True)
+            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    print("| lines | file size | seconds | lines/s | sessions | parse rate | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['lines']:,} | {row['bytes'] / 2**20:,.0f} MiB | {row['seconds']} | {row['lines_per_second']:,} "
+              f"| {row['sessions']:,} | {row['parse_rate']:.2%} | {row['peak_rss_mib']:,} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

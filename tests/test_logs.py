@@ -1,0 +1,113 @@
+"""Raw security logs: every unusable line counted and sampled, and exact sessions from a small log."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from data.raw_logs import MALFORMED_KINDS, write_month
+from tasks.logs import RawLogError, attach_labels, log_files, sessionise
+
+JSON_EVENTS = [
+    # 10.0.0.1, 09:00–10:00 UTC: two failed logins and a success on ssh, then a transfer out
+    {"timestamp": "2026-03-02T09:05:00Z", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22, "user": "root",
+     "event": "login_failure", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
+    {"timestamp": "2026-03-02T11:06:00+02:00", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22,
+     "user": "root", "event": "login_failure", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
+    {"timestamp": "2026-03-02T09:07:00Z", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22, "user": "root",
+     "event": "login_success", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
+    {"timestamp": "2026-03-02T09:45:30Z", "src_ip": "10.0.0.1", "dst_ip": "8.8.4.4", "dst_port": 443, "user": "root",
+     "event": "transfer", "bytes": 5000, "protocol": "tcp", "user_agent": "curl/8.5.0"},
+    # 10.0.0.2, 10:00–11:00 UTC: a browser session
+    {"timestamp": "2026-03-02T10:00:00Z", "src_ip": "10.0.0.2", "dst_ip": "1.1.1.1", "dst_port": 443, "user": "bob",
+     "event": "connect", "bytes": 700, "protocol": "tcp",
+     "user_agent": "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"},
+]
+SYSLOG_LINES = [
+    # same source and hour as the first JSON events: joins that session (clock skew normalised: 04:30-05:00 = 09:30Z)
+    '2026-03-02T04:30:00-05:00 gw01 tollgate-sensor: event=connect src=10.0.0.1 dst=10.9.9.8 port=3389 user=root '
+    'bytes=300 proto=tcp ua="OpenSSH_8.9p1"',
+    # a new hour for 10.0.0.2
+    '2026-03-02T11:59:59Z gw01 tollgate-sensor: event=connect src=10.0.0.2 dst=1.1.1.1 port=53 user=bob bytes=90 '
+    'proto=udp ua="Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"',
+]
+
+
+@pytest.fixture
+def small_log(tmp_path):
+    folder = tmp_path / "2026-03"
+    folder.mkdir()
+    lines = [json.dumps(event) for event in JSON_EVENTS]
+    lines.insert(1, lines[0])  # delivered twice
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "auth.log").write_text("\n".join(SYSLOG_LINES) + "\n")
+    (folder / "ground_truth.csv").write_text("session_id,src_ip,window_start,attack_kind\n"
+                                             "10.0.0.1@2026-03-02T09:00Z,10.0.0.1,2026-03-02T09:00:00+00:00,brute_force\n")
+    return folder
+
+
+def test_small_log_gives_exactly_the_expected_sessions(small_log, security_spec):
+    """Check the session table of a hand-written log, field by field (skewed clocks to UTC, a
+    duplicate dropped, both formats in one session)."""
+    sessions, report, _ = sessionise(log_files(small_log), security_spec, "2026-03")
+    sessions = attach_labels(sessions, small_log / "ground_truth.csv", security_spec)
+    expected = pd.DataFrame([
+        {"session_id": "10.0.0.1@2026-03-02T09:00Z", "src_ip": "10.0.0.1", "window_start": "2026-03-02T09:00:00+00:00",
+         "failed_logins": 2, "successful_logins": 1, "unique_ports": 3, "unique_dst_ips": 3, "bytes_out": 5000.0,
+         "bytes_in": 300.0, "duration_s": 2430.0, "requests": 5, "login_hour": 9, "protocol": "tcp",
+         "service": "ssh", "user_agent_family": "openssh", "is_attack": 1, "attack_kind": "brute_force"},
+        {"session_id": "10.0.0.2@2026-03-02T10:00Z", "src_ip": "10.0.0.2", "window_start": "2026-03-02T10:00:00+00:00",
+         "failed_logins": 0, "successful_logins": 0, "unique_ports": 1, "unique_dst_ips": 1, "bytes_out": 0.0,
+         "bytes_in": 700.0, "duration_s": 0.0, "requests": 1, "login_hour": 10, "protocol": "tcp",
+         "service": "https", "user_agent_family": "chrome", "is_attack": 0, "attack_kind": "normal"},
+        {"session_id": "10.0.0.2@2026-03-02T11:00Z", "src_ip": "10.0.0.2", "window_start": "2026-03-02T11:00:00+00:00",
+         "failed_logins": 0, "successful_logins": 0, "unique_ports": 1, "unique_dst_ips": 1, "bytes_out": 0.0,
+         "bytes_in": 90.0, "duration_s": 0.0, "requests": 1, "login_hour": 11, "protocol": "udp",
+         "service": "dns", "user_agent_family": "chrome", "is_attack": 0, "attack_kind": "normal"},
+    ])
+    pd.testing.assert_frame_equal(sessions[expected.columns].reset_index(drop=True), expected, check_dtype=False)
+    assert report.lines == 8 and report.parsed == 7 and report.duplicates == 1 and not report.problems
+
+
+def test_every_malformed_kind_is_counted_and_sampled(tmp_path, security_spec):
+    """Check the generator's broken lines are all accounted for: counted by kind, sampled, none silent."""
+    written = write_month("2026-03", 20_000, tmp_path / "2026-03", seed=3, malformed=0.05, progress=False)
+    sessions, report, sample = sessionise(log_files(tmp_path / "2026-03"), security_spec, "2026-03")
+    kinds = {"invalid_json", "missing_field", "bad_timestamp", "bad_number", "unrecognised_line"}
+    assert kinds <= set(report.problems) and all(report.samples[kind] for kind in kinds)
+    assert sum(report.problems.values()) == written["malformed"]
+    assert report.lines == written["lines"]
+    assert report.parsed + report.duplicates + sum(report.problems.values()) == report.lines
+    assert report.duplicates == written["duplicates"]
+    assert 0 < sample["parsed"].mean() < 1 and len(MALFORMED_KINDS) == 5
+    assert sessions["requests"].sum() == report.parsed
+
+
+def test_a_folder_without_logs_or_labels_is_a_clear_error(tmp_path, security_spec):
+    """Check that no log files, or no incident records, stop with the folder or file named."""
+    with pytest.raises(RawLogError, match="no log files"):
+        log_files(tmp_path)
+    (tmp_path / "events.jsonl").write_text("not a log line\n")
+    with pytest.raises(RawLogError, match="no usable event"):
+        sessionise(log_files(tmp_path), security_spec, "2026-03")
+
+
+def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, security_spec):
+    """Check the anomaly detector, fitted without brute force sessions, ranks most brute force
+    sessions of the next month in the top 1 % of normal traffic."""
+    from tasks.anomaly import novelty_table
+    from tasks.clean import clean_frame
+    from tasks.split import TrainHoldout
+
+    months = []
+    for month in ("2026-02", "2026-03"):
+        write_month(month, 60_000, tmp_path / month, seed=11, progress=False)
+        sessions, _, _ = sessionise(log_files(tmp_path / month), security_spec, month)
+        labelled = attach_labels(sessions, tmp_path / month / "ground_truth.csv", security_spec)
+        months.append(clean_frame(labelled, security_spec).frame)
+    table = {row.kind: row for row in novelty_table(TrainHoldout(months[0], months[1], "time", "2026-03"), security_spec)}
+    assert table["brute_force"].in_training and table["brute_force"].holdout_rows >= 10
+    assert table["brute_force"].share_in_top_1pct >= 0.8
+    assert table["credential_stuffing"].share_in_top_1pct >= 0.5
