@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.spec import Aggregation, DatasetSpec, RawLogs
 
@@ -100,12 +102,110 @@ class _LineParser:
         return tuple(values)
 
 
+class _FastPath:
+    """One RE2 pattern per line format, learnt from the first good line of that format, applied to a
+    whole chunk at once (pyarrow). Lines it does not match go to ``_LineParser``, which parses
+    reordered or escaped records and names what is wrong with the rest."""
+
+    def __init__(self, raw: RawLogs):
+        self.raw = raw
+        self.patterns: dict[str, str] = {}
+
+    def learn(self, line: str) -> None:
+        fields, integers = self.raw.fields, set(self.raw.integer_fields)
+        if line.startswith("{") and "json" not in self.patterns:
+            record = orjson.loads(line)
+            parts = []
+            for key, value in record.items():
+                if key in fields:
+                    body = r"(\d+)" if key in integers else r'"([^"\\]*)"'
+                    parts.append(f'"{re.escape(key)}":\\s*' + body.replace("(", f"(?P<{key}>", 1))
+                else:
+                    parts.append(f'"{re.escape(key)}":\\s*(?:"[^"\\\\]*"|[-0-9.eE]+|true|false|null)')
+            if set(fields) <= set(record):
+                self.patterns["json"] = r"^\{" + r",\s*".join(parts) + r"\}$"
+        elif not line.startswith("{") and "syslog" not in self.patterns:
+            head = SYSLOG_HEAD.match(line)
+            pairs = SYSLOG_PAIR.findall(line, head.end())
+            names = {key: self.raw.syslog_keys.get(key, key) for key, _ in pairs}
+            if set(fields) - {self.raw.time} <= set(names.values()):
+                parts = []
+                for key, value in pairs:
+                    name = names[key]
+                    body = r"(\d+)" if name in integers else (r'"([^"\\]*)"' if value.startswith('"') else r'([^\s"]+)')
+                    if name in fields:
+                        body = body.replace("(", f"(?P<{name}>", 1)
+                    else:
+                        body = body.replace("(", "(?:", 1)
+                    parts.append(f"{re.escape(key)}=" + body)
+                self.patterns["syslog"] = (rf"^(?P<{self.raw.time}>\S+) \S+ [^:]+: " + " ".join(parts) + "$")
+
+    def learn_from(self, lines: pa.Array, parser: _LineParser, probe: int = 2000) -> None:
+        """Learn the formats this chunk's first good lines use (each file is one format)."""
+        for line in lines.slice(0, probe).to_pylist():
+            if len(self.patterns) == 2:
+                return
+            if line is not None and type(parser.parse(line)) is tuple:
+                self.learn(line)
+
+    def extract(self, lines: pa.Array) -> tuple[np.ndarray, pd.DataFrame]:
+        """(matched mask, the matched lines' fields in the spec's order) for a chunk of lines."""
+        matched = np.zeros(len(lines), dtype=bool)
+        frames = []
+        for pattern in self.patterns.values():
+            found = pc.extract_regex(lines, pattern)
+            hit = found.is_valid().to_numpy(zero_copy_only=False) & ~matched
+            if not hit.any():
+                continue
+            rows = found.filter(pa.array(hit))
+            frame = pd.DataFrame({name: rows.field(name).to_numpy(zero_copy_only=False) for name in self.raw.fields})
+            empty = np.zeros(len(frame), dtype=bool)
+            for name in self.raw.text_fields:
+                empty |= (frame[name] == "").to_numpy()
+            keep = np.flatnonzero(hit)[~empty]
+            matched[keep] = True
+            frame = frame.loc[~empty]
+            frame["_line"] = keep
+            frames.append(frame)
+        if not frames:
+            return matched, pd.DataFrame(columns=[*self.raw.fields, "_line"])
+        frame = pd.concat(frames, ignore_index=True)
+        for name in self.raw.integer_fields:
+            frame[name] = frame[name].astype(np.int64)
+        return matched, frame
+
+
 def _lookup(values: pd.Series, rule) -> pd.Series:
-    text = values.astype(str)
-    result = text.map(rule.values) if rule.values else pd.Series(np.nan, index=values.index, dtype=object)
+    """The lookup applied to each distinct value once (a chunk holds few distinct ports or agents)."""
+    codes, uniques = pd.factorize(values)
+    text = pd.Series(uniques).astype(str)
+    result = text.map(rule.values) if rule.values else pd.Series(np.nan, index=text.index, dtype=object)
     for needle, label in rule.contains.items():
         result = result.where(result.notna() | ~text.str.contains(needle, regex=False), label)
-    return result.fillna(rule.default) if rule.default is not None else result
+    if rule.default is not None:
+        result = result.fillna(rule.default)
+    mapped = result.to_numpy(dtype=object)[np.maximum(codes, 0)]
+    mapped[codes < 0] = None
+    return pd.Series(mapped, index=values.index)
+
+
+OFFSET = re.compile(r"^(?:\.\d{1,9})?(?:(Z)|([+-])(\d{2}):?(\d{2}))$")
+
+
+def utc_seconds(values: pd.Series) -> np.ndarray:
+    """ISO 8601 timestamps (``Z`` or a ``±HH:MM`` offset, optional fractions) → epoch seconds, NaN if unreadable."""
+    text = pa.array(values.to_numpy(dtype=object), type=pa.string())
+    local = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s",
+                        error_is_null=True)
+    seconds = pc.cast(local, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
+    codes, suffixes = pd.factorize(pc.utf8_slice_codeunits(text, 19, 64).to_numpy(zero_copy_only=False))
+    offsets = np.full(len(suffixes) + 1, np.nan)
+    for i, suffix in enumerate(suffixes):
+        match = OFFSET.match(suffix or "")
+        if match:
+            offsets[i] = 0.0 if match.group(1) else (1 if match.group(2) == "+" else -1) * (
+                int(match.group(3)) * 3600 + int(match.group(4)) * 60)
+    return seconds - offsets[np.where(codes < 0, -1, codes)]
 
 
 class Sessioniser:
@@ -191,15 +291,39 @@ def _line_sample(outcomes: list, events: pd.DataFrame, bad: np.ndarray, outside:
                  rng: np.random.Generator) -> pd.DataFrame:
     """A uniform sample of the chunk's lines: parsed or not, timestamp readable, inside the month, fields."""
     picked = rng.choice(len(outcomes), size=min(len(outcomes), SAMPLE_PER_CHUNK), replace=False)
-    rows = np.array([outcomes[i] if outcomes[i] is not None else -1 for i in picked])
+    rows = outcomes[picked]
     parsed = rows >= 0
     frame = pd.DataFrame({"parsed": parsed.astype(int)})
-    frame["timestamp_ok"] = np.where(parsed, (~bad[np.maximum(rows, 0)]).astype(float), np.nan)
-    frame["in_month"] = np.where(parsed & ~bad[np.maximum(rows, 0)], (~outside[np.maximum(rows, 0)]).astype(float), np.nan)
+    if not parsed.any():
+        return frame
+    at = np.maximum(rows, 0)
+    frame["timestamp_ok"] = np.where(parsed, (~bad[at]).astype(float), np.nan)
+    frame["in_month"] = np.where(parsed & ~bad[at], (~outside[at]).astype(float), np.nan)
     for column in raw.fields[1:]:
-        values = events[column].to_numpy()[np.maximum(rows, 0)]
-        frame[column] = np.where(parsed, values, None)
+        frame[column] = np.where(parsed, events[column].to_numpy()[at], None)
     return frame
+
+
+def _chunks(path: Path, chunk_lines: int):
+    """The file as pyarrow string arrays of about ``chunk_lines`` whole lines (invalid UTF-8 replaced)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_lines * 160):
+            block += handle.readline()
+            text = block.decode("utf-8", errors="replace")
+            lines = pc.split_pattern(pa.array([text]), "\n").flatten()
+            if text.endswith("\n"):
+                lines = lines.slice(0, len(lines) - 1)
+            yield pc.utf8_rtrim(lines, characters="\r")
+
+
+class _LazyLines:
+    """The text of an event's line, fetched only for the few lines a problem sample needs."""
+
+    def __init__(self, lines: pa.Array, positions: np.ndarray):
+        self.lines, self.positions = lines, positions
+
+    def __getitem__(self, row: int) -> str:
+        return self.lines[int(self.positions[row])].as_py()
 
 
 def log_files(folder: Path) -> list[Path]:
@@ -209,12 +333,14 @@ def log_files(folder: Path) -> list[Path]:
     return files
 
 
-def _month_range(month: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def _month_range(month: str | None) -> tuple[float, float] | None:
+    """The month in epoch seconds, widened by a day each side (a late or early line near the edge is
+    still this month's traffic)."""
     if month is None:
         return None
     start = pd.Timestamp(datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc))
-    slack = pd.Timedelta(days=1)  # a late or early line near the month's edge is still this month's traffic
-    return start - slack, start + pd.offsets.MonthBegin(1) + slack
+    slack = pd.Timedelta(days=1)
+    return (start - slack).timestamp(), (start + pd.offsets.MonthBegin(1) + slack).timestamp()
 
 
 def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None,
@@ -232,59 +358,63 @@ def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None,
     sample: list[pd.DataFrame] = []
     previous_hashes = np.array([], dtype=np.uint64)
     first = last = None
+    fast = _FastPath(raw)
     for path in files:
-        with open(path, "rb") as handle:
-            while True:
-                lines = handle.readlines(chunk_lines * 200)
-                if not lines:
-                    break
-                rows, kept_lines, outcomes = [], [], []
-                for raw_line in lines:
-                    report.lines += 1
-                    line = raw_line.decode("utf-8", errors="replace").rstrip("\r\n")
-                    outcome = parser.parse(line)
-                    if type(outcome) is str:
-                        report.problem(outcome, line)
-                        outcomes.append(None)
-                        continue
-                    outcomes.append(len(rows))
-                    rows.append(outcome)
-                    kept_lines.append(line)
-                if not rows:
-                    sample.append(pd.DataFrame({"parsed": np.zeros(min(len(outcomes), SAMPLE_PER_CHUNK), int)}))
+        for lines in _chunks(path, chunk_lines):
+            report.lines += len(lines)
+            fast.learn_from(lines, parser)
+            matched, fast_rows = fast.extract(lines)
+            slow_rows, slow_at = [], []
+            for at in np.flatnonzero(~matched):
+                line = lines[int(at)].as_py()
+                outcome = parser.parse(line)
+                if type(outcome) is str:
+                    report.problem(outcome, line)
                     continue
-                events = pd.DataFrame(rows, columns=raw.fields)
-                stamps = pd.to_datetime(events[raw.time], utc=True, format="ISO8601", errors="coerce")
-                bad = stamps.isna().to_numpy()
-                if bounds is not None:
-                    outside = ~bad & ((stamps < bounds[0]) | (stamps >= bounds[1])).to_numpy()
-                    for i in np.flatnonzero(outside):
-                        report.problem("timestamp_outside_month", kept_lines[i])
-                else:
-                    outside = np.zeros(len(events), dtype=bool)
-                for i in np.flatnonzero(bad):
-                    report.problem("bad_timestamp", kept_lines[i])
-                usable = ~(bad | outside)
-                sample.append(_line_sample(outcomes, events, bad, outside, raw, rng))
-                events, stamps = events.loc[usable], stamps[usable]
-                events["_ts"] = (stamps.astype("int64") // 10**9).to_numpy()
-                # Exact repeats (the same event delivered twice) within this chunk or the one before.
-                hashes = pd.util.hash_pandas_object(events.drop(columns=[raw.time]), index=False).to_numpy()
-                repeat = pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, previous_hashes)
-                report.duplicates += int(repeat.sum())
-                previous_hashes = hashes
-                events = events.loc[~repeat].reset_index(drop=True)
-                report.parsed += len(events)
-                if events.empty:
-                    continue
-                for name, rule in raw.lookups.items():
-                    events[name] = _lookup(events[rule.source], rule)
-                events["_window"] = events["_ts"] // sessioniser.window
-                sessioniser.add(events)
-                low, high = int(events["_ts"].min()), int(events["_ts"].max())
-                first, last = min(first, low) if first is not None else low, max(last, high) if last is not None else high
-                if progress is not None:
-                    progress(report)
+                fast.learn(line)
+                slow_rows.append(outcome)
+                slow_at.append(at)
+            slow = pd.DataFrame(slow_rows, columns=raw.fields)
+            slow["_line"] = np.asarray(slow_at, dtype=np.int64)
+            events = pd.concat([fast_rows, slow], ignore_index=True) if len(slow) else fast_rows
+            outcomes = np.full(len(lines), -1)
+            outcomes[events["_line"].to_numpy(dtype=np.int64)] = np.arange(len(events))
+            if events.empty:
+                sample.append(_line_sample(outcomes, events, np.zeros(0, bool), np.zeros(0, bool), raw, rng))
+                continue
+            kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
+            kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
+            stamps = utc_seconds(events[raw.time])
+            bad = np.isnan(stamps)
+            if bounds is not None:
+                outside = ~bad & ((stamps < bounds[0]) | (stamps >= bounds[1]))
+                for i in np.flatnonzero(outside):
+                    report.problem("timestamp_outside_month", kept_lines[i])
+            else:
+                outside = np.zeros(len(events), dtype=bool)
+            for i in np.flatnonzero(bad):
+                report.problem("bad_timestamp", kept_lines[i])
+            usable = ~(bad | outside)
+            sample.append(_line_sample(outcomes, events, bad, outside, raw, rng))
+            events = events.loc[usable].copy()
+            events["_ts"] = stamps[usable].astype(np.int64)
+            # Exact repeats (the same event delivered twice) within this chunk or the one before.
+            hashes = pd.util.hash_pandas_object(events.drop(columns=[raw.time, "_line"]), index=False).to_numpy()
+            repeat = pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, previous_hashes)
+            report.duplicates += int(repeat.sum())
+            previous_hashes = hashes
+            events = events.loc[~repeat].reset_index(drop=True)
+            report.parsed += len(events)
+            if events.empty:
+                continue
+            for name, rule in raw.lookups.items():
+                events[name] = _lookup(events[rule.source], rule)
+            events["_window"] = events["_ts"] // sessioniser.window
+            sessioniser.add(events)
+            low, high = int(events["_ts"].min()), int(events["_ts"].max())
+            first, last = min(first, low) if first is not None else low, max(last, high) if last is not None else high
+            if progress is not None:
+                progress(report)
     if report.parsed == 0:
         raise RawLogError(f"no usable event in {len(files)} file(s): {dict(report.problems)}")
     report.first_event = datetime.fromtimestamp(first, timezone.utc).isoformat()
