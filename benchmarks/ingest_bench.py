@@ -22,17 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def measure(folder: str) -> dict:
     """Parse and sessionise one month folder; runs inside the child process."""
     from tasks.logs import log_files, sessionise
     from tasks.spec import load_spec
 
     spec = load_spec(ROOT / "data" / "specs" / "security.yaml")
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_kib()
     started = time.perf_counter()
     sessions, report, _ = sessionise(log_files(Path(folder)), spec, Path(folder).name)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kib()
     size = sum(path.stat().st_size for path in log_files(Path(folder)))
     return {"lines": report.lines, "bytes": size, "seconds": round(seconds, 2),
             "lines_per_second": round(report.lines / seconds), "sessions": len(sessions),

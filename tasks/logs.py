@@ -9,10 +9,13 @@ dropped silently.
 
 from __future__ import annotations
 
+import os
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from tasks.spec import Aggregation, DatasetSpec, RawLogs
 LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt")
 CHUNK_LINES = 250_000
 SAMPLES_PER_KIND = 5
+CONTEXT_LINES = 10_000  # lines before a block checked for repeats across the block boundary
 SAMPLE_PER_CHUNK = 5_000  # lines (parsed or not) per chunk kept for the raw-log expectations
 SYSLOG_PAIR = re.compile(r'(\w+)=("[^"]*"|\S*)')
 SYSLOG_HEAD = re.compile(r"^(\S+) \S+ [^:]+: ")
@@ -103,62 +107,101 @@ class _LineParser:
 
 
 class _FastPath:
-    """One RE2 pattern per line format, learnt from the first good line of that format, applied to a
-    whole chunk at once (pyarrow). Lines it does not match go to ``_LineParser``, which parses
-    reordered or escaped records and names what is wrong with the rest."""
+    """Per line format, a template learnt from the first good line: a pattern that validates a whole
+    chunk at once (RE2 match, no captures) and where each field sits once the line is split on
+    quotes (then spaces). Lines it does not validate go to ``_LineParser``, which parses reordered or
+    escaped records and names what is wrong with the rest."""
 
     def __init__(self, raw: RawLogs):
         self.raw = raw
-        self.patterns: dict[str, str] = {}
+        self.templates: dict[str, tuple[str, dict[str, tuple]]] = {}
 
     def learn(self, line: str) -> None:
-        fields, integers = self.raw.fields, set(self.raw.integer_fields)
-        if line.startswith("{") and "json" not in self.patterns:
-            record = orjson.loads(line)
-            parts = []
-            for key, value in record.items():
-                if key in fields:
-                    body = r"(\d+)" if key in integers else r'"([^"\\]*)"'
-                    parts.append(f'"{re.escape(key)}":\\s*' + body.replace("(", f"(?P<{key}>", 1))
-                else:
-                    parts.append(f'"{re.escape(key)}":\\s*(?:"[^"\\\\]*"|[-0-9.eE]+|true|false|null)')
-            if set(fields) <= set(record):
-                self.patterns["json"] = r"^\{" + r",\s*".join(parts) + r"\}$"
-        elif not line.startswith("{") and "syslog" not in self.patterns:
-            head = SYSLOG_HEAD.match(line)
-            pairs = SYSLOG_PAIR.findall(line, head.end())
-            names = {key: self.raw.syslog_keys.get(key, key) for key, _ in pairs}
-            if set(fields) - {self.raw.time} <= set(names.values()):
-                parts = []
-                for key, value in pairs:
-                    name = names[key]
-                    body = r"(\d+)" if name in integers else (r'"([^"\\]*)"' if value.startswith('"') else r'([^\s"]+)')
-                    if name in fields:
-                        body = body.replace("(", f"(?P<{name}>", 1)
-                    else:
-                        body = body.replace("(", "(?:", 1)
-                    parts.append(f"{re.escape(key)}=" + body)
-                self.patterns["syslog"] = (rf"^(?P<{self.raw.time}>\S+) \S+ [^:]+: " + " ".join(parts) + "$")
+        if line.startswith("{") and "json" not in self.templates:
+            self._learn_json(line)
+        elif not line.startswith("{") and "syslog" not in self.templates:
+            self._learn_syslog(line)
+
+    def _learn_json(self, line: str) -> None:
+        fields, integers = set(self.raw.fields), set(self.raw.integer_fields)
+        record = orjson.loads(line)
+        if not fields <= set(record):
+            return
+        parts, where, token = [], {}, 1  # split on '"': token 0 is '{', then key, separator, [value, separator]
+        for key, value in record.items():
+            if isinstance(value, str):
+                if key in integers:
+                    return
+                parts.append(f'"{re.escape(key)}"\\s*:\\s*"[^"\\\\]*"')
+                where[key] = (token + 2, None, None)
+                token += 4
+            elif isinstance(value, (int, float, bool)) or value is None:
+                if key in fields and key not in integers:
+                    return
+                number = r"\d+" if key in integers else r"(?:-?[0-9.eE+]+|true|false|null)"
+                parts.append(f'"{re.escape(key)}"\\s*:\\s*{number}')
+                where[key] = (token + 1, None, ":,} \t")
+                token += 2
+            else:
+                return
+        pattern = r"^\{\s*" + r"\s*,\s*".join(parts) + r"\s*\}$"
+        self.templates["json"] = (pattern, {name: where[name] for name in self.raw.fields})
+
+    def _learn_syslog(self, line: str) -> None:
+        head = re.match(r"^(\S+) (\S+) ([^ :]+): ", line)
+        if head is None:
+            return
+        pairs = SYSLOG_PAIR.findall(line, head.end())
+        names = [self.raw.syslog_keys.get(key, key) for key, _ in pairs]
+        integers = set(self.raw.integer_fields)
+        if not set(self.raw.fields) - {self.raw.time} <= set(names):
+            return
+        parts, where = [], {self.raw.time: (0, 0, None)}
+        token, word = 0, 3  # split on '"', then the unquoted token on ' '; the head is 3 words
+        for (key, value), name in zip(pairs, names):
+            if value.startswith('"'):
+                parts.append(f'{re.escape(key)}="[^"]*"')
+                where[name] = (token + 1, None, None)
+                token, word = token + 2, 1  # the next unquoted token starts with the separating space
+                continue
+            parts.append(f"{re.escape(key)}=" + (r"\d+" if name in integers else r'[^\s"]+'))
+            where[name] = (token, word, len(key) + 1)
+            word += 1
+        pattern = r"^\S+ \S+ [^ :]+: " + " ".join(parts) + "$"
+        self.templates["syslog"] = (pattern, {name: where[name] for name in self.raw.fields})
 
     def learn_from(self, lines: pa.Array, parser: _LineParser, probe: int = 2000) -> None:
         """Learn the formats this chunk's first good lines use (each file is one format)."""
         for line in lines.slice(0, probe).to_pylist():
-            if len(self.patterns) == 2:
+            if len(self.templates) == 2:
                 return
             if line is not None and type(parser.parse(line)) is tuple:
                 self.learn(line)
 
     def extract(self, lines: pa.Array) -> tuple[np.ndarray, pd.DataFrame]:
-        """(matched mask, the matched lines' fields in the spec's order) for a chunk of lines."""
+        """(validated mask, the validated lines' fields in the spec's order) for a chunk of lines."""
         matched = np.zeros(len(lines), dtype=bool)
         frames = []
-        for pattern in self.patterns.values():
-            found = pc.extract_regex(lines, pattern)
-            hit = found.is_valid().to_numpy(zero_copy_only=False) & ~matched
+        for pattern, where in self.templates.values():
+            hit = pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False) & ~matched
             if not hit.any():
                 continue
-            rows = found.filter(pa.array(hit))
-            frame = pd.DataFrame({name: rows.field(name).to_numpy(zero_copy_only=False) for name in self.raw.fields})
+            tokens = pc.split_pattern(lines.filter(pa.array(hit)), '"')
+            words: dict[int, pa.Array] = {}
+            columns = {}
+            for name in self.raw.fields:
+                token, word, trim = where[name]
+                value = pc.list_element(tokens, token)
+                if word is not None:
+                    if token not in words:
+                        words[token] = pc.split_pattern(value, " ")
+                    value = pc.list_element(words[token], word)
+                    if trim:
+                        value = pc.utf8_slice_codeunits(value, trim)
+                elif trim:
+                    value = pc.utf8_trim(value, characters=trim)
+                columns[name] = value.to_numpy(zero_copy_only=False)
+            frame = pd.DataFrame(columns)
             empty = np.zeros(len(frame), dtype=bool)
             for name in self.raw.text_fields:
                 empty |= (frame[name] == "").to_numpy()
@@ -208,6 +251,11 @@ def utc_seconds(values: pd.Series) -> np.ndarray:
     return seconds - offsets[np.where(codes < 0, -1, codes)]
 
 
+def _hashes(values: pd.Series) -> np.ndarray:
+    """64-bit hashes of values (equal values, equal hashes; collisions negligible at these counts)."""
+    return pd.util.hash_array(values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy())
+
+
 class Sessioniser:
     """Partial per-session aggregates, merged chunk by chunk."""
 
@@ -221,18 +269,20 @@ class Sessioniser:
 
     def add(self, events: pd.DataFrame) -> None:
         keys = [events[self.raw.key], events["_window"]]
+        key_hash = None
         sums = {_ROWS: np.ones(len(events), dtype=np.int64)}
         for name, rule in self.raw.sessions.items():
             if rule.how in ("count", "sum"):
                 mask = self._where(events, rule)
                 value = np.ones(len(events)) if rule.how == "count" else events[rule.field].to_numpy(dtype=float)
                 sums[name] = np.where(mask, value, 0.0)
-            elif rule.how in ("nunique", "mode"):
+            elif rule.how == "nunique":  # (session, value) pairs as 64-bit hashes: 24 bytes a pair, numeric dedupe
+                key_hash = _hashes(events[self.raw.key]) if key_hash is None else key_hash
+                frame = pd.DataFrame({"kh": key_hash, "w": events["_window"].to_numpy(), "h": _hashes(events[rule.field])})
+                self.distinct[name].append(frame.drop_duplicates())
+            elif rule.how == "mode":
                 frame = pd.DataFrame({"k": events[self.raw.key], "w": events["_window"], "v": events[rule.field]})
-                if rule.how == "nunique":
-                    self.distinct[name].append(frame.drop_duplicates())
-                else:
-                    self.modes[name].append(frame.groupby(["k", "w", "v"], sort=False).size().rename("n").reset_index())
+                self.modes[name].append(frame.groupby(["k", "w", "v"], sort=False).size().rename("n").reset_index())
         table = pd.DataFrame(sums).groupby(keys, sort=False).sum()
         span = events["_ts"].groupby(keys, sort=False).agg(["min", "max"])
         table[_SPAN_MIN], table[_SPAN_MAX] = span["min"], span["max"]
@@ -246,6 +296,20 @@ class Sessioniser:
         for column, value in rule.where.items():
             mask &= (events[column] == value).to_numpy()
         return mask
+
+    def partials(self) -> tuple:
+        return self.additive, dict(self.distinct), dict(self.modes)
+
+    def merge(self, partials: tuple) -> None:
+        """Add another sessioniser's partial aggregates (e.g. from a worker process)."""
+        additive, distinct, modes = partials
+        self.additive.extend(additive)
+        for name, parts in distinct.items():
+            self.distinct[name].extend(parts)
+        for name, parts in modes.items():
+            self.modes[name].extend(parts)
+        if len(self.additive) >= 8:
+            self.compact()
 
     def compact(self) -> None:
         if self.additive:
@@ -274,7 +338,10 @@ class Sessioniser:
             elif rule.how == "first_hour":
                 out[name] = (table[_SPAN_MIN] // 3600 % 24).astype(np.int64)
             elif rule.how == "nunique":
-                out[name] = self.distinct[name][0].groupby(["k", "w"]).size().reindex(table.index).fillna(0).astype(np.int64)
+                counts = self.distinct[name][0].groupby(["kh", "w"]).size()
+                at = pd.MultiIndex.from_arrays([_hashes(pd.Series(table.index.get_level_values(0))),
+                                                table.index.get_level_values(1)])
+                out[name] = counts.reindex(at).fillna(0).astype(np.int64).to_numpy()
             else:  # mode: the most frequent value, ties to the first in sort order
                 counts = self.modes[name][0].dropna(subset=["v"]).sort_values(["k", "w", "n", "v"],
                                                                               ascending=[True, True, False, True])
@@ -304,16 +371,13 @@ def _line_sample(outcomes: list, events: pd.DataFrame, bad: np.ndarray, outside:
     return frame
 
 
-def _chunks(path: Path, chunk_lines: int):
-    """The file as pyarrow string arrays of about ``chunk_lines`` whole lines (invalid UTF-8 replaced)."""
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_lines * 160):
-            block += handle.readline()
-            text = block.decode("utf-8", errors="replace")
-            lines = pc.split_pattern(pa.array([text]), "\n").flatten()
-            if text.endswith("\n"):
-                lines = lines.slice(0, len(lines) - 1)
-            yield pc.utf8_rtrim(lines, characters="\r")
+def _split_lines(block: bytes) -> pa.Array:
+    """A block of whole lines as a pyarrow string array (invalid UTF-8 replaced, line ends dropped)."""
+    text = block.decode("utf-8", errors="replace")
+    lines = pc.split_pattern(pa.array([text]), "\n").flatten()
+    if text.endswith("\n"):
+        lines = lines.slice(0, len(lines) - 1)
+    return pc.utf8_rtrim(lines, characters="\r")
 
 
 class _LazyLines:
@@ -343,84 +407,144 @@ def _month_range(month: str | None) -> tuple[float, float] | None:
     return (start - slack).timestamp(), (start + pd.offsets.MonthBegin(1) + slack).timestamp()
 
 
-def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None,
-               chunk_lines: int = CHUNK_LINES, progress=None) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
-    """Stream ``files`` into sessions. Returns (sessions, report, a sample of lines for the expectations)."""
+def _parse(lines: pa.Array, parser: _LineParser, fast: _FastPath, report: ParseReport | None) -> pd.DataFrame:
+    """The lines' events (spec fields, ``_line`` position, ``_ts`` epoch seconds or NaN); problems to ``report``."""
+    fast.learn_from(lines, parser)
+    matched, fast_rows = fast.extract(lines)
+    slow_rows, slow_at = [], []
+    for at in np.flatnonzero(~matched):
+        line = lines[int(at)].as_py()
+        outcome = parser.parse(line)
+        if type(outcome) is str:
+            if report is not None:
+                report.problem(outcome, line)
+            continue
+        fast.learn(line)
+        slow_rows.append(outcome)
+        slow_at.append(at)
+    events = fast_rows
+    if slow_rows:
+        slow = pd.DataFrame(slow_rows, columns=parser.fields)
+        slow["_line"] = np.asarray(slow_at, dtype=np.int64)
+        events = pd.concat([fast_rows, slow], ignore_index=True)
+    events["_ts"] = utc_seconds(events[parser.fields[0]]) if len(events) else np.zeros(0)
+    return events
+
+
+def _event_hashes(events: pd.DataFrame, time_field: str) -> np.ndarray:
+    """One 64-bit hash per event (its fields with the time normalised): equal events, equal hashes."""
+    return pd.util.hash_pandas_object(events.drop(columns=[time_field, "_line"]), index=False).to_numpy()
+
+
+def _process_block(spec: DatasetSpec, block: bytes, context: bytes, bounds, seed: int) -> dict:
+    """One block of whole lines → partial session aggregates, its share of the parse report and of the
+    line sample. ``context`` (the lines just before the block) lets repeats across the boundary be seen."""
+    raw = spec.raw_logs
+    parser, fast = _LineParser(raw), _FastPath(raw)
+    report, sessioniser = ParseReport(), Sessioniser(raw, spec.id_column)
+    rng = np.random.default_rng(seed)
+    lines = _split_lines(block)
+    report.lines = len(lines)
+    events = _parse(lines, parser, fast, report)
+    outcomes = np.full(len(lines), -1)
+    outcomes[events["_line"].to_numpy(dtype=np.int64)] = np.arange(len(events))
+    result = {"report": report, "partials": None, "sample": None, "first": None, "last": None}
+    kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
+    stamps = events["_ts"].to_numpy(dtype=float)
+    bad = np.isnan(stamps)
+    outside = np.zeros(len(events), dtype=bool)
+    if bounds is not None:
+        outside = ~bad & ((stamps < bounds[0]) | (stamps >= bounds[1]))
+        for i in np.flatnonzero(outside):
+            report.problem("timestamp_outside_month", kept_lines[i])
+    for i in np.flatnonzero(bad):
+        report.problem("bad_timestamp", kept_lines[i])
+    result["sample"] = _line_sample(outcomes, events, bad, outside, raw, rng)
+    events = events.loc[~(bad | outside)].copy()
+    events["_ts"] = events["_ts"].astype(np.int64)
+    # Exact repeats (the same event delivered twice) within the block or just before it.
+    hashes = _event_hashes(events, raw.time)
+    repeat = pd.Series(hashes).duplicated().to_numpy()
+    if context:
+        before = _parse(_split_lines(context), parser, fast, None)
+        before = before.loc[before["_ts"].notna()].copy()
+        before["_ts"] = before["_ts"].astype(np.int64)
+        repeat |= np.isin(hashes, _event_hashes(before, raw.time))
+    report.duplicates = int(repeat.sum())
+    events = events.loc[~repeat].reset_index(drop=True)
+    report.parsed = len(events)
+    if events.empty:
+        return result
+    for name, rule in raw.lookups.items():
+        events[name] = _lookup(events[rule.source], rule)
+    events["_window"] = events["_ts"] // sessioniser.window
+    sessioniser.add(events)
+    sessioniser.compact()
+    result.update(partials=sessioniser.partials(), first=int(events["_ts"].min()), last=int(events["_ts"].max()))
+    return result
+
+
+def _blocks(files: list[Path], chunk_lines: int, context_lines: int = CONTEXT_LINES):
+    """(block of whole lines, the last ``context_lines`` lines before it in the same file) per chunk."""
+    for path in files:
+        tail = b""
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk_lines * 160):
+                block += handle.readline()
+                yield block, tail
+                tail = b"".join(block[-context_lines * 400:].splitlines(keepends=True)[-context_lines:])
+
+
+def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None, chunk_lines: int = CHUNK_LINES,
+               progress=None, workers: int | None = None) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
+    """Stream ``files`` into sessions on ``workers`` processes (default: one per core).
+    Returns (sessions, report, a uniform sample of lines for the raw-log expectations)."""
     raw = spec.raw_logs
     if raw is None:
         raise RawLogError(f"spec '{spec.name}' has no raw_logs section: it cannot read raw logs")
     if not spec.id_column:
         raise RawLogError(f"spec '{spec.name}' needs an id_column to name its sessions")
-    parser, sessioniser = _LineParser(raw), Sessioniser(raw, spec.id_column)
+    sessioniser = Sessioniser(raw, spec.id_column)
     report = ParseReport(files=[str(p) for p in files])
     bounds = _month_range(month)
-    rng = np.random.default_rng(0)
-    sample: list[pd.DataFrame] = []
-    previous_hashes = np.array([], dtype=np.uint64)
-    first = last = None
-    fast = _FastPath(raw)
-    for path in files:
-        for lines in _chunks(path, chunk_lines):
-            report.lines += len(lines)
-            fast.learn_from(lines, parser)
-            matched, fast_rows = fast.extract(lines)
-            slow_rows, slow_at = [], []
-            for at in np.flatnonzero(~matched):
-                line = lines[int(at)].as_py()
-                outcome = parser.parse(line)
-                if type(outcome) is str:
-                    report.problem(outcome, line)
-                    continue
-                fast.learn(line)
-                slow_rows.append(outcome)
-                slow_at.append(at)
-            slow = pd.DataFrame(slow_rows, columns=raw.fields)
-            slow["_line"] = np.asarray(slow_at, dtype=np.int64)
-            events = pd.concat([fast_rows, slow], ignore_index=True) if len(slow) else fast_rows
-            outcomes = np.full(len(lines), -1)
-            outcomes[events["_line"].to_numpy(dtype=np.int64)] = np.arange(len(events))
-            if events.empty:
-                sample.append(_line_sample(outcomes, events, np.zeros(0, bool), np.zeros(0, bool), raw, rng))
-                continue
-            kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
-            kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
-            stamps = utc_seconds(events[raw.time])
-            bad = np.isnan(stamps)
-            if bounds is not None:
-                outside = ~bad & ((stamps < bounds[0]) | (stamps >= bounds[1]))
-                for i in np.flatnonzero(outside):
-                    report.problem("timestamp_outside_month", kept_lines[i])
-            else:
-                outside = np.zeros(len(events), dtype=bool)
-            for i in np.flatnonzero(bad):
-                report.problem("bad_timestamp", kept_lines[i])
-            usable = ~(bad | outside)
-            sample.append(_line_sample(outcomes, events, bad, outside, raw, rng))
-            events = events.loc[usable].copy()
-            events["_ts"] = stamps[usable].astype(np.int64)
-            # Exact repeats (the same event delivered twice) within this chunk or the one before.
-            hashes = pd.util.hash_pandas_object(events.drop(columns=[raw.time, "_line"]), index=False).to_numpy()
-            repeat = pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, previous_hashes)
-            report.duplicates += int(repeat.sum())
-            previous_hashes = hashes
-            events = events.loc[~repeat].reset_index(drop=True)
-            report.parsed += len(events)
-            if events.empty:
-                continue
-            for name, rule in raw.lookups.items():
-                events[name] = _lookup(events[rule.source], rule)
-            events["_window"] = events["_ts"] // sessioniser.window
-            sessioniser.add(events)
-            low, high = int(events["_ts"].min()), int(events["_ts"].max())
-            first, last = min(first, low) if first is not None else low, max(last, high) if last is not None else high
-            if progress is not None:
-                progress(report)
+    samples, first, last = [], [], []
+    workers = workers or os.cpu_count() or 1
+    small = sum(path.stat().st_size for path in files) < 2 * chunk_lines * 160
+
+    def absorb(result: dict) -> None:
+        part = result["report"]
+        report.lines += part.lines
+        report.parsed += part.parsed
+        report.duplicates += part.duplicates
+        for kind, count in part.problems.items():
+            report.problems[kind] += count
+            room = SAMPLES_PER_KIND - len(report.samples[kind])
+            report.samples[kind].extend(part.samples[kind][:max(room, 0)])
+        samples.append(result["sample"])
+        if result["partials"] is not None:
+            sessioniser.merge(result["partials"])
+            first.append(result["first"])
+            last.append(result["last"])
+        if progress is not None:
+            progress(report)
+
+    if workers == 1 or small:
+        for number, (block, context) in enumerate(_blocks(files, chunk_lines)):
+            absorb(_process_block(spec, block, context, bounds, number))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            pending = deque()
+            for number, (block, context) in enumerate(_blocks(files, chunk_lines)):
+                pending.append(pool.submit(_process_block, spec, block, context, bounds, number))
+                if len(pending) >= 2 * workers:  # bounded: memory follows the workers, not the file
+                    absorb(pending.popleft().result())
+            while pending:
+                absorb(pending.popleft().result())
     if report.parsed == 0:
         raise RawLogError(f"no usable event in {len(files)} file(s): {dict(report.problems)}")
-    report.first_event = datetime.fromtimestamp(first, timezone.utc).isoformat()
-    report.last_event = datetime.fromtimestamp(last, timezone.utc).isoformat()
-    report.duplicates = int(report.duplicates)
-    return sessioniser.sessions(), report, pd.concat(sample, ignore_index=True)
+    report.first_event = datetime.fromtimestamp(min(first), timezone.utc).isoformat()
+    report.last_event = datetime.fromtimestamp(max(last), timezone.utc).isoformat()
+    return sessioniser.sessions(), report, pd.concat(samples, ignore_index=True)
 
 
 def attach_labels(sessions: pd.DataFrame, labels: Path, spec: DatasetSpec) -> pd.DataFrame:
