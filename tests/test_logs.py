@@ -111,3 +111,17 @@ def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, securit
     assert table["brute_force"].in_training and table["brute_force"].holdout_rows >= 10
     assert table["brute_force"].share_in_top_1pct >= 0.8
     assert table["credential_stuffing"].share_in_top_1pct >= 0.5
+
+
+def test_blocks_on_worker_processes_give_the_same_sessions(tmp_path, security_spec):
+    """Check that parsing in blocks on two worker processes gives exactly the sessions, counts and
+    duplicates of one process reading the same files (repeats across block boundaries included)."""
+    write_month("2026-03", 30_000, tmp_path / "2026-03", seed=9, duplicates=0.02, progress=False)
+    files = log_files(tmp_path / "2026-03")
+    one, one_report, _ = sessionise(files, security_spec, "2026-03", chunk_lines=4_000, workers=1)
+    two, two_report, _ = sessionise(files, security_spec, "2026-03", chunk_lines=4_000, workers=2)
+    whole, whole_report, _ = sessionise(files, security_spec, "2026-03", chunk_lines=1_000_000, workers=1)
+    pd.testing.assert_frame_equal(one, two)
+    pd.testing.assert_frame_equal(one, whole)
+    assert one_report.as_dict() == two_report.as_dict()
+    assert one_report.duplicates == whole_report.duplicates and one_report.problems == whole_report.problems
