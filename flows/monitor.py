@@ -23,8 +23,9 @@ from tasks.settings import Settings
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True) -> dict:
-    settings = Settings()
+def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True,
+            artifacts_dir: str | None = None) -> dict:
+    settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
     champion = load_champion_reference(dataset, settings)
     log = load_prediction_log(champion, settings, log_dir)
     drift = check_drift(log, champion, settings)
@@ -32,7 +33,7 @@ def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift
     if drift["drifted"] and retrain_on_drift:
         retraining = trigger_retrain(dataset)
         if retraining is None:
-            retraining = {"how": "subflow", "run": retrain(dataset=dataset)}
+            retraining = {"how": "subflow", "run": retrain(dataset=dataset, artifacts_dir=artifacts_dir)}
     return {**drift, "retrain": retraining}
 
 

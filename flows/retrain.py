@@ -36,9 +36,10 @@ from tasks.tournament import evaluate_candidate, select_winner
 
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4), timeout_seconds=TIMEOUTS["retrain"])
 def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
-            spec: str | None = None, raw: str | None = None) -> dict:
-    """Retrain one dataset's model from raw batches; a critical data-quality failure stops it."""
-    settings = Settings()
+            spec: str | None = None, raw: str | None = None, artifacts_dir: str | None = None) -> dict:
+    """Retrain one dataset's model from raw batches; a critical data-quality failure stops it.
+    ``artifacts_dir`` (default TOLLGATE_ARTIFACTS_DIR) holds the runs and the registry it promotes into."""
+    settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
     dataset_spec = load_dataset_spec(dataset, spec, settings)
     run = start_run(dataset_spec, settings)
     batches = cached(ingest, settings)(dataset_spec, settings, data, month, raw)

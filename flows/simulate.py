@@ -6,6 +6,9 @@ For each of the last N holdout months M: the retrain flow (holdout M, promotion 
 champion); the champion then scores month M+1's records through the serving path into a
 simulation prediction log; the monitoring flow judges that traffic's drift. Prints the table of
 decisions and the champion's holdout metrics month by month, then one JSON line.
+
+It runs in an artifacts folder of its own (``<artifacts>/simulation/``, started afresh), so the
+production registry, and the service that follows it, are never touched.
 """
 
 from __future__ import annotations
@@ -19,22 +22,23 @@ from prefect import flow
 from flows.monitor import monitor
 from flows.retrain import retrain
 from tasks.settings import Settings
-from tasks.simulate import decisions_table, plan_months, replay_traffic, simulation_row
+from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
 from tasks.spec import load_dataset_spec
 
 
 @flow(name="simulate", log_prints=True)
 def simulate(dataset: str = "churn", months: int = 6) -> dict:
-    settings = Settings()
-    spec = load_dataset_spec(dataset, None, settings)
-    log_dir = settings.dataset_artifacts(spec.name) / "simulation" / "predictions"
+    spec = load_dataset_spec(dataset, None, Settings())
+    settings = fresh_simulation_root(spec, Settings())
+    root = str(settings.artifacts_dir)
+    log_dir = settings.dataset_artifacts(spec.name) / "predictions"
     rows = []
     for holdout, following in plan_months(spec, settings, months):
-        run = retrain(dataset=dataset, month=holdout)
+        run = retrain(dataset=dataset, month=holdout, artifacts_dir=root)
         traffic = drift = None
         if following is not None:
             traffic = replay_traffic(spec, settings, following, log_dir)
-            drift = monitor(dataset=dataset, log_dir=str(log_dir), retrain_on_drift=False)
+            drift = monitor(dataset=dataset, log_dir=str(log_dir), retrain_on_drift=False, artifacts_dir=root)
         rows.append(simulation_row(holdout, run, run["registry"], traffic, drift))
     table = decisions_table(rows)
     print("\n" + table)

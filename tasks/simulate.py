@@ -7,6 +7,7 @@ lines as the service, so the monitoring flow reads it as it reads production.
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,20 @@ from tasks.schema import request_records
 from tasks.settings import Settings
 from tasks.spec import DatasetSpec
 from tasks.threshold import decide
+
+
+@task(name="fresh-simulation-root", cache_policy=NO_CACHE)
+def fresh_simulation_root(spec: DatasetSpec, settings: Settings) -> Settings:
+    """Settings whose artifacts live under ``<artifacts>/simulation/``, the dataset's folder there emptied:
+    a replay starts with no champion and never writes the production registry."""
+    simulation = settings.model_copy(update={"artifacts_dir": settings.artifacts_dir / "simulation",
+                                             "prediction_log_dir": None})
+    folder = simulation.dataset_artifacts(spec.name)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    print(f"simulation: runs, registry and prediction log under {folder}")
+    return simulation
 
 
 @task(name="plan-months", cache_policy=NO_CACHE)

@@ -23,5 +23,7 @@ def test_simulation_replays_months_in_order(monthly_batches, tmp_path):
     assert rows[1]["served_month"] == "—"  # no month after the last one to serve
     assert all(0.7 <= row["champion_roc_auc"] <= 1 for row in rows)
     assert len(result["table"].strip().splitlines()) == 4 and "| holdout |" in result["table"]  # header, rule, 2 months
-    logged = list((tmp_path / "artifacts" / "churn" / "simulation" / "predictions").glob("predictions-w*.jsonl"))
+    logged = list((tmp_path / "artifacts" / "simulation" / "churn" / "predictions").glob("predictions-w*.jsonl"))
     assert logged and json.loads(logged[0].read_text().splitlines()[0])["endpoint"] == "replay"
+    assert not (tmp_path / "artifacts" / "churn").exists()  # the production registry is never touched
+    assert (tmp_path / "artifacts" / "simulation" / "churn" / "registry.json").is_file()
