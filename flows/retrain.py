@@ -27,9 +27,8 @@ from tasks.package import package_model
 from tasks.promote import promote
 from tasks.quality import quality_gate, validate
 from tasks.report import write_report
-from tasks.run import TIMEOUTS, cached, start_run
+from tasks.run import TIMEOUTS, cached, load_dataset_spec, start_run
 from tasks.settings import Settings
-from tasks.spec import load_dataset_spec
 from tasks.split import split_train_holdout
 from tasks.tournament import evaluate_candidate, select_winner
 

@@ -21,9 +21,9 @@ from prefect import flow
 
 from flows.monitor import monitor
 from flows.retrain import retrain
+from tasks.run import load_dataset_spec
 from tasks.settings import Settings
 from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
-from tasks.spec import load_dataset_spec
 
 
 @flow(name="simulate", log_prints=True)

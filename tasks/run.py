@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.tasks import exponential_backoff
 
 from tasks.settings import Settings
-from tasks.spec import DatasetSpec
+from tasks.spec import DatasetSpec, resolve_spec
 
 MODEL_FILE = "model.joblib"
 
@@ -115,3 +115,11 @@ def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
     run_dir.mkdir(parents=True, exist_ok=False)
     print(f"run {run_id}: writing to {run_dir}")
     return RunPaths(run_id=run_id, dir=run_dir)
+
+
+@task(name="load-spec", cache_policy=NO_CACHE)
+def load_dataset_spec(dataset: str | None, spec_path: str | None, settings: Settings) -> DatasetSpec:
+    """The run's spec: a file given by path wins over a dataset name."""
+    spec = resolve_spec(dataset, spec_path, settings)
+    print(f"dataset '{spec.name}' from {spec.source_path}")
+    return spec

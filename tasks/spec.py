@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tasks.settings import Settings
@@ -385,11 +383,3 @@ def resolve_spec(dataset: str | None, spec_path: str | Path | None, settings: Se
         known = sorted(p.stem for p in settings.specs_dir.glob("*.yaml"))
         raise SpecError(f"unknown dataset '{dataset}'; known: {known}")
     return load_spec(candidate)
-
-
-@task(name="load-spec", cache_policy=NO_CACHE)
-def load_dataset_spec(dataset: str | None, spec_path: str | None, settings: Settings) -> DatasetSpec:
-    """The run's spec: a file given by path wins over a dataset name."""
-    spec = resolve_spec(dataset, spec_path, settings)
-    print(f"dataset '{spec.name}' from {spec.source_path}")
-    return spec
