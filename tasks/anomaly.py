@@ -37,14 +37,15 @@ class KindResult:
 
 def anomaly_scores(spec: DatasetSpec, fit_rows: pd.DataFrame, score_rows: pd.DataFrame) -> np.ndarray:
     """IsolationForest score (higher = stranger) after the model's own preprocessing, fitted on ``fit_rows``."""
-    preprocess = build_preprocessor(spec.model_copy(update={"tournament": spec.tournament.model_copy(
-        update={"anomaly_feature": True})}))
+    preprocess = build_preprocessor(spec)  # ends with the IsolationForest step (tournament.anomaly_feature)
     preprocess.fit(fit_rows[spec.input_columns])
     return preprocess.transform(score_rows[spec.input_columns])[:, -1]
 
 
 def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
     """Per kind of positive in the holdout: how much of it the detector ranks in the top 1 % of normal traffic."""
+    if not spec.tournament.anomaly_feature:
+        raise ValueError(f"spec '{spec.name}' has no anomaly step (tournament.anomaly_feature)")
     column = spec.tournament.novelty_by
     train, holdout = split.train, split.holdout
     normal = (holdout[spec.target.column] == 0).to_numpy()

@@ -171,11 +171,14 @@ class _FastPath:
         self.templates["syslog"] = (pattern, {name: where[name] for name in self.raw.fields})
 
     def learn_from(self, lines: pa.Array, parser: _LineParser, probe: int = 2000) -> None:
-        """Learn the formats this chunk's first good lines use (each file is one format)."""
+        """Learn the format of this block's first good line (a block is one file's lines; a second format
+        mixed in is learnt from the lines the per-line parser reads)."""
         for line in lines.slice(0, probe).to_pylist():
-            if len(self.templates) == 2:
+            if line is None:
+                continue
+            if ("json" if line.startswith("{") else "syslog") in self.templates:
                 return
-            if line is not None and type(parser.parse(line)) is tuple:
+            if type(parser.parse(line)) is tuple:
                 self.learn(line)
 
     def extract(self, lines: pa.Array) -> tuple[np.ndarray, pd.DataFrame]:
@@ -354,7 +357,7 @@ class Sessioniser:
         return out.drop(columns="w").sort_values(self.id_column).reset_index(drop=True)
 
 
-def _line_sample(outcomes: list, events: pd.DataFrame, bad: np.ndarray, outside: np.ndarray, raw: RawLogs,
+def _line_sample(outcomes: np.ndarray, events: pd.DataFrame, bad: np.ndarray, outside: np.ndarray, raw: RawLogs,
                  rng: np.random.Generator) -> pd.DataFrame:
     """A uniform sample of the chunk's lines: parsed or not, timestamp readable, inside the month, fields."""
     picked = rng.choice(len(outcomes), size=min(len(outcomes), SAMPLE_PER_CHUNK), replace=False)
