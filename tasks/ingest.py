@@ -23,6 +23,7 @@ BATCH_COLUMN = "_batch"
 """Pipeline metadata column: the month (YYYY-MM) a row came from, or the file name."""
 
 MONTH_FILE = re.compile(r"^(\d{4}-\d{2})\.(csv|parquet)$")
+MONTH_FOLDER = re.compile(r"^\d{4}-\d{2}$")
 READABLE_SUFFIXES = (".csv", ".parquet")
 
 
@@ -167,7 +168,7 @@ def plan_log_months(source: Path, month: str | None, window: int) -> tuple[dict[
     """Month folders of raw logs a run reads (``source`` is one month, or holds YYYY-MM folders)."""
     if not source.is_dir():
         raise IngestError(f"raw logs not found: {source} (a month folder, or a folder of YYYY-MM folders)")
-    folders = {p.name: p for p in source.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-\d{2}", p.name)}
+    folders = {p.name: p for p in source.iterdir() if p.is_dir() and MONTH_FOLDER.match(p.name)}
     if not folders:
         return {month_of_folder(source): source}, None
     chosen = holdout_window(folders, month, window, source, "raw logs")
@@ -178,7 +179,7 @@ def plan_log_months(source: Path, month: str | None, window: int) -> tuple[dict[
 
 
 def month_of_folder(folder: Path) -> str:
-    return folder.name if re.fullmatch(r"\d{4}-\d{2}", folder.name) else folder.name or "logs"
+    return folder.name or "logs"
 
 
 def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.DataFrame], list[BatchFile], dict, dict]:
@@ -193,7 +194,7 @@ def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.D
             def progress(report, month=month):
                 print(f"  {month}: {report.lines:,} lines read, {report.parsed:,} events")
 
-            sessions, report, sample = sessionise(paths, spec, month if re.fullmatch(r"\d{4}-\d{2}", month) else None,
+            sessions, report, sample = sessionise(paths, spec, month if MONTH_FOLDER.match(month) else None,
                                                   progress=progress)
             labelled = attach_labels(sessions, folder / spec.raw_logs.labels_file, spec)
         except RawLogError as error:
