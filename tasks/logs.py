@@ -9,6 +9,7 @@ dropped silently.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import Counter, defaultdict, deque
@@ -21,16 +22,18 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.spec import Aggregation, DatasetSpec, RawLogs
+from tasks.spec import DatasetSpec, RawLogs
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt")
 CHUNK_LINES = 250_000
 SAMPLES_PER_KIND = 5
 CONTEXT_LINES = 10_000  # lines before a block checked for repeats across the block boundary
-SAMPLE_PER_CHUNK = 5_000  # lines (parsed or not) per chunk kept for the raw-log expectations
+LINE_SAMPLE = 20_000  # lines (parsed or not) drawn uniformly from the whole input for the raw-log expectations
+NEVER = 2**62  # a window number after every real one
 SYSLOG_PAIR = re.compile(r'(\w+)=("[^"]*"|\S*)')
 SYSLOG_HEAD = re.compile(r"^(\S+) \S+ [^:]+: ")
 _SPAN_MIN, _SPAN_MAX, _ROWS = "_ts_min", "_ts_max", "_events"
@@ -107,14 +110,14 @@ class _LineParser:
 
 
 class _FastPath:
-    """Per line format, a template learnt from the first good line: a pattern that validates a whole
-    chunk at once (RE2 match, no captures) and where each field sits once the line is split on
-    quotes (then spaces). Lines it does not validate go to ``_LineParser``, which parses reordered or
-    escaped records and names what is wrong with the rest."""
+    """Per line format, a template learnt from the first good line: one regular expression whose
+    groups capture the spec's fields, run over a whole block at once (polars, in Rust). Lines it does
+    not match go to ``_LineParser``, which parses reordered or escaped records and names what is wrong
+    with the rest."""
 
     def __init__(self, raw: RawLogs):
         self.raw = raw
-        self.templates: dict[str, tuple[str, dict[str, tuple]]] = {}
+        self.templates: dict[str, str] = {}  # format → pattern with a group named after each field
 
     def learn(self, line: str) -> None:
         if line.startswith("{") and "json" not in self.templates:
@@ -122,30 +125,31 @@ class _FastPath:
         elif not line.startswith("{") and "syslog" not in self.templates:
             self._learn_syslog(line)
 
+    def _group(self, name: str) -> str:
+        return f"f{self.raw.fields.index(name)}"
+
     def _learn_json(self, line: str) -> None:
         fields, integers = set(self.raw.fields), set(self.raw.integer_fields)
         record = orjson.loads(line)
-        if not fields <= set(record):
-            return
-        parts, where, token = [], {}, 1  # split on '"': token 0 is '{', then key, separator, [value, separator]
+        quotes = 2 * len(record) + 2 * sum(isinstance(value, str) for value in record.values())
+        if not fields <= set(record) or line.count('"') != quotes:
+            return  # a key written twice, or quotes inside values: the per-line parser reads those
+        parts = []
         for key, value in record.items():
             if isinstance(value, str):
                 if key in integers:
                     return
-                parts.append(f'"{re.escape(key)}"\\s*:\\s*"[^"\\\\]*"')
-                where[key] = (token + 2, None, None)
-                token += 4
+                text = r'[^"\\]*'
+                text = f"(?P<{self._group(key)}>{text})" if key in fields else text
+                parts.append(f'"{re.escape(key)}"\\s*:\\s*"{text}"')
             elif isinstance(value, (int, float, bool)) or value is None:
                 if key in fields and key not in integers:
                     return
-                number = r"\d+" if key in integers else r"(?:-?[0-9.eE+]+|true|false|null)"
+                number = f"(?P<{self._group(key)}>[0-9]+)" if key in integers else r"(?:-?[0-9.eE+]+|true|false|null)"
                 parts.append(f'"{re.escape(key)}"\\s*:\\s*{number}')
-                where[key] = (token + 1, None, ":,} \t")
-                token += 2
             else:
                 return
-        pattern = r"^\{\s*" + r"\s*,\s*".join(parts) + r"\s*\}$"
-        self.templates["json"] = (pattern, {name: where[name] for name in self.raw.fields})
+        self.templates["json"] = r"^\{\s*" + r"\s*,\s*".join(parts) + r"\s*\}$"
 
     def _learn_syslog(self, line: str) -> None:
         head = re.match(r"^(\S+) (\S+) ([^ :]+): ", line)
@@ -153,22 +157,18 @@ class _FastPath:
             return
         pairs = SYSLOG_PAIR.findall(line, head.end())
         names = [self.raw.syslog_keys.get(key, key) for key, _ in pairs]
-        integers = set(self.raw.integer_fields)
-        if not set(self.raw.fields) - {self.raw.time} <= set(names):
+        if not set(self.raw.fields) - {self.raw.time} <= set(names) or len(set(names)) != len(names):
             return
-        parts, where = [], {self.raw.time: (0, 0, None)}
-        token, word = 0, 3  # split on '"', then the unquoted token on ' '; the head is 3 words
+        parts = []
         for (key, value), name in zip(pairs, names):
-            if value.startswith('"'):
-                parts.append(f'{re.escape(key)}="[^"]*"')
-                where[name] = (token + 1, None, None)
-                token, word = token + 2, 1  # the next unquoted token starts with the separating space
-                continue
-            parts.append(f"{re.escape(key)}=" + (r"\d+" if name in integers else r'[^\s"]+'))
-            where[name] = (token, word, len(key) + 1)
-            word += 1
-        pattern = r"^\S+ \S+ [^ :]+: " + " ".join(parts) + "$"
-        self.templates["syslog"] = (pattern, {name: where[name] for name in self.raw.fields})
+            if name not in self.raw.fields:
+                parts.append(f'{re.escape(key)}=' + ('"[^"]*"' if value.startswith('"') else r'[^\s"]*'))
+            elif value.startswith('"'):
+                parts.append(f'{re.escape(key)}="(?P<{self._group(name)}>[^"]*)"')
+            else:
+                value = "[0-9]+" if name in self.raw.integer_fields else r'[^\s"]+'
+                parts.append(f"{re.escape(key)}=(?P<{self._group(name)}>{value})")
+        self.templates["syslog"] = f"^(?P<{self._group(self.raw.time)}>\\S+) \\S+ [^ :]+: " + " ".join(parts) + "$"
 
     def learn_from(self, lines: pa.Array, parser: _LineParser, probe: int = 2000) -> None:
         """Learn the format of this block's first good line (a block is one file's lines; a second format
@@ -181,66 +181,49 @@ class _FastPath:
             if type(parser.parse(line)) is tuple:
                 self.learn(line)
 
-    def extract(self, lines: pa.Array) -> tuple[np.ndarray, pd.DataFrame]:
-        """(validated mask, the validated lines' fields in the spec's order) for a chunk of lines."""
+    def extract(self, lines: pa.Array) -> tuple[np.ndarray, pl.DataFrame]:
+        """(matched mask, the matched lines' fields in the spec's order and their ``_line``) for a block."""
         matched = np.zeros(len(lines), dtype=bool)
         frames = []
-        for pattern, where in self.templates.values():
-            hit = pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False) & ~matched
-            if not hit.any():
-                continue
-            tokens = pc.split_pattern(lines.filter(pa.array(hit)), '"')
-            words: dict[int, pa.Array] = {}
-            columns = {}
-            for name in self.raw.fields:
-                token, word, trim = where[name]
-                value = pc.list_element(tokens, token)
-                if word is not None:
-                    if token not in words:
-                        words[token] = pc.split_pattern(value, " ")
-                    value = pc.list_element(words[token], word)
-                    if trim:
-                        value = pc.utf8_slice_codeunits(value, trim)
-                elif trim:
-                    value = pc.utf8_trim(value, characters=trim)
-                columns[name] = value.to_numpy(zero_copy_only=False)
-            frame = pd.DataFrame(columns)
-            empty = np.zeros(len(frame), dtype=bool)
-            for name in self.raw.text_fields:
-                empty |= (frame[name] == "").to_numpy()
-            keep = np.flatnonzero(hit)[~empty]
-            matched[keep] = True
-            frame = frame.loc[~empty]
-            frame["_line"] = keep
+        text = pl.from_arrow(lines).alias("line")
+        names = {f"f{i}": name for i, name in enumerate(self.raw.fields)}
+        for pattern in self.templates.values():
+            frame = (pl.DataFrame({"line": text, "_line": np.arange(len(lines))}).filter(pl.Series(~matched))
+                     .select(pl.col("line").str.extract_groups(pattern), "_line").unnest("line").rename(names)
+                     .drop_nulls(self.raw.time)
+                     .with_columns(pl.col(name).cast(pl.Int64, strict=False) for name in self.raw.integer_fields))
+            usable = pl.all_horizontal([pl.col(name) != "" for name in self.raw.text_fields]
+                                       + [pl.col(name).is_not_null() for name in self.raw.integer_fields])
+            frame = frame.filter(usable).select(*self.raw.fields, "_line")  # the per-line parser says why not
+            matched[frame["_line"].to_numpy()] = True
             frames.append(frame)
         if not frames:
-            return matched, pd.DataFrame(columns=[*self.raw.fields, "_line"])
-        frame = pd.concat(frames, ignore_index=True)
-        for name in self.raw.integer_fields:
-            frame[name] = frame[name].astype(np.int64)
-        return matched, frame
+            return matched, pl.DataFrame(schema=self.raw_schema())
+        return matched, pl.concat(frames)
+
+    def raw_schema(self) -> dict:
+        return {**{name: pl.Int64 if name in self.raw.integer_fields else pl.String for name in self.raw.fields},
+                "_line": pl.Int64}
 
 
-def _lookup(values: pd.Series, rule) -> pd.Series:
-    """The lookup applied to each distinct value once (a chunk holds few distinct ports or agents)."""
-    codes, uniques = pd.factorize(values)
-    text = pd.Series(uniques).astype(str)
-    result = text.map(rule.values) if rule.values else pd.Series(np.nan, index=text.index, dtype=object)
-    for needle, label in rule.contains.items():
-        result = result.where(result.notna() | ~text.str.contains(needle, regex=False), label)
-    if rule.default is not None:
-        result = result.fillna(rule.default)
-    mapped = result.to_numpy(dtype=object)[np.maximum(codes, 0)]
-    mapped[codes < 0] = None
-    return pd.Series(mapped, index=values.index)
+def _lookup(values: pl.Series, rule) -> pl.Series:
+    """The lookup applied to each distinct value once (a block holds few distinct ports or agents)."""
+    text = values.cast(pl.String)
+    mapping = {}
+    for value in text.unique().drop_nulls().to_list():
+        label = rule.values.get(value)
+        if label is None:
+            label = next((label for needle, label in rule.contains.items() if needle in value), rule.default)
+        mapping[value] = label
+    return text.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
 OFFSET = re.compile(r"^(?:\.\d{1,9})?(?:(Z)|([+-])(\d{2}):?(\d{2}))$")
 
 
-def utc_seconds(values: pd.Series) -> np.ndarray:
+def utc_seconds(values: pd.Series | pa.Array) -> np.ndarray:
     """ISO 8601 timestamps (``Z`` or a ``±HH:MM`` offset, optional fractions) → epoch seconds, NaN if unreadable."""
-    text = pa.array(values.to_numpy(dtype=object), type=pa.string())
+    text = values if isinstance(values, pa.Array) else pa.array(values.to_numpy(dtype=object), type=pa.string())
     local = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s",
                         error_is_null=True)
     seconds = pc.cast(local, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
@@ -254,53 +237,49 @@ def utc_seconds(values: pd.Series) -> np.ndarray:
     return seconds - offsets[np.where(codes < 0, -1, codes)]
 
 
-def _hashes(values: pd.Series) -> np.ndarray:
-    """64-bit hashes of values (equal values, equal hashes; collisions negligible at these counts)."""
-    return pd.util.hash_array(values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy())
+def _hash(*columns: str) -> pl.Expr:
+    """One 64-bit hash per row of these columns (fixed seeds: equal in every worker process)."""
+    return pl.struct(*columns).hash(seed=0x746F6C6C)
 
 
 class Sessioniser:
-    """Partial per-session aggregates, merged chunk by chunk."""
+    """Partial per-session aggregates of the windows still open, merged block by block; ``finalise``
+    turns the windows the stream has moved past into session rows and forgets them, so the state
+    follows the open windows, not the file. Partials are keyed ``k`` (the spec's key) × ``w`` (window number)."""
 
     def __init__(self, raw: RawLogs, id_column: str):
         self.raw = raw
         self.id_column = id_column
         self.window = raw.window_minutes * 60
-        self.additive: list[pd.DataFrame] = []
-        self.distinct: dict[str, list[pd.DataFrame]] = defaultdict(list)
-        self.modes: dict[str, list[pd.DataFrame]] = defaultdict(list)
+        self.additive: list[pl.DataFrame] = []
+        self.distinct: dict[str, list[pl.DataFrame]] = defaultdict(list)
+        self.modes: dict[str, list[pl.DataFrame]] = defaultdict(list)
 
-    def add(self, events: pd.DataFrame) -> None:
-        keys = [events[self.raw.key], events["_window"]]
-        key_hash = None
-        sums = {_ROWS: np.ones(len(events), dtype=np.int64)}
+    def add(self, events: pl.DataFrame) -> None:
+        """Aggregate a block's events (the spec's fields, lookups, ``_ts`` and ``_window``)."""
+        events = events.rename({self.raw.key: "k", "_window": "w"}) if self.raw.key != "k" else events.rename(
+            {"_window": "w"})
+        field = {self.raw.key: "k"}.get
+        sums = [pl.len().cast(pl.Int64).alias(_ROWS), pl.col("_ts").min().alias(_SPAN_MIN),
+                pl.col("_ts").max().alias(_SPAN_MAX)]
         for name, rule in self.raw.sessions.items():
-            if rule.how in ("count", "sum"):
-                mask = self._where(events, rule)
-                value = np.ones(len(events)) if rule.how == "count" else events[rule.field].to_numpy(dtype=float)
-                sums[name] = np.where(mask, value, 0.0)
-            elif rule.how == "nunique":  # (session, value) pairs as 64-bit hashes: 24 bytes a pair, numeric dedupe
-                key_hash = _hashes(events[self.raw.key]) if key_hash is None else key_hash
-                frame = pd.DataFrame({"kh": key_hash, "w": events["_window"].to_numpy(), "h": _hashes(events[rule.field])})
-                self.distinct[name].append(frame.drop_duplicates())
+            where = [pl.col(field(column, column)) == value for column, value in rule.where.items()]
+            if rule.how == "count":
+                sums.append((pl.all_horizontal(where).sum() if where else pl.len()).cast(pl.Int64).alias(name))
+            elif rule.how == "sum":
+                value = pl.col(field(rule.field, rule.field))
+                sums.append((value.filter(pl.all_horizontal(where)) if where else value).sum().cast(pl.Float64).alias(name))
+            elif rule.how == "nunique":  # (session, value) pairs as one 64-bit hash each
+                column = field(rule.field, rule.field)
+                self.distinct[name].append(events.select("k", "w", p=_hash("k", "w", column)).unique("p"))
             elif rule.how == "mode":
-                frame = pd.DataFrame({"k": events[self.raw.key], "w": events["_window"], "v": events[rule.field]})
-                self.modes[name].append(frame.groupby(["k", "w", "v"], sort=False).size().rename("n").reset_index())
-        table = pd.DataFrame(sums).groupby(keys, sort=False).sum()
-        span = events["_ts"].groupby(keys, sort=False).agg(["min", "max"])
-        table[_SPAN_MIN], table[_SPAN_MAX] = span["min"], span["max"]
-        self.additive.append(table)
-        if len(self.additive) >= 8:
-            self.compact()
-
-    @staticmethod
-    def _where(events: pd.DataFrame, rule: Aggregation) -> np.ndarray:
-        mask = np.ones(len(events), dtype=bool)
-        for column, value in rule.where.items():
-            mask &= (events[column] == value).to_numpy()
-        return mask
+                column = field(rule.field, rule.field)
+                self.modes[name].append(events.group_by("k", "w", column).agg(n=pl.len().cast(pl.Int64))
+                                        .rename({column: "v"}))
+        self.additive.append(events.group_by("k", "w").agg(sums))
 
     def partials(self) -> tuple:
+        self.compact()
         return self.additive, dict(self.distinct), dict(self.modes)
 
     def merge(self, partials: tuple) -> None:
@@ -311,66 +290,79 @@ class Sessioniser:
             self.distinct[name].extend(parts)
         for name, parts in modes.items():
             self.modes[name].extend(parts)
-        if len(self.additive) >= 8:
-            self.compact()
 
     def compact(self) -> None:
-        if self.additive:
-            merged = pd.concat(self.additive)
-            spans = merged.groupby(level=[0, 1], sort=False).agg({_SPAN_MIN: "min", _SPAN_MAX: "max"})
-            table = merged.drop(columns=[_SPAN_MIN, _SPAN_MAX]).groupby(level=[0, 1], sort=False).sum()
-            self.additive = [table.join(spans)]
+        if len(self.additive) > 1:
+            merged = pl.concat(self.additive)
+            self.additive = [merged.group_by("k", "w").agg(
+                pl.col(_SPAN_MIN).min(), pl.col(_SPAN_MAX).max(), pl.exclude("k", "w", _SPAN_MIN, _SPAN_MAX).sum()
+            ).select(merged.columns)]
         for name, parts in self.distinct.items():
-            self.distinct[name] = [pd.concat(parts).drop_duplicates()]
+            if len(parts) > 1:
+                self.distinct[name] = [pl.concat(parts).unique("p")]
         for name, parts in self.modes.items():
-            self.modes[name] = [pd.concat(parts).groupby(["k", "w", "v"], sort=False)["n"].sum().reset_index()]
+            if len(parts) > 1:
+                self.modes[name] = [pl.concat(parts).group_by("k", "w", "v").agg(pl.col("n").sum())]
 
-    def sessions(self) -> pd.DataFrame:
-        """One row per (key, window): the spec's id column, the key, window_start and every spec column."""
+    def finalise(self, before: int | None = None) -> pd.DataFrame | None:
+        """Session rows of the windows numbered below ``before`` (all with None), removed from the state."""
         self.compact()
         if not self.additive:
-            return pd.DataFrame()
-        table = self.additive[0]
-        table.index.names = ["k", "w"]
-        out = pd.DataFrame(index=table.index)
+            return None
+        done = pl.lit(True) if before is None else pl.col("w") < before
+        final = self.additive[0].filter(done)
+        if final.is_empty():
+            return None
+        self.additive = [self.additive[0].filter(~done)]
+        distinct, modes = {}, {}
+        for state, out in ((self.distinct, distinct), (self.modes, modes)):
+            for name, (frame,) in state.items():
+                out[name], state[name] = frame.filter(done), [frame.filter(~done)]
+        return self._rows(final, distinct, modes)
+
+    def _rows(self, table: pl.DataFrame, distinct: dict, modes: dict) -> pd.DataFrame:
+        """One row per (key, window): the spec's id column, the key, window_start and every spec column."""
+        columns = []
         for name, rule in self.raw.sessions.items():
             if rule.how in ("count", "sum"):
-                out[name] = table[name].round().astype(np.int64) if rule.how == "count" else table[name]
+                columns.append(pl.col(name))
             elif rule.how == "span_seconds":
-                out[name] = (table[_SPAN_MAX] - table[_SPAN_MIN]).astype(float)
+                columns.append((pl.col(_SPAN_MAX) - pl.col(_SPAN_MIN)).cast(pl.Float64).alias(name))
             elif rule.how == "first_hour":
-                out[name] = (table[_SPAN_MIN] // 3600 % 24).astype(np.int64)
+                columns.append((pl.col(_SPAN_MIN) // 3600 % 24).cast(pl.Int64).alias(name))
             elif rule.how == "nunique":
-                counts = self.distinct[name][0].groupby(["kh", "w"]).size()
-                at = pd.MultiIndex.from_arrays([_hashes(pd.Series(table.index.get_level_values(0))),
-                                                table.index.get_level_values(1)])
-                out[name] = counts.reindex(at).fillna(0).astype(np.int64).to_numpy()
+                table = table.join(distinct[name].group_by("k", "w").agg(pl.len().cast(pl.Int64).alias(name)),
+                                   on=["k", "w"], how="left")
+                columns.append(pl.col(name).fill_null(0))
             else:  # mode: the most frequent value, ties to the first in sort order
-                counts = self.modes[name][0].dropna(subset=["v"]).sort_values(["k", "w", "n", "v"],
-                                                                              ascending=[True, True, False, True])
-                out[name] = counts.drop_duplicates(["k", "w"]).set_index(["k", "w"])["v"].reindex(table.index)
-        out = out.reset_index()
-        starts = pd.to_datetime(out["w"] * self.window, unit="s", utc=True)
-        out.insert(0, self.id_column, out["k"].astype(str) + "@" + starts.dt.strftime("%Y-%m-%dT%H:%MZ"))
-        out.insert(1, self.raw.key, out.pop("k"))
-        out.insert(2, "window_start", starts.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
-        return out.drop(columns="w").sort_values(self.id_column).reset_index(drop=True)
+                top = (modes[name].drop_nulls("v").sort(["n", "v"], descending=[True, False])
+                       .group_by("k", "w", maintain_order=True).first().select("k", "w", pl.col("v").alias(name)))
+                table = table.join(top, on=["k", "w"], how="left")
+                columns.append(pl.col(name))
+        start = pl.from_epoch(pl.col("w") * self.window, time_unit="s")
+        out = table.select(
+            (pl.col("k").cast(pl.String) + "@" + start.dt.strftime("%Y-%m-%dT%H:%MZ")).alias(self.id_column),
+            pl.col("k").alias(self.raw.key), start.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").alias("window_start"),
+            *columns)
+        return out.sort(self.id_column).to_pandas()
 
 
-def _line_sample(outcomes: np.ndarray, events: pd.DataFrame, bad: np.ndarray, outside: np.ndarray, raw: RawLogs,
+def _line_sample(outcomes: np.ndarray, events: pl.DataFrame, bad: np.ndarray, outside: np.ndarray, raw: RawLogs,
                  rng: np.random.Generator) -> pd.DataFrame:
-    """A uniform sample of the chunk's lines: parsed or not, timestamp readable, inside the month, fields."""
-    picked = rng.choice(len(outcomes), size=min(len(outcomes), SAMPLE_PER_CHUNK), replace=False)
+    """The block's lines with the ``LINE_SAMPLE`` smallest random keys (``_key``): parsed or not, timestamp
+    readable, inside the month, fields. Keeping the smallest keys across blocks is a uniform sample of the input."""
+    keys = rng.random(len(outcomes))
+    picked = np.argpartition(keys, LINE_SAMPLE)[:LINE_SAMPLE] if len(keys) > LINE_SAMPLE else np.arange(len(keys))
     rows = outcomes[picked]
     parsed = rows >= 0
-    frame = pd.DataFrame({"parsed": parsed.astype(int)})
+    frame = pd.DataFrame({"parsed": parsed.astype(int), "_key": keys[picked]})
     if not parsed.any():
         return frame
     at = np.maximum(rows, 0)
     frame["timestamp_ok"] = np.where(parsed, (~bad[at]).astype(float), np.nan)
     frame["in_month"] = np.where(parsed & ~bad[at], (~outside[at]).astype(float), np.nan)
     for column in raw.fields[1:]:
-        frame[column] = np.where(parsed, events[column].to_numpy()[at], None)
+        frame[column] = np.where(parsed, events[column].gather(at).to_numpy(), None)
     return frame
 
 
@@ -410,10 +402,10 @@ def _month_range(month: str | None) -> tuple[float, float] | None:
     return (start - slack).timestamp(), (start + pd.offsets.MonthBegin(1) + slack).timestamp()
 
 
-def _parse(lines: pa.Array, parser: _LineParser, fast: _FastPath, report: ParseReport | None) -> pd.DataFrame:
+def _parse(lines: pa.Array, parser: _LineParser, fast: _FastPath, report: ParseReport | None) -> pl.DataFrame:
     """The lines' events (spec fields, ``_line`` position, ``_ts`` epoch seconds or NaN); problems to ``report``."""
     fast.learn_from(lines, parser)
-    matched, fast_rows = fast.extract(lines)
+    matched, events = fast.extract(lines)
     slow_rows, slow_at = [], []
     for at in np.flatnonzero(~matched):
         line = lines[int(at)].as_py()
@@ -424,36 +416,37 @@ def _parse(lines: pa.Array, parser: _LineParser, fast: _FastPath, report: ParseR
             continue
         fast.learn(line)
         slow_rows.append(outcome)
-        slow_at.append(at)
-    events = fast_rows
+        slow_at.append(int(at))
     if slow_rows:
-        slow = pd.DataFrame(slow_rows, columns=parser.fields)
-        slow["_line"] = np.asarray(slow_at, dtype=np.int64)
-        events = pd.concat([fast_rows, slow], ignore_index=True)
-    events["_ts"] = utc_seconds(events[parser.fields[0]]) if len(events) else np.zeros(0)
-    return events
+        slow = pl.DataFrame([(*row, at) for row, at in zip(slow_rows, slow_at)], schema=fast.raw_schema(), orient="row")
+        events = pl.concat([events, slow])
+    stamps = utc_seconds(events[parser.fields[0]].to_arrow()) if len(events) else np.zeros(0)
+    return events.with_columns(_ts=pl.Series(stamps, dtype=pl.Float64))
 
 
-def _event_hashes(events: pd.DataFrame, time_field: str) -> np.ndarray:
+def _event_hashes(events: pl.DataFrame, raw: RawLogs) -> pl.Series:
     """One 64-bit hash per event (its fields with the time normalised): equal events, equal hashes."""
-    return pd.util.hash_pandas_object(events.drop(columns=[time_field, "_line"]), index=False).to_numpy()
+    return events.select(_hash(*raw.fields[1:], "_ts")).to_series()
 
 
-def _process_block(spec: DatasetSpec, block: bytes, context: bytes, bounds, seed: int) -> dict:
+def _process_block(spec: DatasetSpec, span: _Span, bounds, seed: int, closed_before: int) -> dict:
     """One block of whole lines → partial session aggregates, its share of the parse report and of the
-    line sample. ``context`` (the lines just before the block) lets repeats across the boundary be seen."""
+    line sample. The lines just before the block (its context) let repeats across the boundary be seen;
+    events of windows numbered below ``closed_before`` come too late (those sessions are already final)."""
     raw = spec.raw_logs
+    block, context = span.read()
     parser, fast = _LineParser(raw), _FastPath(raw)
     report, sessioniser = ParseReport(), Sessioniser(raw, spec.id_column)
     rng = np.random.default_rng(seed)
     lines = _split_lines(block)
     report.lines = len(lines)
     events = _parse(lines, parser, fast, report)
+    positions = events["_line"].to_numpy()
     outcomes = np.full(len(lines), -1)
-    outcomes[events["_line"].to_numpy(dtype=np.int64)] = np.arange(len(events))
+    outcomes[positions] = np.arange(len(events))
     result = {"report": report, "partials": None, "sample": None, "first": None, "last": None}
-    kept_lines = _LazyLines(lines, events["_line"].to_numpy(dtype=np.int64))
-    stamps = events["_ts"].to_numpy(dtype=float)
+    kept_lines = _LazyLines(lines, positions)
+    stamps = events["_ts"].to_numpy()
     bad = np.isnan(stamps)
     outside = np.zeros(len(events), dtype=bool)
     if bounds is not None:
@@ -463,59 +456,176 @@ def _process_block(spec: DatasetSpec, block: bytes, context: bytes, bounds, seed
     for i in np.flatnonzero(bad):
         report.problem("bad_timestamp", kept_lines[i])
     result["sample"] = _line_sample(outcomes, events, bad, outside, raw, rng)
-    events = events.loc[~(bad | outside)].copy()
-    events["_ts"] = events["_ts"].astype(np.int64)
+    events = events.filter(pl.Series(~(bad | outside))).with_columns(pl.col("_ts").cast(pl.Int64))
     # Exact repeats (the same event delivered twice) within the block or just before it.
-    hashes = _event_hashes(events, raw.time)
-    repeat = pd.Series(hashes).duplicated().to_numpy()
+    hashes = _event_hashes(events, raw)
+    repeat = hashes.is_duplicated() & ~hashes.is_first_distinct()
     if context:
         before = _parse(_split_lines(context), parser, fast, None)
-        before = before.loc[before["_ts"].notna()].copy()
-        before["_ts"] = before["_ts"].astype(np.int64)
-        repeat |= np.isin(hashes, _event_hashes(before, raw.time))
+        before = before.filter(pl.col("_ts").is_not_nan()).with_columns(pl.col("_ts").cast(pl.Int64))
+        repeat = repeat | hashes.is_in(_event_hashes(before, raw).implode())
     report.duplicates = int(repeat.sum())
-    events = events.loc[~repeat].reset_index(drop=True)
+    events = events.filter(~repeat).with_columns(_window=pl.col("_ts") // sessioniser.window)
+    late = (events["_window"] < closed_before).to_numpy()
+    if late.any():
+        late_lines = _LazyLines(lines, events["_line"].to_numpy())
+        for i in np.flatnonzero(late):
+            report.problem("late_event", late_lines[i])
+        events = events.filter(pl.Series(~late))
     report.parsed = len(events)
-    if events.empty:
+    if events.is_empty():
         return result
-    for name, rule in raw.lookups.items():
-        events[name] = _lookup(events[rule.source], rule)
-    events["_window"] = events["_ts"] // sessioniser.window
+    events = events.with_columns(_lookup(events[rule.source], rule).alias(name) for name, rule in raw.lookups.items())
     sessioniser.add(events)
-    sessioniser.compact()
     result.update(partials=sessioniser.partials(), first=int(events["_ts"].min()), last=int(events["_ts"].max()))
     return result
 
 
-def _blocks(files: list[Path], chunk_lines: int, context_lines: int = CONTEXT_LINES):
-    """(block of whole lines, the last ``context_lines`` lines before it in the same file) per chunk."""
-    for path in files:
-        tail = b""
-        with open(path, "rb") as handle:
-            while block := handle.read(chunk_lines * 160):
-                block += handle.readline()
-                yield block, tail
-                tail = b"".join(block[-context_lines * 400:].splitlines(keepends=True)[-context_lines:])
+def _start_time(head: bytes, parser: _LineParser, probe: int = 64) -> float:
+    """The earliest UTC time among the first readable events of a block (−inf if none: it is then read
+    first). Too early only delays finalising; too late would make events late, so the minimum."""
+    stamps = []
+    for line in head.decode("utf-8", errors="replace").splitlines()[:probe]:
+        outcome = parser.parse(line)
+        if type(outcome) is tuple:
+            stamps.append(outcome[0])
+    seconds = utc_seconds(pd.Series(stamps, dtype=object))
+    seconds = seconds[~np.isnan(seconds)]
+    return float(seconds.min()) if len(seconds) else -math.inf
 
 
-def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None, chunk_lines: int = CHUNK_LINES,
-               progress=None, workers: int | None = None) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
-    """Stream ``files`` into sessions on ``workers`` processes (default: one per core).
-    Returns (sessions, report, a uniform sample of lines for the raw-log expectations)."""
-    raw = spec.raw_logs
-    if raw is None:
-        raise RawLogError(f"spec '{spec.name}' has no raw_logs section: it cannot read raw logs")
-    if not spec.id_column:
-        raise RawLogError(f"spec '{spec.name}' needs an id_column to name its sessions")
-    sessioniser = Sessioniser(raw, spec.id_column)
-    report = ParseReport(files=[str(p) for p in files])
-    bounds = _month_range(month)
-    samples, first, last = [], [], []
-    workers = workers or os.cpu_count() or 1
-    small = sum(path.stat().st_size for path in files) < 2 * chunk_lines * 160
+@dataclass(frozen=True)
+class _Span:
+    """Where a block of whole lines sits in its file: the worker reads it (and the lines before it) itself."""
 
-    def absorb(result: dict) -> None:
-        part = result["report"]
+    path: str
+    start: int
+    end: int
+
+    def read(self, context_lines: int = CONTEXT_LINES) -> tuple[bytes, bytes]:
+        """(the block, up to ``context_lines`` whole lines just before it in the file)."""
+        with open(self.path, "rb") as handle:
+            begin = max(0, self.start - context_lines * 400)
+            handle.seek(begin)
+            before = handle.read(self.start - begin)
+            block = handle.read(self.end - self.start)
+        lines = before.splitlines(keepends=True)
+        if begin > 0 and lines:
+            lines = lines[1:]  # the first piece may be the end of a longer line
+        return block, b"".join(lines[-context_lines:])
+
+
+class _FileBlocks:
+    """One log file cut into blocks of whole lines, one block ahead so that block's start time is known."""
+
+    def __init__(self, path: Path, block_bytes: int, parser: _LineParser):
+        self.path, self.size = str(path), path.stat().st_size
+        self.block_bytes, self.parser = block_bytes, parser
+        self.offset = 0
+        self.ahead: _Span | None = None
+        self.start = math.inf
+        self._cut()
+
+    def _cut(self) -> None:
+        if self.offset >= self.size:
+            self.ahead, self.start = None, math.inf
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            head = handle.read(64 * 2048)
+            handle.seek(self.offset + self.block_bytes)
+            handle.readline()  # the block ends with a whole line
+            end = min(handle.tell(), self.size)
+        self.ahead, self.start = _Span(self.path, self.offset, end), _start_time(head, self.parser)
+
+    def take(self) -> _Span:
+        span = self.ahead
+        self.offset = span.end
+        self._cut()
+        return span
+
+
+def _blocks(files: list[Path], chunk_lines: int, parser: _LineParser):
+    """Blocks of whole lines from all files, a k-way merge by time: the file whose next block starts
+    earliest goes first. Yields (block's span, the watermark: the earliest start of any block not yet
+    yielded, ``inf`` after the last)."""
+    readers = [_FileBlocks(path, chunk_lines * 160, parser) for path in files]
+    while live := [reader for reader in readers if reader.ahead is not None]:
+        span = min(live, key=lambda reader: reader.start).take()
+        yield span, min(reader.start for reader in readers)
+
+
+class SessionStream:
+    """Sessions of raw log files, yielded in chunks as their windows close.
+
+    Blocks are read across the files in time order and parsed on ``workers`` processes (default: one
+    per core); after each block the windows ending more than ``raw_logs.lateness_minutes`` before the
+    watermark are final, so the state held follows the open windows, never the file. An event for a
+    window already final is counted as ``late_event`` (with samples), not silently merged or lost.
+    ``report`` and ``sample`` (a uniform sample of lines for the raw-log expectations) are complete once
+    the stream is exhausted."""
+
+    def __init__(self, files: list[Path], spec: DatasetSpec, month: str | None = None,
+                 chunk_lines: int = CHUNK_LINES, progress=None, workers: int | None = None):
+        if spec.raw_logs is None:
+            raise RawLogError(f"spec '{spec.name}' has no raw_logs section: it cannot read raw logs")
+        if not spec.id_column:
+            raise RawLogError(f"spec '{spec.name}' needs an id_column to name its sessions")
+        self.files, self.spec, self.month, self.chunk_lines = files, spec, month, chunk_lines
+        self.progress, self.workers = progress, workers or os.cpu_count() or 1
+        self.report = ParseReport(files=[str(p) for p in files])
+        self.sample = pd.DataFrame()
+        self._samples: list[pd.DataFrame] = []
+        self._first: list[int] = []
+        self._last: list[int] = []
+
+    def _closed(self, watermark: float) -> int:
+        """Windows numbered below this end before ``watermark`` minus the allowed lateness."""
+        if watermark == math.inf:
+            return NEVER
+        raw = self.spec.raw_logs
+        return int((watermark - raw.lateness_minutes * 60) // (raw.window_minutes * 60))
+
+    def _jobs(self):
+        """(block's span, windows closed when it is processed, windows closed after it)."""
+        closed = -NEVER
+        for span, watermark in _blocks(self.files, self.chunk_lines, _LineParser(self.spec.raw_logs)):
+            after = max(closed, self._closed(watermark))
+            yield span, closed, after
+            closed = after
+
+    def __iter__(self):
+        sessioniser = Sessioniser(self.spec.raw_logs, self.spec.id_column)
+        bounds = _month_range(self.month)
+        small = sum(path.stat().st_size for path in self.files) < 2 * self.chunk_lines * 160
+        if self.workers == 1 or small:
+            for number, (span, closed, after) in enumerate(self._jobs()):
+                yield from self._absorb(_process_block(self.spec, span, bounds, number, closed),
+                                        sessioniser, after)
+        else:
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn")) as pool:
+                pending = deque()
+                for number, (span, closed, after) in enumerate(self._jobs()):
+                    pending.append((pool.submit(_process_block, self.spec, span, bounds, number, closed), after))
+                    if len(pending) >= 2 * self.workers:  # bounded: results in memory follow the workers
+                        future, after = pending.popleft()
+                        yield from self._absorb(future.result(), sessioniser, after)
+                while pending:
+                    future, after = pending.popleft()
+                    yield from self._absorb(future.result(), sessioniser, after)
+        rest = sessioniser.finalise()
+        if rest is not None:
+            yield rest
+        report = self.report
+        if report.parsed == 0:
+            raise RawLogError(f"no usable event in {len(self.files)} file(s): {dict(report.problems)}")
+        report.first_event = datetime.fromtimestamp(min(self._first), timezone.utc).isoformat()
+        report.last_event = datetime.fromtimestamp(max(self._last), timezone.utc).isoformat()
+        self.sample = self._samples[0].drop(columns="_key").reset_index(drop=True)
+
+    def _absorb(self, result: dict, sessioniser: Sessioniser, closed: int):
+        """Count a block's report, keep its share of the sample, merge its partials; yield what is final."""
+        part, report = result["report"], self.report
         report.lines += part.lines
         report.parsed += part.parsed
         report.duplicates += part.duplicates
@@ -523,31 +633,30 @@ def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None, c
             report.problems[kind] += count
             room = SAMPLES_PER_KIND - len(report.samples[kind])
             report.samples[kind].extend(part.samples[kind][:max(room, 0)])
-        samples.append(result["sample"])
+        sample = result["sample"]
+        if self._samples and len(self._samples[0]) >= LINE_SAMPLE:  # only keys below the kept ones can enter
+            sample = sample[sample["_key"].to_numpy() < self._samples[0]["_key"].max()]
+        self._samples.append(sample)
+        if len(self._samples) > 1:
+            self._samples = [pd.concat(self._samples, ignore_index=True).nsmallest(LINE_SAMPLE, "_key")]
         if result["partials"] is not None:
             sessioniser.merge(result["partials"])
-            first.append(result["first"])
-            last.append(result["last"])
-        if progress is not None:
-            progress(report)
+            self._first.append(result["first"])
+            self._last.append(result["last"])
+        if self.progress is not None:
+            self.progress(report)
+        final = sessioniser.finalise(closed)
+        if final is not None:
+            yield final
 
-    if workers == 1 or small:
-        for number, (block, context) in enumerate(_blocks(files, chunk_lines)):
-            absorb(_process_block(spec, block, context, bounds, number))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            pending = deque()
-            for number, (block, context) in enumerate(_blocks(files, chunk_lines)):
-                pending.append(pool.submit(_process_block, spec, block, context, bounds, number))
-                if len(pending) >= 2 * workers:  # bounded: memory follows the workers, not the file
-                    absorb(pending.popleft().result())
-            while pending:
-                absorb(pending.popleft().result())
-    if report.parsed == 0:
-        raise RawLogError(f"no usable event in {len(files)} file(s): {dict(report.problems)}")
-    report.first_event = datetime.fromtimestamp(min(first), timezone.utc).isoformat()
-    report.last_event = datetime.fromtimestamp(max(last), timezone.utc).isoformat()
-    return sessioniser.sessions(), report, pd.concat(samples, ignore_index=True)
+
+def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None, chunk_lines: int = CHUNK_LINES,
+               progress=None, workers: int | None = None) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
+    """All sessions of ``files`` (see ``SessionStream``) in one table, sorted by the spec's id column.
+    Returns (sessions, report, a uniform sample of lines for the raw-log expectations)."""
+    stream = SessionStream(files, spec, month, chunk_lines, progress, workers)
+    sessions = pd.concat(list(stream), ignore_index=True).sort_values(spec.id_column, ignore_index=True)
+    return sessions, stream.report, stream.sample
 
 
 def attach_labels(sessions: pd.DataFrame, labels: Path, spec: DatasetSpec) -> pd.DataFrame:

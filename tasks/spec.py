@@ -239,6 +239,9 @@ class RawLogs(_Strict):
     key: str = Field(description="the raw field sessions are per, e.g. src_ip")
     time: str = "timestamp"
     window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    lateness_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60,
+                                  description="how far behind the newest lines of the other files an event may arrive "
+                                              "before its session is final (later ones are counted as late_event)")
     text_fields: list[str] = Field(description="required raw fields read as text")
     integer_fields: list[str] = Field(default_factory=list, description="required raw fields that must be integers")
     syslog_keys: dict[str, str] = Field(default_factory=dict, description="syslog key=value key → raw field")
