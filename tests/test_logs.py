@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from data.raw_logs import MALFORMED_KINDS, write_month
-from tasks.logs import RawLogError, attach_labels, log_files, sessionise
+from tasks.logs import RawLogError, SessionStream, attach_labels, log_files, sessionise
 
 JSON_EVENTS = [
     # 10.0.0.1, 09:00–10:00 UTC: two failed logins and a success on ssh, then a transfer out
@@ -125,3 +125,41 @@ def test_blocks_on_worker_processes_give_the_same_sessions(tmp_path, security_sp
     pd.testing.assert_frame_equal(one, whole)
     assert one_report.as_dict() == two_report.as_dict()
     assert one_report.duplicates == whole_report.duplicates and one_report.problems == whole_report.problems
+
+
+def test_sessions_are_emitted_as_their_windows_close(tmp_path, security_spec):
+    """Check that streaming a month in small blocks hands out finished sessions all along (the state
+    held is the open windows, not the month) and that they are exactly the sessions of one pass."""
+    write_month("2026-03", 30_000, tmp_path / "2026-03", seed=5, progress=False)
+    files = log_files(tmp_path / "2026-03")
+    stream = SessionStream(files, security_spec, "2026-03", chunk_lines=2_000, workers=1)
+    chunks, lines_read = [], []
+    for chunk in stream:
+        chunks.append(chunk)
+        lines_read.append(stream.report.lines)
+    assert len(chunks) >= 10
+    assert lines_read[len(chunks) // 2] < 0.75 * stream.report.lines  # half the sessions out before the end
+    streamed = pd.concat(chunks, ignore_index=True).sort_values("session_id", ignore_index=True)
+    whole, report, _ = sessionise(files, security_spec, "2026-03", chunk_lines=1_000_000, workers=1)
+    pd.testing.assert_frame_equal(streamed, whole)
+    assert "late_event" not in stream.report.problems and stream.report.parsed == report.parsed
+
+
+def test_an_event_after_its_session_is_final_is_counted_late(tmp_path, security_spec):
+    """Check that an event arriving hours behind the other files' lines, once its hour is final, is
+    counted and sampled as late_event, never merged or dropped silently."""
+    folder = tmp_path / "2026-03"
+    folder.mkdir()
+    event = {"src_ip": "10.0.0.7", "dst_ip": "1.1.1.1", "dst_port": 443, "user": "bob", "event": "connect",
+             "bytes": 10, "protocol": "tcp", "user_agent": "curl/8.5.0"}
+    lines = [json.dumps({"timestamp": f"2026-03-02T{10 + minute // 60:02d}:{minute % 60:02d}:00Z", **event})
+             for minute in range(70)]
+    lines.append(json.dumps({"timestamp": "2026-03-02T05:00:00Z", **event}))  # five hours behind its neighbours
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "auth.log").write_text('2026-03-02T09:00:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 '
+                                     'dst=1.1.1.1 port=443 user=ann bytes=5 proto=tcp ua="curl/8.5.0"\n')
+    sessions, report, _ = sessionise(log_files(folder), security_spec, "2026-03")
+    assert report.problems == {"late_event": 1}
+    assert report.samples["late_event"] == [lines[-1]]
+    assert report.parsed + report.duplicates + sum(report.problems.values()) == report.lines == 72
+    assert sessions["requests"].sum() == 71 and "10.0.0.7@2026-03-02T05:00Z" not in set(sessions["session_id"])
