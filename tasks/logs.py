@@ -583,6 +583,8 @@ class SessionStream:
         """Windows numbered below this end before ``watermark`` minus the allowed lateness."""
         if watermark == math.inf:
             return NEVER
+        if watermark == -math.inf:  # a block whose first lines have no readable time: nothing closes yet
+            return -NEVER
         raw = self.spec.raw_logs
         return int((watermark - raw.lateness_minutes * 60) // (raw.window_minutes * 60))
 

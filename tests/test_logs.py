@@ -163,3 +163,20 @@ def test_an_event_after_its_session_is_final_is_counted_late(tmp_path, security_
     assert report.samples["late_event"] == [lines[-1]]
     assert report.parsed + report.duplicates + sum(report.problems.values()) == report.lines == 72
     assert sessions["requests"].sum() == 71 and "10.0.0.7@2026-03-02T05:00Z" not in set(sessions["session_id"])
+
+
+def test_a_block_starting_with_unreadable_lines_still_streams(tmp_path, security_spec):
+    """Check that a block whose first lines have no readable time (its start unknown) is read, its
+    garbage counted, and no event of the other file is taken for late."""
+    folder = tmp_path / "2026-03"
+    folder.mkdir()
+    good = ('2026-03-02T09:{:02d}:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 dst=1.1.1.1 port=443 '
+            'user=ann bytes=5 proto=tcp ua="curl/8.5.0"')
+    (folder / "auth.log").write_text("\n".join([good.format(0)] + ["%%% not a log line %%%"] * 200
+                                               + [good.format(59)]) + "\n")
+    (folder / "events.jsonl").write_text("\n".join(json.dumps(
+        {"timestamp": f"2026-03-02T{hour:02d}:00:00Z", "src_ip": "10.0.0.7", "dst_ip": "1.1.1.1", "dst_port": 443,
+         "user": "bob", "event": "connect", "bytes": 10, "protocol": "tcp", "user_agent": "curl/8.5.0"})
+        for hour in range(24)) + "\n")
+    sessions, report, _ = sessionise(log_files(folder), security_spec, "2026-03", chunk_lines=5)
+    assert report.problems == {"unrecognised_line": 200} and report.parsed == 26 and len(sessions) == 25
