@@ -1,10 +1,11 @@
 """Raw event logs → sessions: streaming parse of JSON lines and syslog-style text, then per-session
 aggregates as the spec's ``raw_logs`` section describes.
 
-Lines are read in chunks; each chunk is parsed, normalised (timestamps to UTC), de-duplicated and
-reduced to partial per-session aggregates, so memory follows the number of sessions, not the number
-of lines. Every line that cannot be used is counted by kind with a few samples kept: nothing is
-dropped silently.
+Files are cut into blocks of whole lines and read in time order across files; each block is parsed
+(on a worker process), normalised (timestamps to UTC), de-duplicated and reduced to partial
+per-session aggregates. Sessions whose window the stream has moved past are finished and handed out,
+so memory follows the windows open at once, not the file. Every line that cannot be used is counted
+by kind with a few samples kept: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -459,7 +460,7 @@ def _process_block(spec: DatasetSpec, span: _Span, bounds, seed: int, closed_bef
     events = events.filter(pl.Series(~(bad | outside))).with_columns(pl.col("_ts").cast(pl.Int64))
     # Exact repeats (the same event delivered twice) within the block or just before it.
     hashes = _event_hashes(events, raw)
-    repeat = hashes.is_duplicated() & ~hashes.is_first_distinct()
+    repeat = ~hashes.is_first_distinct()
     if context:
         before = _parse(_split_lines(context), parser, fast, None)
         before = before.filter(pl.col("_ts").is_not_nan()).with_columns(pl.col("_ts").cast(pl.Int64))
@@ -576,8 +577,7 @@ class SessionStream:
         self.report = ParseReport(files=[str(p) for p in files])
         self.sample = pd.DataFrame()
         self._samples: list[pd.DataFrame] = []
-        self._first: list[int] = []
-        self._last: list[int] = []
+        self._first, self._last = math.inf, -math.inf  # earliest and latest event kept (epoch seconds)
 
     def _closed(self, watermark: float) -> int:
         """Windows numbered below this end before ``watermark`` minus the allowed lateness."""
@@ -621,8 +621,8 @@ class SessionStream:
         report = self.report
         if report.parsed == 0:
             raise RawLogError(f"no usable event in {len(self.files)} file(s): {dict(report.problems)}")
-        report.first_event = datetime.fromtimestamp(min(self._first), timezone.utc).isoformat()
-        report.last_event = datetime.fromtimestamp(max(self._last), timezone.utc).isoformat()
+        report.first_event = datetime.fromtimestamp(self._first, timezone.utc).isoformat()
+        report.last_event = datetime.fromtimestamp(self._last, timezone.utc).isoformat()
         self.sample = self._samples[0].drop(columns="_key").reset_index(drop=True)
 
     def _absorb(self, result: dict, sessioniser: Sessioniser, closed: int):
@@ -643,8 +643,7 @@ class SessionStream:
             self._samples = [pd.concat(self._samples, ignore_index=True).nsmallest(LINE_SAMPLE, "_key")]
         if result["partials"] is not None:
             sessioniser.merge(result["partials"])
-            self._first.append(result["first"])
-            self._last.append(result["last"])
+            self._first, self._last = min(self._first, result["first"]), max(self._last, result["last"])
         if self.progress is not None:
             self.progress(report)
         final = sessioniser.finalise(closed)
