@@ -258,8 +258,7 @@ class Sessioniser:
 
     def add(self, events: pl.DataFrame) -> None:
         """Aggregate a block's events (the spec's fields, lookups, ``_ts`` and ``_window``)."""
-        events = events.rename({self.raw.key: "k", "_window": "w"}) if self.raw.key != "k" else events.rename(
-            {"_window": "w"})
+        events = events.rename({self.raw.key: "k", "_window": "w"})
         field = {self.raw.key: "k"}.get
         sums = [pl.len().cast(pl.Int64).alias(_ROWS), pl.col("_ts").min().alias(_SPAN_MIN),
                 pl.col("_ts").max().alias(_SPAN_MAX)]
