@@ -8,7 +8,7 @@ export PREFECT_LOGGING_LEVEL ?= INFO
 export GX_ANALYTICS_ENABLED := false
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: run test install data security telco serve clean-artifacts
+.PHONY: run test install data security raw telco serve clean-artifacts
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ run: data
 
 security:
 	$(MAKE) run DATASET=security
+
+## Security from raw log lines: writes a month of raw logs if absent, then retrains from them.
+RAW_MONTH ?= 2026-03
+RAW_LINES ?= 200000
+raw: install
+	test -d data/raw_logs/security/$(RAW_MONTH) || $(BIN)/python -m data.raw_logs --month $(RAW_MONTH) --lines $(RAW_LINES)
+	$(BIN)/python -m flows.retrain --dataset security --raw data/raw_logs/security/$(RAW_MONTH)/
 
 telco: install
 	$(BIN)/python -m flows.retrain --dataset churn --data ../shared/data/telco_churn.csv
