@@ -9,13 +9,14 @@ are scored by the model's own detector, which never saw them either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import plots
 from tasks.features import build_preprocessor
 from tasks.quality import markdown_table
 from tasks.run import TIMEOUTS, RunPaths, write_json_atomic
@@ -33,6 +34,10 @@ class KindResult:
     in_training: bool
     share_in_top_1pct: float | None
     median_normal_percentile: float | None
+    normal_percentiles: np.ndarray | None = field(default=None, repr=False, compare=False)  # one per row
+
+    def as_row(self) -> dict:
+        return {name: value for name, value in vars(self).items() if name != "normal_percentiles"}
 
 
 def anomaly_scores(spec: DatasetSpec, fit_rows: pd.DataFrame, score_rows: pd.DataFrame) -> np.ndarray:
@@ -67,8 +72,9 @@ def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
         cut = np.quantile(scores[normal], 1 - TOP_SHARE)
         picked = holdout.index.get_indexer(rows)
         share = float(np.mean(scores[picked] > cut))
-        percentile = float(np.median(np.searchsorted(np.sort(scores[normal]), scores[picked]) / normal.sum()))
-        results.append(KindResult(kind, len(rows), in_training, round(share, 4), round(percentile, 4)))
+        percentiles = np.searchsorted(np.sort(scores[normal]), scores[picked]) / normal.sum()
+        results.append(KindResult(kind, len(rows), in_training, round(share, 4),
+                                  round(float(np.median(percentiles)), 4), percentiles))
     return sorted(results, key=lambda r: (-r.holdout_rows, r.kind))
 
 
@@ -81,15 +87,18 @@ def anomaly_report(run: RunPaths, split: TrainHoldout, spec: DatasetSpec, summar
     if column not in split.holdout or column not in split.train:
         print(f"anomaly report skipped: the data has no '{column}' column (kinds of positives)")
         return summary
-    rows = [vars(result) for result in novelty_table(split, spec)]
+    results = novelty_table(split, spec)
+    rows = [result.as_row() for result in results]
     judged = [row for row in rows if row["share_in_top_1pct"] is not None]
+    plots.anomaly_ranks([r for r in results if r.normal_percentiles is not None], TOP_SHARE, run.dir / "anomaly.png")
     lines = [f"# {spec.name}: anomaly score on attack kinds it never saw", "",
              "Each kind's rows in the holdout, scored by an IsolationForest fitted on training rows **without that "
              "kind** (kinds absent from training: the model's own detector). `share_in_top_1pct`: the share scoring "
              "above the 99th percentile of normal holdout rows (1 % false alarms on normal traffic); "
-             "`median_normal_percentile`: where the kind's median row falls among normal rows.", "",
+             "`median_normal_percentile`: where the kind's median row falls among normal rows. Kinds with fewer "
+             f"than {MIN_ROWS} holdout rows are listed but not judged (blank).", "",
              markdown_table(rows, ["kind", "holdout_rows", "in_training", "share_in_top_1pct",
-                                   "median_normal_percentile"])]
+                                   "median_normal_percentile"]), "", "![anomaly ranks](anomaly.png)"]
     (run.dir / "anomaly.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_json_atomic(run.dir / "anomaly.json", {"top_share": TOP_SHARE, "kinds": rows})
     for row in judged:

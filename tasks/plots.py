@@ -165,3 +165,33 @@ def drift_bars(features: list, threshold: float, path: Path) -> Path:
     axis.set_title("Input drift: logged traffic vs training data")
     axis.legend(loc="lower right")
     return _save(figure, path)
+
+
+def anomaly_ranks(results: list, top_share: float, path: Path) -> Path:
+    """Per attack kind, the share of normal holdout rows scoring above each of its rows (log scale, box per
+    kind): right of the alarm line means inside the top ``top_share`` of normal traffic."""
+    floor = 1e-4  # rows above every normal row are drawn here
+    figure, axis = plt.subplots(figsize=(9, 1.4 + 0.55 * max(len(results), 1)))
+    results = sorted(results, key=lambda r: r.median_normal_percentile)
+    if results:
+        boxes = axis.boxplot([100 * np.maximum(1 - r.normal_percentiles, floor) for r in results], vert=False,
+                             patch_artist=True, widths=0.6, medianprops={"color": "black"})
+        for box, result in zip(boxes["boxes"], results):
+            box.set_facecolor(COLOURS[0] if result.in_training else COLOURS[1])
+        axis.set_yticks(range(1, len(results) + 1),
+                        [f"{r.kind} ({r.holdout_rows}, {'held out' if r.in_training else 'never seen'})"
+                         for r in results])
+        for row, result in enumerate(results, start=1):
+            axis.annotate(f"{result.share_in_top_1pct:.0%} in top {top_share:.0%}", (100 * floor, row),
+                          xytext=(6, 0), textcoords="offset points", va="center", fontsize=8,
+                          annotation_clip=False)
+    axis.axvline(100 * top_share, color=COLOURS[3], linestyle="--",
+                 label=f"top {top_share:.0%} of normal traffic (alarm line)")
+    axis.set_xscale("log")
+    axis.set_xlim(100, 100 * floor)
+    axis.set_xticks([100, 10, 1, 0.1, 100 * floor], ["100 %", "10 %", "1 %", "0.1 %", "above all"])
+    axis.set_xlabel("normal holdout rows scoring higher (log scale; stranger to the right)")
+    axis.set_title("Anomaly score on attack kinds the detector never saw (blue: held out of training; "
+                   "orange: never in training)", fontsize=9)
+    axis.legend(loc="lower left", fontsize=8)
+    return _save(figure, path)

@@ -96,9 +96,11 @@ def test_a_folder_without_logs_or_labels_is_a_clear_error(tmp_path, security_spe
 
 def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, security_spec):
     """Check the anomaly detector, fitted without brute force sessions, ranks most brute force
-    sessions of the next month in the top 1 % of normal traffic."""
-    from tasks.anomaly import novelty_table
+    sessions of the next month in the top 1 % of normal traffic, and that the report written for the
+    run (anomaly.md/.json/.png) carries the same figures."""
+    from tasks.anomaly import anomaly_report, novelty_table
     from tasks.clean import clean_frame
+    from tasks.run import RunPaths
     from tasks.split import TrainHoldout
 
     months = []
@@ -107,10 +109,22 @@ def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, securit
         sessions, _, _ = sessionise(log_files(tmp_path / month), security_spec, month)
         labelled = attach_labels(sessions, tmp_path / month / "ground_truth.csv", security_spec)
         months.append(clean_frame(labelled, security_spec).frame)
-    table = {row.kind: row for row in novelty_table(TrainHoldout(months[0], months[1], "time", "2026-03"), security_spec)}
+    split = TrainHoldout(months[0], months[1], "time", "2026-03")
+    table = {row.kind: row for row in novelty_table(split, security_spec)}
     assert table["brute_force"].in_training and table["brute_force"].holdout_rows >= 10
     assert table["brute_force"].share_in_top_1pct >= 0.8
     assert table["credential_stuffing"].share_in_top_1pct >= 0.5
+
+    run = RunPaths("test", tmp_path / "run")
+    run.dir.mkdir()
+    summary = anomaly_report.fn(run, split, security_spec, {})
+    reported = {row["kind"]: row for row in json.loads((run.dir / "anomaly.json").read_text())["kinds"]}
+    assert reported["brute_force"]["share_in_top_1pct"] == table["brute_force"].share_in_top_1pct
+    assert "normal_percentiles" not in reported["brute_force"]
+    assert {row["kind"] for row in summary["anomaly"]["kinds"]} == {
+        kind for kind, row in table.items() if row.share_in_top_1pct is not None}
+    assert "![anomaly ranks](anomaly.png)" in (run.dir / "anomaly.md").read_text()
+    assert (run.dir / "anomaly.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_blocks_on_worker_processes_give_the_same_sessions(tmp_path, security_spec):
