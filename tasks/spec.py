@@ -251,7 +251,6 @@ class RawLogs(_Strict):
     label_kind_column: str | None = Field(default="attack_kind", description="what kind of positive a label row is")
     negative_kind: str = Field(default="normal", description="the kind of a session the labels do not list")
     suite: str = Field(description="expectations on a sample of the raw lines (path relative to the spec)")
-    min_parse_rate: float = Field(default=0.95, gt=0, le=1)
 
     @property
     def fields(self) -> list[str]:
