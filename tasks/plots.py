@@ -185,13 +185,13 @@ def anomaly_ranks(results: list, top_share: float, path: Path) -> Path:
             axis.annotate(f"{result.share_in_top_1pct:.0%} in top {top_share:.0%}", (100 * floor, row),
                           xytext=(6, 0), textcoords="offset points", va="center", fontsize=8,
                           annotation_clip=False)
-    axis.axvline(100 * top_share, color=COLOURS[3], linestyle="--",
-                 label=f"top {top_share:.0%} of normal traffic (alarm line)")
+    axis.axvline(100 * top_share, color=COLOURS[3], linestyle="--")
+    axis.text(100 * top_share, 1.005, f"alarm line: top {top_share:.0%} of normal traffic", color=COLOURS[3],
+              fontsize=8, ha="center", va="bottom", transform=axis.get_xaxis_transform())
     axis.set_xscale("log")
     axis.set_xlim(100, 100 * floor)
     axis.set_xticks([100, 10, 1, 0.1, 100 * floor], ["100 %", "10 %", "1 %", "0.1 %", "above all"])
     axis.set_xlabel("normal holdout rows scoring higher (log scale; stranger to the right)")
     axis.set_title("Anomaly score on attack kinds the detector never saw (blue: held out of training; "
-                   "orange: never in training)", fontsize=9)
-    axis.legend(loc="lower left", fontsize=8)
+                   "orange: never in training)", fontsize=9, pad=16)
     return _save(figure, path)
