@@ -174,7 +174,7 @@ def anomaly_ranks(results: list, top_share: float, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(9, 1.4 + 0.55 * max(len(results), 1)))
     results = sorted(results, key=lambda r: r.median_normal_percentile)
     if results:
-        boxes = axis.boxplot([100 * np.maximum(1 - r.normal_percentiles, floor) for r in results], vert=False,
+        boxes = axis.boxplot([100 * np.maximum(1 - r.normal_percentiles, floor) for r in results], orientation="horizontal",
                              patch_artist=True, widths=0.6, medianprops={"color": "black"})
         for box, result in zip(boxes["boxes"], results):
             box.set_facecolor(COLOURS[0] if result.in_training else COLOURS[1])
