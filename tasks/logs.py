@@ -347,10 +347,11 @@ class Sessioniser:
         return out.sort(self.id_column).to_pandas()
 
 
-def _line_sample(outcomes: np.ndarray, events: pl.DataFrame, bad: np.ndarray, outside: np.ndarray, raw: RawLogs,
-                 rng: np.random.Generator) -> pd.DataFrame:
+def _line_sample(outcomes: np.ndarray, events: pl.DataFrame, bad: np.ndarray, outside: np.ndarray, late: np.ndarray,
+                 raw: RawLogs, rng: np.random.Generator) -> pd.DataFrame:
     """The block's lines with the ``LINE_SAMPLE`` smallest random keys (``_key``): parsed or not, timestamp
-    readable, inside the month, fields. Keeping the smallest keys across blocks is a uniform sample of the input."""
+    readable, inside the month, on time (not a ``late_event``), fields. Keeping the smallest keys across blocks
+    is a uniform sample of the input."""
     keys = rng.random(len(outcomes))
     picked = np.argpartition(keys, LINE_SAMPLE)[:LINE_SAMPLE] if len(keys) > LINE_SAMPLE else np.arange(len(keys))
     rows = outcomes[picked]
@@ -361,6 +362,7 @@ def _line_sample(outcomes: np.ndarray, events: pl.DataFrame, bad: np.ndarray, ou
     at = np.maximum(rows, 0)
     frame["timestamp_ok"] = np.where(parsed, (~bad[at]).astype(float), np.nan)
     frame["in_month"] = np.where(parsed & ~bad[at], (~outside[at]).astype(float), np.nan)
+    frame["on_time"] = np.where(parsed & ~bad[at] & ~outside[at], (~late[at]).astype(float), np.nan)
     for column in raw.fields[1:]:
         frame[column] = np.where(parsed, events[column].gather(at).to_numpy(), None)
     return frame
@@ -455,7 +457,7 @@ def _process_block(spec: DatasetSpec, span: _Span, bounds, seed: int, closed_bef
             report.problem("timestamp_outside_month", kept_lines[i])
     for i in np.flatnonzero(bad):
         report.problem("bad_timestamp", kept_lines[i])
-    result["sample"] = _line_sample(outcomes, events, bad, outside, raw, rng)
+    parsed_events = events
     events = events.filter(pl.Series(~(bad | outside))).with_columns(pl.col("_ts").cast(pl.Int64))
     # Exact repeats (the same event delivered twice) within the block or just before it.
     hashes = _event_hashes(events, raw)
@@ -467,6 +469,9 @@ def _process_block(spec: DatasetSpec, span: _Span, bounds, seed: int, closed_bef
     report.duplicates = int(repeat.sum())
     events = events.filter(~repeat).with_columns(_window=pl.col("_ts") // sessioniser.window)
     late = (events["_window"] < closed_before).to_numpy()
+    late_events = np.zeros(len(parsed_events), dtype=bool)  # per parsed event, found by its line
+    late_events[outcomes[events["_line"].to_numpy()[late]]] = True
+    result["sample"] = _line_sample(outcomes, parsed_events, bad, outside, late_events, raw, rng)
     if late.any():
         late_lines = _LazyLines(lines, events["_line"].to_numpy())
         for i in np.flatnonzero(late):

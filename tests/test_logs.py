@@ -161,7 +161,9 @@ def test_sessions_are_emitted_as_their_windows_close(tmp_path, security_spec):
 
 def test_an_event_after_its_session_is_final_is_counted_late(tmp_path, security_spec):
     """Check that an event arriving hours behind the other files' lines, once its hour is final, is
-    counted and sampled as late_event, never merged or dropped silently."""
+    counted and sampled as late_event, never merged or dropped silently, and that the raw-line
+    expectations fail on time order (and only on it) when more than 1 % of events come late."""
+    from tasks.quality import run_suite
     folder = tmp_path / "2026-03"
     folder.mkdir()
     event = {"src_ip": "10.0.0.7", "dst_ip": "1.1.1.1", "dst_port": 443, "user": "bob", "event": "connect",
@@ -172,11 +174,15 @@ def test_an_event_after_its_session_is_final_is_counted_late(tmp_path, security_
     (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "auth.log").write_text('2026-03-02T09:00:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 '
                                      'dst=1.1.1.1 port=443 user=ann bytes=5 proto=tcp ua="curl/8.5.0"\n')
-    sessions, report, _ = sessionise(log_files(folder), security_spec, "2026-03")
+    sessions, report, sample = sessionise(log_files(folder), security_spec, "2026-03")
     assert report.problems == {"late_event": 1}
     assert report.samples["late_event"] == [lines[-1]]
     assert report.parsed + report.duplicates + sum(report.problems.values()) == report.lines == 72
     assert sessions["requests"].sum() == 71 and "10.0.0.7@2026-03-02T05:00Z" not in set(sessions["session_id"])
+    assert sample["on_time"].value_counts().to_dict() == {1.0: 71, 0.0: 1}  # the sample is every line here
+    suite = security_spec.raw_logs_suite_path()
+    outcomes = run_suite({}, suite, tmp_path / "docs", {"raw lines 2026-03": (sample, suite)})
+    assert [(o.column, o.severity) for o in outcomes if not o.success] == [("on_time", "critical")]
 
 
 def test_a_block_starting_with_unreadable_lines_still_streams(tmp_path, security_spec):
