@@ -32,7 +32,7 @@ security:
 RAW_MONTH ?= 2026-03
 RAW_LINES ?= 200000
 raw: install
-	test -d data/raw_logs/security/$(RAW_MONTH) || $(BIN)/python -m data.raw_logs --month $(RAW_MONTH) --lines $(RAW_LINES)
+	test -f data/raw_logs/security/$(RAW_MONTH)/ground_truth.csv || $(BIN)/python -m data.raw_logs --month $(RAW_MONTH) --lines $(RAW_LINES)
 	$(BIN)/python -m flows.retrain --dataset security --raw data/raw_logs/security/$(RAW_MONTH)/
 
 telco: install

@@ -21,6 +21,8 @@ protocol and user_agent.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -197,8 +199,12 @@ def _break(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
 
 def write_month(month: str, lines: int, out: Path, seed: int = 7, malformed: float = 0.01,
                 duplicates: float = 0.005, skewed_sources: float = 0.1, progress: bool = True) -> dict:
-    """Write the month's two log files and its ground truth; returns what was written."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the month's two log files and its ground truth; returns what was written. The files are
+    written beside ``out`` first and moved in when complete (the ground truth last), so an interrupted
+    run never leaves half a month that looks whole."""
+    writing = out.parent / f".{out.name}.writing"
+    shutil.rmtree(writing, ignore_errors=True)
+    writing.mkdir(parents=True)
     events, truth = month_events(month, lines, seed)
     rng = np.random.default_rng([seed, int(month.replace("-", "")), 1])
     sources = np.unique(events.src)
@@ -210,7 +216,7 @@ def write_month(month: str, lines: int, out: Path, seed: int = 7, malformed: flo
     repeated = rng.random(len(events)) < duplicates
     counts = {"lines": 0, "malformed": 0, "duplicates": 0}
     started = datetime.now()
-    with open(out / "events.jsonl", "wb") as as_json, open(out / "auth.log", "wb") as as_text:
+    with open(writing / "events.jsonl", "wb") as as_json, open(writing / "auth.log", "wb") as as_text:
         for i in range(len(events)):
             stamp = _timestamp(int(events.ts[i]), offsets.get(events.src[i], 0))
             syslog = bool(to_syslog[i])
@@ -230,7 +236,11 @@ def write_month(month: str, lines: int, out: Path, seed: int = 7, malformed: flo
                 counts["malformed" if broken[i] else "duplicates"] += 1
             if progress and i and i % 1_000_000 == 0:
                 print(f"  {month}: {i:,} / {len(events):,} events written", file=sys.stderr)
-    truth.to_csv(out / "ground_truth.csv", index=False)
+    truth.to_csv(writing / "ground_truth.csv", index=False)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("events.jsonl", "auth.log", "ground_truth.csv"):
+        os.replace(writing / name, out / name)
+    writing.rmdir()
     seconds = (datetime.now() - started).total_seconds()
     return {**counts, "attack_sessions": len(truth), "folder": str(out), "seconds": round(seconds, 1)}
 

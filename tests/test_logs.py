@@ -85,6 +85,34 @@ def test_every_malformed_kind_is_counted_and_sampled(tmp_path, security_spec):
     assert sessions["requests"].sum() == report.parsed
 
 
+def test_an_interrupted_generation_leaves_the_month_as_it_was(tmp_path, monkeypatch):
+    """Check that rewriting a month that stops half-way leaves the previous files byte for byte, and
+    that a completed rewrite replaces them and leaves nothing behind."""
+    import data.raw_logs as raw_logs
+
+    month = tmp_path / "2026-03"
+    write_month("2026-03", 2_000, month, seed=1, progress=False)
+    before = {path.name: path.read_bytes() for path in month.iterdir()}
+    calls = {"n": 0}
+    real_line = raw_logs._json_line
+
+    def line_then_stop(*args):
+        calls["n"] += 1
+        if calls["n"] > 500:
+            raise KeyboardInterrupt
+        return real_line(*args)
+
+    monkeypatch.setattr(raw_logs, "_json_line", line_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_month("2026-03", 2_000, month, seed=2, progress=False)
+    assert {path.name: path.read_bytes() for path in month.iterdir()} == before
+    monkeypatch.setattr(raw_logs, "_json_line", real_line)
+    write_month("2026-03", 2_000, month, seed=2, progress=False)
+    after = {path.name: path.read_bytes() for path in month.iterdir()}
+    assert set(after) == set(before) and after["events.jsonl"] != before["events.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2026-03"]
+
+
 def test_a_folder_without_logs_or_labels_is_a_clear_error(tmp_path, security_spec):
     """Check that no log files, or no incident records, stop with the folder or file named."""
     with pytest.raises(RawLogError, match="no log files"):
