@@ -469,11 +469,12 @@ def _process_block(spec: DatasetSpec, span: _Span, bounds, seed: int, closed_bef
     report.duplicates = int(repeat.sum())
     events = events.filter(~repeat).with_columns(_window=pl.col("_ts") // sessioniser.window)
     late = (events["_window"] < closed_before).to_numpy()
+    kept_at = events["_line"].to_numpy()
     late_events = np.zeros(len(parsed_events), dtype=bool)  # per parsed event, found by its line
-    late_events[outcomes[events["_line"].to_numpy()[late]]] = True
+    late_events[outcomes[kept_at[late]]] = True
     result["sample"] = _line_sample(outcomes, parsed_events, bad, outside, late_events, raw, rng)
     if late.any():
-        late_lines = _LazyLines(lines, events["_line"].to_numpy())
+        late_lines = _LazyLines(lines, kept_at)
         for i in np.flatnonzero(late):
             report.problem("late_event", late_lines[i])
         events = events.filter(pl.Series(~late))
