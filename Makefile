@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 data: install
-	$(BIN)/python -m data.generate
+	$(BIN)/python -m tollgate.synth.generate
 
 ## Run the monthly retrain flow end to end (Prefect's ephemeral local server).
 run: data
@@ -32,7 +32,7 @@ security:
 RAW_MONTH ?= 2026-03
 RAW_LINES ?= 200000
 raw: install
-	test -f data/raw_logs/security/$(RAW_MONTH)/ground_truth.csv || $(BIN)/python -m data.raw_logs --month $(RAW_MONTH) --lines $(RAW_LINES)
+	test -f data/raw_logs/security/$(RAW_MONTH)/ground_truth.csv || $(BIN)/python -m tollgate.synth.raw_logs --month $(RAW_MONTH) --lines $(RAW_LINES)
 	$(BIN)/python -m flows.retrain --dataset security --raw data/raw_logs/security/$(RAW_MONTH)/
 
 telco: install

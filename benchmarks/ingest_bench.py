@@ -37,8 +37,8 @@ def measure(folder: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tasks.logs import SessionStream, log_files
-    from tasks.spec import load_spec
+    from tollgate.rawlogs.stream import SessionStream, log_files
+    from tollgate.config.spec import load_spec
 
     spec = load_spec(ROOT / "data" / "specs" / "security.yaml")
     baseline = peak_rss_kib()
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(measure(args.child)))
         return 0
-    from data.raw_logs import write_month
+    from tollgate.synth.raw_logs import write_month
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="tollgate-ingest-bench-") as scratch:

@@ -58,7 +58,7 @@ def main() -> int:
     cases += [(f"churn {Path(path).name}", ["--dataset", "churn", "--data", path]) for path in args.data]
     with tempfile.TemporaryDirectory() as scratch:
         if args.rows:
-            from data.generate import make_batch
+            from tollgate.synth.generate import make_batch
 
             print(f"generating a {args.rows:,}-row churn batch …", flush=True)
             path = Path(scratch) / "churn_big.csv"

@@ -16,10 +16,9 @@ import sys
 from prefect import flow
 
 from flows.cli import run_and_report
-
 from flows.retrain import retrain
 from tasks.monitor import check_drift, load_champion_reference, load_prediction_log, trigger_retrain
-from tasks.settings import Settings
+from tollgate.config.settings import Settings
 
 
 @flow(name="monitor", log_prints=True)
@@ -30,11 +29,11 @@ def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift
     log = load_prediction_log(champion, settings, log_dir)
     drift = check_drift(log, champion, settings)
     retraining = None
-    if drift["drifted"] and retrain_on_drift:
+    if drift.report.drifted and retrain_on_drift:
         retraining = trigger_retrain(dataset)
         if retraining is None:
             retraining = {"how": "subflow", "run": retrain(dataset=dataset, artifacts_dir=artifacts_dir)}
-    return {**drift, "retrain": retraining}
+    return {**drift.summary(), "retrain": retraining}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report
-→ anomaly report → package → promote.
+→ anomaly report → package → promote; the JSON summary is built from their results at the end.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -28,9 +28,10 @@ from tasks.promote import promote
 from tasks.quality import quality_gate, validate
 from tasks.report import write_report
 from tasks.run import TIMEOUTS, cached, load_dataset_spec, start_run
-from tasks.settings import Settings
 from tasks.split import split_train_holdout
-from tasks.tournament import evaluate_candidate, select_winner
+from tasks.tournament import run_candidate, select_winner
+from tollgate.config.settings import Settings
+from tollgate.core.summary import run_summary
 
 
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4), timeout_seconds=TIMEOUTS["retrain"])
@@ -46,13 +47,15 @@ def retrain(dataset: str | None = "churn", month: str | None = None, data: str |
     quality = quality_gate(validation, batches, dataset_spec, settings, run)
     cleaned = clean(batches.frame, dataset_spec)
     split = split_train_holdout(cleaned.frame, dataset_spec, batches.holdout_month)
-    candidates = evaluate_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
+    candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
     leaderboard = select_winner(candidates.result(), dataset_spec)
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
-    summary = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
-    summary = anomaly_report(run, split, dataset_spec, summary)
-    summary = package_model(run, dataset_spec, split, leaderboard, explanation.background, summary)
-    return promote(run, dataset_spec, split, leaderboard, summary, settings)
+    report = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
+    anomaly = anomaly_report(run, split, dataset_spec)
+    package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
+    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings)
+    return run_summary(dataset_spec, run, batches, quality, cleaned.report, split, leaderboard, report, anomaly,
+                       package, promotion)
 
 
 def task_runner(name: str):

@@ -15,9 +15,8 @@ import sys
 from prefect import flow
 
 from flows.cli import run_and_report
-
-from tasks.registry import rollback_champion
-from tasks.settings import Settings
+from tasks.rollback import rollback_champion
+from tollgate.config.settings import Settings
 
 
 @flow(name="rollback", log_prints=True)

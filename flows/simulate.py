@@ -22,7 +22,7 @@ from prefect import flow
 from flows.monitor import monitor
 from flows.retrain import retrain
 from tasks.run import load_dataset_spec
-from tasks.settings import Settings
+from tollgate.config.settings import Settings
 from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
 
 
@@ -31,7 +31,7 @@ def simulate(dataset: str = "churn", months: int = 6) -> dict:
     spec = load_dataset_spec(dataset, None, Settings())
     settings = fresh_simulation_root(spec, Settings())
     root = str(settings.artifacts_dir)
-    log_dir = settings.dataset_artifacts(spec.name) / "predictions"
+    log_dir = settings.prediction_logs(spec.name)
     rows = []
     for holdout, following in plan_months(spec, settings, months):
         run = retrain(dataset=dataset, month=holdout, artifacts_dir=root)

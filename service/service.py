@@ -27,16 +27,16 @@ from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.guard import RequestGuard
-from service.prediction_log import PredictionLog, prediction_entries
-from tasks.clean import clean_frame, clean_record
-from tasks.explain import Explainer
-from tasks.fastpath import FastScorer
-from tasks.package import PackagedModel, champion_tag, load_packaged_model, read_serving_record, verify_checksums
-from tasks.registry import champion_entry, registry_path
-from tasks.schema import batch_problems, raise_problems, record_model
-from tasks.settings import Settings
-from tasks.spec import DatasetSpec
-from tasks.threshold import decide, decide_many
+from tollgate.config.settings import Settings
+from tollgate.config.spec import DatasetSpec
+from tollgate.core.clean import clean_frame, clean_record
+from tollgate.core.decision import decide, decide_many
+from tollgate.core.explain import Explainer
+from tollgate.core.fastpath import FastScorer
+from tollgate.core.schema import batch_problems, raise_problems, record_model
+from tollgate.store.models import PackagedModel, champion_tag, load_packaged_model, read_serving_record, verify_checksums
+from tollgate.store.prediction_log import PredictionLog, prediction_entries
+from tollgate.store.registry import champion_entry, registry_path
 
 
 def _bento_envs() -> dict[str, str]:
@@ -138,8 +138,7 @@ class Tollgate:
             registry = registry_path(self.spec.name, SETTINGS)
             threading.Thread(target=self._follow_registry, args=(registry,), daemon=True,
                              name="tollgate-registry-watch").start()
-        log_dir = SETTINGS.prediction_log_dir or SETTINGS.dataset_artifacts(self.spec.name) / "predictions"
-        self.log = PredictionLog(log_dir, bentoml.server_context.worker_index or 1,
+        self.log = PredictionLog(SETTINGS.prediction_logs(self.spec.name), bentoml.server_context.worker_index or 1,
                                  SETTINGS.prediction_log_max_bytes, SETTINGS.prediction_log_backups)
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
 

@@ -1,4 +1,5 @@
-"""The model report's figures: labelled, titled, readable at a glance. Each returns its PNG path."""
+"""Every figure the stages write (model report, data quality, drift, anomaly): labelled, titled, readable at
+a glance. Each returns its PNG path. Only stages import this module: the library never draws."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from tasks.explain import Explanation  # noqa: E402
-from tasks.spec import DatasetSpec  # noqa: E402
-from tasks.threshold import GRID, cost_curve  # noqa: E402
-from tasks.tournament import Leaderboard  # noqa: E402
+from tollgate.config.spec import DatasetSpec  # noqa: E402
+from tollgate.core.explain import GlobalExplanation  # noqa: E402
+from tollgate.core.quality import QualityResult  # noqa: E402
+from tollgate.core.threshold import GRID, cost_curve  # noqa: E402
+from tollgate.core.tournament import Leaderboard  # noqa: E402
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
@@ -90,7 +92,7 @@ def pr_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -
     return _save(figure, path)
 
 
-def feature_importance(explanation: Explanation, model: str, path: Path, top: int = 15) -> Path:
+def feature_importance(explanation: GlobalExplanation, model: str, path: Path, top: int = 15) -> Path:
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
     shap_top = explanation.shap_mean_abs.head(top).iloc[::-1]
     left.barh(shap_top["feature"], shap_top["mean_abs_shap"], color="#1f77b4")
@@ -195,3 +197,35 @@ def anomaly_ranks(results: list, top_share: float, path: Path) -> Path:
     axis.set_title("Anomaly score on attack kinds the detector never saw (blue: held out of training; "
                    "orange: never in training)", fontsize=9, pad=16)
     return _save(figure, path)
+
+
+def plot_quality(result: QualityResult, path: Path) -> Path:
+    """One picture for analysts: missing % per column, and the target rate by each segment."""
+    panels = 1 + len(result.segments)
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.5), squeeze=False)
+    profile = [row for row in result.profile if row["missing_pct"] is not None]
+    missing_axis = axes[0][0]
+    columns = [row["column"] for row in profile][::-1]
+    missing = [row["missing_pct"] for row in profile][::-1]
+    colours = ["#c0392b" if value >= 10 else "#e67e22" if value > 0 else "#95a5a6" for value in missing]
+    missing_axis.barh(columns, missing, color=colours)
+    missing_axis.set_title("Missing or unparseable values, % of rows")
+    missing_axis.set_xlabel("% missing")
+    missing_axis.tick_params(axis="y", labelsize=8)
+    for axis, (column, rows) in zip(axes[0][1:], result.segments.items()):
+        labels = [str(row["value"]) for row in rows]
+        rates = [100 * row["target_rate"] for row in rows]
+        bars = axis.bar(labels, rates, color="#2e86c1")
+        axis.bar_label(bars, labels=[f"{rate:.1f}%\n(n={row['rows']:,})" for rate, row in zip(rates, rows)],
+                       fontsize=8)
+        axis.set_title(f"Target rate by {column}")
+        axis.set_ylabel("% positive")
+        axis.set_ylim(0, max(rates + [1]) * 1.25)
+        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+    status = "passed" if result.success else "FAILED"
+    figure.suptitle(f"Data quality — {result.dataset} ({status}: {len(result.critical_failed)} critical, "
+                    f"{len(result.warnings)} warnings)", fontsize=13)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,164 +1,43 @@
-"""Champion/challenger promotion on the same fresh holdout.
-
-The challenger (this run's winner) and the serving champion are scored on month M, which neither
-trained on. ``should_promote`` is a pure rule: floors first, then the spec's metric must improve by
-at least ``min_gain`` with a paired bootstrap's one-sided lower bound above zero at the spec's
-confidence. ``promote`` applies it under the registry lock and re-points the registry last, in one
-atomic write, so a run that fails or is killed leaves the champion exactly as it was.
-"""
+"""The promote stage: challenger and champion scored on the same fresh holdout, the pure rule applied under
+the registry lock, the registry re-pointed last in one atomic write (a run that fails or is killed leaves
+the champion exactly as it was)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Literal
+from dataclasses import asdict
 
-import bentoml
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from sklearn.metrics import average_precision_score, roc_auc_score
 
-from tasks.package import load_packaged_model
-from tasks.registry import locked_registry, now, registry_path
-from tasks.run import TIMEOUTS, RunPaths, artifact_key, write_json_atomic
-from tasks.settings import Settings
-from tasks.spec import Costs, DatasetSpec, Promotion
-from tasks.split import TrainHoldout
-from tasks.tournament import Leaderboard, features_and_target
-
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_CHUNK = 50
-
-
-@dataclass(frozen=True)
-class HoldoutScore:
-    """One model's figures on the comparison holdout (expected cost at its own threshold)."""
-
-    tag: str
-    threshold: float
-    roc_auc: float
-    pr_auc: float
-    expected_cost: float
-    expected_cost_per_row: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Paired bootstrap of the challenger's improvement over the champion (positive = better)."""
-
-    metric: str
-    delta: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    resamples: int
-
-
-@dataclass(frozen=True)
-class Decision:
-    decision: Literal["promoted", "rejected"]
-    reason: str
-    champion: str | None
-    challenger: str
-    delta: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-
-
-def row_costs(y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs) -> np.ndarray:
-    """What each holdout row costs when acting at ``threshold`` (FN, FP and acting on a TP)."""
-    act = probability >= threshold
-    positive = y_true.astype(bool)
-    return np.where(positive & ~act, costs.false_negative,
-                    np.where(act & ~positive, costs.false_positive, np.where(act & positive, costs.true_positive, 0.0)))
-
-
-def holdout_score(tag: str, y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs) -> HoldoutScore:
-    cost = row_costs(y_true, probability, threshold, costs)
-    return HoldoutScore(tag=tag, threshold=threshold, roc_auc=float(roc_auc_score(y_true, probability)),
-                        pr_auc=float(average_precision_score(y_true, probability)),
-                        expected_cost=float(cost.sum()), expected_cost_per_row=float(cost.mean()))
-
-
-def paired_bootstrap(y_true: np.ndarray, challenger: np.ndarray, champion: np.ndarray, thresholds: tuple[float, float],
-                     spec: DatasetSpec, resamples: int = BOOTSTRAP_RESAMPLES) -> Comparison:
-    """Resample holdout rows (the same rows for both models, seeded) and measure the improvement.
-
-    For ``expected_cost`` the improvement is the champion's cost per row minus the challenger's;
-    for ``roc_auc``/``pr_auc`` the challenger's score minus the champion's.
-    """
-    rule = spec.promotion
-    rng = np.random.default_rng(spec.split.seed)
-    n = len(y_true)
-    if rule.metric == "expected_cost":
-        saving = (row_costs(y_true, champion, thresholds[1], spec.costs)
-                  - row_costs(y_true, challenger, thresholds[0], spec.costs))
-        delta = float(saving.mean())
-        draws = np.concatenate([saving[rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, resamples - done), n))].mean(axis=1)
-                                for done in range(0, resamples, BOOTSTRAP_CHUNK)])
-    else:
-        score = roc_auc_score if rule.metric == "roc_auc" else average_precision_score
-        delta = float(score(y_true, challenger) - score(y_true, champion))
-        draws = []
-        while len(draws) < resamples:
-            rows = rng.integers(0, n, size=n)
-            if y_true[rows].min() != y_true[rows].max():  # both classes drawn
-                draws.append(score(y_true[rows], challenger[rows]) - score(y_true[rows], champion[rows]))
-        draws = np.asarray(draws)
-    low, high = np.quantile(draws, [1 - rule.confidence, rule.confidence])
-    return Comparison(metric=rule.metric, delta=delta, ci_low=float(low), ci_high=float(high),
-                      confidence=rule.confidence, resamples=resamples)
-
-
-def should_promote(challenger: HoldoutScore, champion: HoldoutScore | None, comparison: Comparison | None,
-                   rule: Promotion) -> Decision:
-    """Floors first; then a real, significant improvement over the champion on the spec's metric."""
-    for metric, floor in sorted(rule.floors.items()):
-        value = getattr(challenger, metric, None)
-        if value is not None and value < floor:
-            return Decision("rejected", f"challenger {metric} {value:.4f} is below the floor {floor:g}",
-                            champion.tag if champion else None, challenger.tag)
-    if champion is None or comparison is None:
-        floors = ", ".join(f"{m} ≥ {f:g}" for m, f in sorted(rule.floors.items())) or "none set"
-        return Decision("promoted", f"first champion: floors met ({floors})", None, challenger.tag)
-    figures = dict(delta=comparison.delta, ci_low=comparison.ci_low, ci_high=comparison.ci_high)
-    unit = " per holdout row" if comparison.metric == "expected_cost" else ""
-    if comparison.delta < rule.min_gain or comparison.delta <= 0:
-        return Decision("rejected", f"no real improvement: {comparison.metric} {comparison.delta:+.4f}{unit} "
-                        f"(needs > 0 and ≥ min_gain {rule.min_gain:g})", champion.tag, challenger.tag, **figures)
-    if comparison.ci_low <= 0:
-        return Decision("rejected", f"{comparison.metric} improvement {comparison.delta:+.4f}{unit} is not significant: "
-                        f"the bootstrap's {comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} is not above 0",
-                        champion.tag, challenger.tag, **figures)
-    return Decision("promoted", f"{comparison.metric} improves by {comparison.delta:+.4f}{unit} (one-sided "
-                    f"{comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} > 0, required gain {rule.min_gain:g})",
-                    champion.tag, challenger.tag, **figures)
-
-
-def _promotion_markdown(spec: DatasetSpec, decision: Decision, challenger: HoldoutScore,
-                        champion: HoldoutScore | None, holdout_month: str | None) -> str:
-    rows = ["| | challenger | champion |", "|---|---|---|"]
-    for field in ("tag", "threshold", "roc_auc", "pr_auc", "expected_cost"):
-        values = [getattr(score, field) if score else "—" for score in (challenger, champion)]
-        rows.append(f"| {field} | " + " | ".join(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in values) + " |")
-    interval = (f"\n\nImprovement {decision.delta:+.4f}, bootstrap interval [{decision.ci_low:+.4f}, {decision.ci_high:+.4f}]"
-                if decision.delta is not None else "")
-    where = f"month {holdout_month}" if holdout_month else "the holdout"
-    return (f"# {spec.name}: challenger {decision.decision.upper()}\n\n{decision.reason}.\n\n"
-            f"Both models scored on {where}, which neither trained on.{interval}\n\n" + "\n".join(rows))
+from tasks.run import TIMEOUTS, artifact_key
+from tollgate.config.settings import Settings
+from tollgate.config.spec import DatasetSpec
+from tollgate.core.features import features_and_target
+from tollgate.core.ingest import RawData
+from tollgate.core.promotion import (
+    PromotionResult,
+    holdout_score,
+    paired_bootstrap,
+    promotion_markdown,
+    should_promote,
+)
+from tollgate.core.split import TrainHoldout
+from tollgate.core.tournament import Leaderboard
+from tollgate.store.files import write_json_atomic
+from tollgate.store.models import PackageResult, export_bento, load_packaged_model
+from tollgate.store.registry import locked_registry, now, registry_path
+from tollgate.store.runs import RunPaths
 
 
 @task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"])
-def promote(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard, summary: dict,
-            settings: Settings) -> dict:
+def promote(run: RunPaths, spec: DatasetSpec, raw: RawData, split: TrainHoldout, leaderboard: Leaderboard,
+            package: PackageResult, settings: Settings) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
     y_true = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
     challenger_probability = winner.holdout_probability  # scored once, in the tournament
-    challenger = holdout_score(summary["model_tag"], y_true, challenger_probability, winner.oof_threshold, spec.costs)
+    challenger = holdout_score(package.model_tag, y_true, challenger_probability, winner.oof_threshold, spec.costs)
     path = registry_path(spec.name, settings)
     with locked_registry(path) as registry:
         current = registry.get("champion")
@@ -175,33 +54,21 @@ def promote(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: 
                   "holdout_month": split.holdout_month, "challenger_metrics": asdict(challenger),
                   "champion_metrics": asdict(champion) if champion else None}
         if decision.decision == "promoted":
-            bento_path = export_bento(summary["bento_tag"], settings.dataset_artifacts(spec.name) / "bentos")
+            bento_path = (export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos")
+                          if package.bento_tag else None)
             if current is not None:
                 registry.setdefault("previous", []).append(current)
-            registry["champion"] = {"tag": challenger.tag, "bento_tag": summary["bento_tag"], "bento_path": str(bento_path),
-                                    "run_id": run.run_id, "algorithm": winner.estimator, "threshold": winner.oof_threshold,
-                                    "holdout_month": split.holdout_month, "input_sha256": summary.get("input_sha256"),
+            registry["champion"] = {"tag": challenger.tag, "bento_tag": package.bento_tag,
+                                    "bento_path": str(bento_path) if bento_path else None, "run_id": run.run_id,
+                                    "algorithm": winner.estimator, "threshold": winner.oof_threshold,
+                                    "holdout_month": split.holdout_month, "input_sha256": raw.sha256,
                                     "metrics": asdict(challenger), "promoted_at": now()}
         registry.setdefault("history", []).append(record)
         registry["dataset"] = spec.name
-    markdown = _promotion_markdown(spec, decision, challenger, champion, split.holdout_month)
+    markdown = promotion_markdown(spec, decision, challenger, champion, split.holdout_month)
     (run.dir / "promotion.md").write_text(markdown, encoding="utf-8")
     write_json_atomic(run.dir / "promotion.json", record)
     create_markdown_artifact(key=artifact_key(spec.name, "promotion"), markdown=markdown,
                              description=f"{spec.name} champion/challenger decision, run {run.run_id}")
     print(f"promotion: {decision.decision} — {decision.reason}")
-    return {**summary, "promotion": {"decision": decision.decision, "reason": decision.reason,
-                                     "champion": decision.champion, "challenger": decision.challenger,
-                                     "delta": decision.delta, "ci_low": decision.ci_low, "ci_high": decision.ci_high},
-            "registry": str(path)}
-
-
-def export_bento(bento_tag: str, folder: Path) -> Path:
-    """Export the bento to ``folder`` (a file a deployment can copy or ``bentoml import``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{bento_tag.replace(':', '-')}.bento"
-    if not target.is_file():
-        partial = folder / f".partial-{os.getpid()}-{target.name}"  # ends in .bento, as export wants
-        bentoml.bentos.export_bento(bento_tag, str(partial))
-        os.replace(partial, target)  # a killed export never leaves a file that looks complete
-    return target
+    return PromotionResult(decision=decision, record=record, registry=str(path))

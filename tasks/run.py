@@ -1,55 +1,35 @@
-"""A run's identity and folder, and the atomic writes every artifact goes through."""
+"""What every stage shares: time limits, retries on I/O errors, input-hash caching, artifact keys, and the
+first two stages of a run (its spec and its folder)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
-from prefect.tasks import exponential_backoff
+from prefect.tasks import Task, exponential_backoff
 
-from tasks.settings import Settings
-from tasks.spec import DatasetSpec, resolve_spec
-
-MODEL_FILE = "model.joblib"
+from tollgate.config.settings import Settings
+from tollgate.config.spec import DatasetSpec, resolve_spec
+from tollgate.store.runs import RunPaths, new_run
 
 CACHE_EXPIRATION = timedelta(days=62)
 """How long an ingest or validation result is reused for the same input (two monthly cycles)."""
 
 MINUTE = 60
 TIMEOUTS = {"ingest": 30 * MINUTE, "validate": 30 * MINUTE, "clean": 30 * MINUTE, "explain": 60 * MINUTE,
-            "report": 30 * MINUTE, "package": 60 * MINUTE, "promote": 30 * MINUTE, "retrain": 6 * 60 * MINUTE}
+            "report": 30 * MINUTE, "package": 60 * MINUTE, "promote": 30 * MINUTE, "monitor": 30 * MINUTE,
+            "retrain": 6 * 60 * MINUTE}
 """Time limits (seconds), each several times the stage's time on a 1,000,000-row month here. Tournament
 candidates run in worker threads, which Prefect cannot interrupt; the whole retrain flow's limit covers them."""
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    run_id: str
-    dir: Path
-
-    @property
-    def model_path(self) -> Path:
-        return self.dir / MODEL_FILE
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def retry_on_io_error(task, task_run, state) -> bool:
+def retry_on_io_error(task: Task, task_run: Any, state: Any) -> bool:
     """Retry transient I/O failures (a network share hiccup), never bad input."""
     try:
         state.result()
@@ -60,8 +40,8 @@ def retry_on_io_error(task, task_run, state) -> bool:
     return False
 
 
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5,
-              "retry_condition_fn": retry_on_io_error}
+IO_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+                              "retry_jitter_factor": 0.5, "retry_condition_fn": retry_on_io_error}
 """Task options for stages that read or write files: three retries after ~2, 4 and 8 s on OSError only."""
 
 
@@ -79,16 +59,17 @@ class InputHashPolicy(CachePolicy):
     caching, never a key from the source alone.
     """
 
-    input_hash: Callable[[dict], str | None] | None = None
+    input_hash: Callable[[dict[str, Any]], str | None] | None = None
 
-    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str | None:
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
         key = self.input_hash(inputs) if self.input_hash else None
         if key is None:
             return None
         return digest(key, TASK_SOURCE.compute_key(task_ctx, inputs, flow_parameters, **kwargs))
 
 
-def input_cache(input_hash: Callable[[dict], str | None]) -> dict:
+def input_cache(input_hash: Callable[[dict[str, Any]], str | None]) -> dict[str, Any]:
     """Task options that reuse a result while the task's code and its input hash are unchanged.
 
     Set ``PREFECT_TASKS_REFRESH_CACHE=true`` to recompute anyway.
@@ -97,7 +78,7 @@ def input_cache(input_hash: Callable[[dict], str | None]) -> dict:
             "persist_result": True}
 
 
-def cached(stage, settings: Settings):
+def cached(stage: Task, settings: Settings) -> Task:
     """``stage`` with its cached results kept under ``<artifacts>/.cache`` (the run's settings, not the import's)."""
     return stage.with_options(result_storage=settings.artifacts_dir / ".cache")
 
@@ -110,11 +91,9 @@ def artifact_key(dataset: str, what: str) -> str:
 @task(name="start-run", cache_policy=NO_CACHE, **IO_RETRIES)
 def start_run(spec: DatasetSpec, settings: Settings) -> RunPaths:
     """A new, unique run folder under the dataset's artifacts."""
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-    run_dir = settings.dataset_artifacts(spec.name) / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    print(f"run {run_id}: writing to {run_dir}")
-    return RunPaths(run_id=run_id, dir=run_dir)
+    run = new_run(spec.name, settings)
+    print(f"run {run.run_id}: writing to {run.dir}")
+    return run
 
 
 @task(name="load-spec", cache_policy=NO_CACHE)

@@ -1,4 +1,4 @@
-"""Replaying months: which months to run, and the traffic the champion would have served.
+"""The simulation stages: which months to run, and the traffic the champion would have served.
 
 The traffic replay scores a month's customers or sessions through the serving path (the request
 form, ``clean_record``, the fast path, the cost-tuned decision) and writes the same prediction log
@@ -12,20 +12,22 @@ import time
 import uuid
 from pathlib import Path
 
+from typing import Any
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from service.prediction_log import PredictionLog, prediction_entries
-from tasks.clean import clean_frame, clean_record
-from tasks.fastpath import FastScorer
-from tasks.ingest import IngestError, month_of, read_batch
-from tasks.package import champion_tag, load_packaged_model
-from tasks.quality import markdown_table
-from tasks.registry import read_registry
-from tasks.schema import request_records
-from tasks.settings import Settings
-from tasks.spec import DatasetSpec
-from tasks.threshold import decide
+from tollgate.config.settings import Settings
+from tollgate.config.spec import DatasetSpec
+from tollgate.core.clean import clean_frame, clean_record
+from tollgate.core.decision import decide
+from tollgate.core.fastpath import FastScorer
+from tollgate.core.ingest import IngestError, month_of, read_batch
+from tollgate.core.render import markdown_table
+from tollgate.core.schema import request_records
+from tollgate.store.models import champion_tag, load_packaged_model
+from tollgate.store.prediction_log import PredictionLog, prediction_entries
+from tollgate.store.registry import read_registry
 
 
 @task(name="fresh-simulation-root", cache_policy=NO_CACHE)
@@ -57,7 +59,7 @@ def plan_months(spec: DatasetSpec, settings: Settings, months: int) -> list[tupl
 
 
 @task(name="replay-traffic", cache_policy=NO_CACHE)
-def replay_traffic(spec: DatasetSpec, settings: Settings, month: str, log_dir: Path) -> dict:
+def replay_traffic(spec: DatasetSpec, settings: Settings, month: str, log_dir: Path) -> dict[str, Any]:
     """Score ``month``'s rows with the current champion as the service would, logging each one."""
     model = load_packaged_model(champion_tag(spec.name, settings))
     scorer = FastScorer.compile(model.pipeline)
@@ -82,13 +84,14 @@ SIMULATION_COLUMNS = ["holdout", "challenger", "decision", "champion", "champion
                       "served_month", "flagged", "drift", "reason"]
 
 
-def decisions_table(rows: list[dict]) -> str:
+def decisions_table(rows: list[dict[str, Any]]) -> str:
     """The month-by-month table the simulation prints."""
     return markdown_table(rows, SIMULATION_COLUMNS)
 
 
 @task(name="simulation-row", cache_policy=NO_CACHE)
-def simulation_row(month: str, run: dict, registry_file: str, traffic: dict | None, drift: dict | None) -> dict:
+def simulation_row(month: str, run: dict[str, Any], registry_file: str, traffic: dict[str, Any] | None,
+                   drift: dict[str, Any] | None) -> dict[str, Any]:
     """One line of the table: the month's decision and the champion that served afterwards."""
     champion = read_registry(Path(registry_file))["champion"] or {}
     metrics = champion.get("metrics") or {}

@@ -1,200 +1,25 @@
-"""Model tournament: every candidate is the same preprocessing Pipeline + its estimator.
-
-Each candidate is one Prefect task run (so a Dask task runner can spread them over machines):
-stratified k-fold cross-validation on the training split only (on a seeded stratified sample of
-``cv_max_rows`` when the split is larger), giving per-fold metrics and out-of-fold probabilities; then one fit on the whole training split and one scoring of the
-holdout. Selection and threshold tuning read only the out-of-fold predictions.
-"""
+"""The tournament stages: one Prefect task run per candidate (``.map``, so a Dask runner can spread them),
+then the ranking by the spec's rule."""
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field
-
-import numpy as np
-import pandas as pd
-from lightgbm import LGBMClassifier
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
-from tasks.features import build_pipeline
-from tasks.metrics import calibration_error, classification_metrics, decision_report
-from tasks.spec import Candidate, DatasetSpec
-from tasks.split import TrainHoldout
-from tasks.threshold import tune_threshold
-
-ESTIMATORS: dict[str, type[BaseEstimator]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "lightgbm": LGBMClassifier,
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
-}
-CV_METRICS = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier", "fit_seconds")
-
-
-def make_estimator(candidate: Candidate, seed: int) -> BaseEstimator:
-    """The candidate's estimator with the shared seed; one thread each, candidates run side by side."""
-    estimator_class = ESTIMATORS[candidate.estimator]
-    params = dict(candidate.params)
-    defaults = estimator_class().get_params()
-    if "random_state" in defaults:
-        params.setdefault("random_state", seed)
-    if "n_jobs" in defaults:
-        params.setdefault("n_jobs", 1)
-    if candidate.estimator == "lightgbm":
-        params.setdefault("verbose", -1)
-    return estimator_class(**params)
-
-
-def features_and_target(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series]:
-    """The model sees exactly the spec's input columns: no id, no lineage columns, no target."""
-    return frame[spec.input_columns], frame[spec.target.column]
-
-
-@dataclass
-class CandidateResult:
-    name: str
-    estimator: str
-    params: dict
-    fold_metrics: list[dict]
-    oof_target: np.ndarray
-    oof_probability: np.ndarray
-    oof_threshold: float
-    oof_expected_cost: float
-    oof_cost_at_0_5: float
-    pipeline: Pipeline
-    holdout_probability: np.ndarray
-    holdout_metrics: dict
-    fit_seconds: float
-    cv: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def leaderboard_row(self) -> dict:
-        return {
-            "model": self.name,
-            "cv_roc_auc": round(self.cv["roc_auc"]["mean"], 4),
-            "cv_roc_auc_std": round(self.cv["roc_auc"]["std"], 4),
-            "cv_pr_auc": round(self.cv["pr_auc"]["mean"], 4),
-            "cv_brier": round(self.cv["brier"]["mean"], 4),
-            "oof_threshold": self.oof_threshold,
-            "oof_expected_cost": round(self.oof_expected_cost, 2),
-            "test_roc_auc": round(self.holdout_metrics["roc_auc"], 4),
-            "test_pr_auc": round(self.holdout_metrics["pr_auc"], 4),
-            "fit_seconds": round(self.fit_seconds, 2),
-        }
-
-
-def cv_rows(target: pd.Series, spec: DatasetSpec) -> np.ndarray:
-    """Positions of the training rows cross-validation uses: all, or a seeded stratified sample.
-
-    Every candidate gets the same rows, so the comparison stays fair; the final fit uses all rows.
-    """
-    positions = np.arange(len(target))
-    limit = spec.tournament.cv_max_rows
-    if len(target) <= limit:
-        return positions
-    sample, _ = train_test_split(positions, train_size=limit, stratify=target, random_state=spec.split.seed)
-    return np.sort(sample)
-
-
-def cv_folds(target: pd.Series, spec: DatasetSpec) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The shared splitter: every candidate sees exactly the same folds."""
-    splitter = StratifiedKFold(n_splits=spec.tournament.cv_folds, shuffle=True, random_state=spec.split.seed)
-    return list(splitter.split(np.zeros(len(target)), target))
+from tollgate.config.spec import Candidate, DatasetSpec
+from tollgate.core.split import TrainHoldout
+from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_candidate, rank_candidates
 
 
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}")
-def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
-    """k-fold CV on the training split, then one fit on all of it and one look at the holdout.
-
-    Candidates run side by side, so each gets its share of the cores for OpenMP (LightGBM,
-    HistGradientBoosting): oversubscribed OpenMP threads spin and slow every candidate down.
-    """
-    share = max(1, (os.cpu_count() or 1) // len(spec.tournament.candidates))
-    with threadpool_limits(limits=share, user_api="openmp"):
-        return _evaluate(candidate, split, spec)
-
-
-def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
-    all_features, all_target = features_and_target(split.train, spec)
-    sample = cv_rows(all_target, spec)
-    features, target = all_features.iloc[sample], all_target.iloc[sample]
-    oof = np.zeros(len(target))
-    fold_metrics = []
-    for fold, (fit_rows, check_rows) in enumerate(cv_folds(target, spec), start=1):
-        pipeline = build_pipeline(spec, make_estimator(candidate, spec.split.seed))
-        started = time.perf_counter()
-        pipeline.fit(features.iloc[fit_rows], target.iloc[fit_rows])
-        seconds = time.perf_counter() - started
-        oof[check_rows] = pipeline.predict_proba(features.iloc[check_rows])[:, 1]
-        fold_metrics.append({"fold": fold, **classification_metrics(target.iloc[check_rows], oof[check_rows]),
-                             "fit_seconds": seconds})
-    tuned = tune_threshold(target, oof, spec.costs)
-
-    started = time.perf_counter()
-    final = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(all_features, all_target)
-    fit_seconds = time.perf_counter() - started
-    holdout_features, holdout_target = features_and_target(split.holdout, spec)
-    holdout_probability = final.predict_proba(holdout_features)[:, 1]
-    holdout_metrics = {
-        **classification_metrics(holdout_target, holdout_probability),
-        "calibration_error": calibration_error(holdout_target, holdout_probability),
-        "at_0_5": decision_report(holdout_target, holdout_probability, 0.5, spec.costs),
-        "at_threshold": decision_report(holdout_target, holdout_probability, tuned.threshold, spec.costs),
-    }
-    cv = {metric: {"mean": float(np.mean([f[metric] for f in fold_metrics])),
-                   "std": float(np.std([f[metric] for f in fold_metrics]))} for metric in CV_METRICS}
-    print(f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
-          f"OOF cost ${tuned.expected_cost:,.0f} at {tuned.threshold:.3f}, holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}")
-    return CandidateResult(
-        name=candidate.name, estimator=candidate.estimator, params=dict(candidate.params), fold_metrics=fold_metrics,
-        oof_target=target.to_numpy(), oof_probability=oof, oof_threshold=tuned.threshold, oof_expected_cost=tuned.expected_cost,
-        oof_cost_at_0_5=tuned.cost_at_0_5, pipeline=final, holdout_probability=holdout_probability,
-        holdout_metrics=holdout_metrics, fit_seconds=fit_seconds, cv=cv,
-    )
-
-
-SELECTION_RULE = {
-    "expected_cost": "lowest expected business cost at each candidate's own cost-tuned threshold on out-of-fold "
-                     "training predictions; ties broken by higher mean CV ROC-AUC",
-    "roc_auc": "highest mean CV ROC-AUC; ties broken by lower out-of-fold expected cost",
-    "pr_auc": "highest mean CV PR-AUC; ties broken by higher mean CV ROC-AUC",
-}
-
-
-@dataclass
-class Leaderboard:
-    results: list[CandidateResult]
-    rule: str
-
-    @property
-    def winner(self) -> CandidateResult:
-        return self.results[0]
-
-    def rows(self) -> list[dict]:
-        return [{"rank": rank, **result.leaderboard_row()} for rank, result in enumerate(self.results, start=1)]
+def run_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
+    """k-fold CV on the training split, then one fit on all of it and one look at the holdout."""
+    return evaluate_candidate(candidate, split, spec)
 
 
 @task(name="select-winner", cache_policy=NO_CACHE)
 def select_winner(results: list[CandidateResult], spec: DatasetSpec) -> Leaderboard:
     """Rank candidates by the spec's metric, on training (out-of-fold) evidence only."""
-    metric = spec.promotion.metric
-
-    def key(result: CandidateResult) -> tuple:
-        roc, pr = result.cv["roc_auc"]["mean"], result.cv["pr_auc"]["mean"]
-        if metric == "roc_auc":
-            return (-round(roc, 6), result.oof_expected_cost, result.name)
-        if metric == "pr_auc":
-            return (-round(pr, 6), -round(roc, 6), result.name)
-        return (round(result.oof_expected_cost, 2), -round(roc, 6), result.name)
-
-    ranked = sorted(results, key=key)
-    winner = ranked[0]
-    print(f"winner: {winner.name} (rule: {SELECTION_RULE[metric]})")
-    return Leaderboard(results=ranked, rule=SELECTION_RULE[metric])
+    leaderboard = rank_candidates(results, spec)
+    print(f"winner: {leaderboard.winner.name} (rule: {leaderboard.rule})")
+    return leaderboard

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import clean_frame, clean_record, parse_numeric
+from tollgate.core.clean import clean_frame, clean_record, parse_numeric
 
 
 def _record(**overrides) -> dict:
@@ -134,8 +134,8 @@ def test_clean_record_categories(churn_spec):
 def test_any_other_label_is_positive_and_no_id_means_no_dedupe():
     """Check NSL-KDD's target (every label but 'normal' is an attack) and that identical connections
     are kept when the spec declares no id column."""
-    from tasks.settings import Settings
-    from tasks.spec import resolve_spec
+    from tollgate.config.settings import Settings
+    from tollgate.config.spec import resolve_spec
 
     spec = resolve_spec("nsl_kdd", None, Settings())
     row = {column: "0" for column in spec.columns.numeric} | {"protocol_type": "tcp", "service": "http", "flag": "SF",

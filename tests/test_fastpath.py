@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 
-from tasks.clean import clean_frame
-from tasks.fastpath import FastScorer
-from tasks.features import build_pipeline
-from tasks.split import split_train_holdout
-from tasks.tournament import features_and_target, make_estimator
+from tollgate.core.clean import clean_frame
+from tollgate.core.fastpath import FastScorer
+from tollgate.core.features import build_pipeline
+from tollgate.core.split import split_rows
+from tollgate.core.features import features_and_target
+from tollgate.core.tournament import make_estimator
 
 
 def _fit(spec, batch, estimator):
     frame = clean_frame(batch, spec).frame
-    split = split_train_holdout.fn(frame, spec, None)
+    split = split_rows(frame, spec, None)
     candidate = next(c for c in spec.tournament.candidates if c.estimator == estimator)
     features, target = features_and_target(split.train, spec)
     pipeline = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 
-from tasks.clean import clean_frame
-from tasks.features import SpecFeatures, build_pipeline, feature_names
+from tollgate.core.clean import clean_frame
+from tollgate.core.features import SpecFeatures, build_pipeline, feature_names
 
 
 def test_derived_features(churn_spec):

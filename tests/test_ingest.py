@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from tasks.ingest import BATCH_COLUMN, IngestError, file_sha256, ingest, plan_batches
+from tollgate.core.ingest import BATCH_COLUMN, IngestError, plan_batches, read_input
+from tollgate.store.files import file_sha256
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_ingest_renames_the_ibm_export(churn_spec, settings, tmp_path):
     """Check that the Telco export's columns map onto the spec's names with only the rename map."""
     from tests.conftest import TELCO_CSV
 
-    raw = ingest.fn(churn_spec, settings, TELCO_CSV)
+    raw = read_input(churn_spec, settings, TELCO_CSV)
     assert raw.rows == 7043 and raw.holdout_month is None
     assert set(churn_spec.required_columns) <= set(raw.frame.columns)
     assert raw.frame.loc[raw.frame["total_charges"] == " "].shape[0] == 11
@@ -51,18 +52,18 @@ def test_ingest_renames_the_ibm_export(churn_spec, settings, tmp_path):
 
 def test_input_hash_changes_with_one_byte(month_dir, churn_spec, settings):
     """Check that the lineage hash is stable and sensitive to any change of the raw bytes."""
-    first = ingest.fn(churn_spec, settings, month_dir).sha256
-    assert ingest.fn(churn_spec, settings, month_dir).sha256 == first
+    first = read_input(churn_spec, settings, month_dir).sha256
+    assert read_input(churn_spec, settings, month_dir).sha256 == first
     path = month_dir / "2026-03.csv"
     path.write_text(path.read_text().replace("x", "z"))
-    assert ingest.fn(churn_spec, settings, month_dir).sha256 != first
+    assert read_input(churn_spec, settings, month_dir).sha256 != first
 
 
 def test_ingest_reads_parquet_and_tags_months(tmp_path, churn_spec, settings):
     """Check that Parquet batches are read and each row carries its month."""
     for month in ["2026-01", "2026-02"]:
         pd.DataFrame({"customerID": ["a", "b"], "tenure": [1, 2]}).to_parquet(tmp_path / f"{month}.parquet")
-    raw = ingest.fn(churn_spec, settings, tmp_path)
+    raw = read_input(churn_spec, settings, tmp_path)
     assert list(raw.frame[BATCH_COLUMN]) == ["2026-01", "2026-01", "2026-02", "2026-02"]
     assert {"customer_id", "tenure_months"} <= set(raw.frame.columns)
 
@@ -70,13 +71,13 @@ def test_ingest_reads_parquet_and_tags_months(tmp_path, churn_spec, settings):
 def test_file_strategy_holds_out_the_named_file(tmp_path, security_spec):
     """Check split strategy 'file': the named file is the holdout, every other file trains, and a
     name that matches no file is an error listing the files read."""
-    from tasks.split import split_train_holdout
+    from tollgate.core.split import split_rows
 
     frame = pd.DataFrame({"is_attack": [0, 1, 0, 1, 0, 1], BATCH_COLUMN: ["a.csv"] * 4 + ["b.csv"] * 2})
     spec = security_spec.model_copy(update={"split": security_spec.split.model_copy(
         update={"strategy": "file", "holdout_file": "b.csv"})})
-    split = split_train_holdout.fn(frame, spec, None)
+    split = split_rows(frame, spec, None)
     assert len(split.train) == 4 and len(split.holdout) == 2 and split.describe().endswith("(file b.csv)")
     wrong = spec.model_copy(update={"split": spec.split.model_copy(update={"holdout_file": "c.csv"})})
     with pytest.raises(ValueError, match=r"holdout_file 'c.csv'.*\['a.csv', 'b.csv'\]"):
-        split_train_holdout.fn(frame, wrong, None)
+        split_rows(frame, wrong, None)

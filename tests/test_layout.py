@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from tasks.settings import PROJECT_ROOT
+from tollgate.config.settings import PROJECT_ROOT
 
 
 def _string_constants(path) -> set[str]:

@@ -7,8 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from data.raw_logs import MALFORMED_KINDS, write_month
-from tasks.logs import RawLogError, SessionStream, attach_labels, log_files, sessionise
+from tollgate.synth.raw_logs import MALFORMED_KINDS, write_month
+from tollgate.rawlogs.parse import RawLogError, log_files
+from tollgate.rawlogs.sessions import attach_labels
+from tollgate.rawlogs.stream import SessionStream, sessionise
 
 JSON_EVENTS = [
     # 10.0.0.1, 09:00–10:00 UTC: two failed logins and a success on ssh, then a transfer out
@@ -88,7 +90,7 @@ def test_every_malformed_kind_is_counted_and_sampled(tmp_path, security_spec):
 def test_an_interrupted_generation_leaves_the_month_as_it_was(tmp_path, monkeypatch):
     """Check that rewriting a month that stops half-way leaves the previous files byte for byte, and
     that a completed rewrite replaces them and leaves nothing behind."""
-    import data.raw_logs as raw_logs
+    import tollgate.synth.raw_logs as raw_logs
 
     month = tmp_path / "2026-03"
     write_month("2026-03", 2_000, month, seed=1, progress=False)
@@ -126,10 +128,11 @@ def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, securit
     """Check the anomaly detector, fitted without brute force sessions, ranks most brute force
     sessions of the next month in the top 1 % of normal traffic, and that the report written for the
     run (anomaly.md/.json/.png) carries the same figures."""
-    from tasks.anomaly import anomaly_report, novelty_table
-    from tasks.clean import clean_frame
-    from tasks.run import RunPaths
-    from tasks.split import TrainHoldout
+    from tasks.anomaly import anomaly_report
+    from tollgate.core.anomaly import novelty_table
+    from tollgate.core.clean import clean_frame
+    from tollgate.core.split import TrainHoldout
+    from tollgate.store.runs import RunPaths
 
     months = []
     for month in ("2026-02", "2026-03"):
@@ -145,11 +148,11 @@ def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, securit
 
     run = RunPaths("test", tmp_path / "run")
     run.dir.mkdir()
-    summary = anomaly_report.fn(run, split, security_spec, {})
+    result = anomaly_report.fn(run, split, security_spec)
     reported = {row["kind"]: row for row in json.loads((run.dir / "anomaly.json").read_text())["kinds"]}
     assert reported["brute_force"]["share_in_top_1pct"] == table["brute_force"].share_in_top_1pct
     assert "normal_percentiles" not in reported["brute_force"]
-    assert {row["kind"] for row in summary["anomaly"]["kinds"]} == {
+    assert {row["kind"] for row in result.summary()["kinds"]} == {
         kind for kind, row in table.items() if row.share_in_top_1pct is not None}
     assert "![anomaly ranks](anomaly.png)" in (run.dir / "anomaly.md").read_text()
     assert (run.dir / "anomaly.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

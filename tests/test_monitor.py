@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import clean_frame
-from tasks.monitor import drift_markdown, drift_report, psi, read_prediction_log, reference_profile
-from tasks.schema import request_records
+from tollgate.core.clean import clean_frame
+from tollgate.core.drift import drift_markdown, drift_report, psi, reference_profile
+from tollgate.store.prediction_log import read_prediction_log
+from tollgate.core.schema import request_records
 
 
 def _log(records: list[dict], decision_rate: float, seed: int = 0) -> pd.DataFrame:
@@ -20,7 +21,7 @@ def _log(records: list[dict], decision_rate: float, seed: int = 0) -> pd.DataFra
 
 @pytest.fixture(scope="module")
 def halves(churn_spec):
-    from data.generate import make_batch
+    from tollgate.synth.generate import make_batch
 
     frame = clean_frame(make_batch("churn", "2026-01", 0, 12, 3000, 11), churn_spec).frame
     return frame.iloc[:1500].reset_index(drop=True), frame.iloc[1500:].reset_index(drop=True)

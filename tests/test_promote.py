@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from tasks.promote import Comparison, HoldoutScore, paired_bootstrap, row_costs, should_promote
-from tasks.registry import RegistryError, locked_registry, read_registry, rollback
-from tasks.spec import Costs, Promotion
+from tollgate.core.promotion import Comparison, HoldoutScore, paired_bootstrap, row_costs, should_promote
+from tollgate.store.registry import RegistryError, locked_registry, read_registry, rollback
+from tollgate.config.spec import Costs, Promotion
 
 
 def _score(tag="challenger", roc_auc=0.85, cost=100.0) -> HoldoutScore:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.ingest import BATCH_COLUMN, BatchFile, RawData
+from tollgate.core.ingest import BATCH_COLUMN, BatchFile, RawData
 from tasks.quality import QualityGateFailed, load_suite, quality_gate, validate
 from tasks.run import start_run
 

@@ -5,7 +5,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from tasks.schema import record_model, record_problems
+from tollgate.core.schema import record_model, record_problems
 
 
 def _record(**overrides) -> dict:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.settings import Settings
-from tasks.spec import SpecError, load_spec, resolve_spec
+from tollgate.config.settings import Settings
+from tollgate.config.spec import SpecError, load_spec, resolve_spec
 
 
 def _write_spec(tmp_path: Path, spec: dict) -> Path:

@@ -3,9 +3,9 @@
 import json
 
 from tasks.quality import load_suite
-from tasks.settings import Settings
-from tasks.spec import resolve_spec
-from tasks.suite import main, suite_from_spec
+from tollgate.config.settings import Settings
+from tollgate.config.spec import resolve_spec
+from tollgate.config.suite import main, suite_from_spec
 
 
 def test_generated_suite_loads_in_great_expectations(security_spec, tmp_path):
@@ -23,7 +23,7 @@ def test_generated_suite_loads_in_great_expectations(security_spec, tmp_path):
 
 
 def test_shipped_nsl_kdd_suite_matches_its_spec(capsys):
-    """Check expectations/nsl_kdd.json is what `python -m tasks.suite` writes for the NSL-KDD spec."""
+    """Check expectations/nsl_kdd.json is what `python -m tollgate.config.suite` writes for the NSL-KDD spec."""
     spec = resolve_spec("nsl_kdd", None, Settings())
     assert main(["--spec", str(spec.source_path), "--target-rate", "0.2", "0.8"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(spec.suite_path(Settings()).read_text())

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from tasks.clean import clean_frame
-from tasks.explain import explain_records, shap_values
-from tasks.features import feature_names
-from tasks.spec import NumericColumn
-from tasks.split import split_train_holdout
-from tasks.threshold import GRID, cost_curve, tune_threshold
-from tasks.metrics import expected_cost
-from tasks.tournament import evaluate_candidate, select_winner
+from tollgate.core.clean import clean_frame
+from tollgate.core.explain import explain_records, shap_values
+from tollgate.core.features import feature_names
+from tollgate.config.spec import NumericColumn
+from tollgate.core.split import split_rows
+from tollgate.core.threshold import GRID, cost_curve, tune_threshold
+from tollgate.core.metrics import expected_cost
+from tollgate.core.tournament import evaluate_candidate, rank_candidates
 
 CANARY = "leakage_canary"
 
@@ -24,12 +24,12 @@ def small_spec(churn_spec):
 @pytest.fixture(scope="module")
 def split(churn_batch, small_spec):
     frame = clean_frame(churn_batch, small_spec).frame
-    return split_train_holdout.fn(frame, small_spec, None)
+    return split_rows(frame, small_spec, None)
 
 
 @pytest.fixture(scope="module")
 def results(split, small_spec):
-    return [evaluate_candidate.fn(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
+    return [evaluate_candidate(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
 
 
 def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
@@ -41,7 +41,7 @@ def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
     split.holdout[CANARY] = 1e9
     try:
         candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
-        result = evaluate_candidate.fn(candidate, split, spec)
+        result = evaluate_candidate(candidate, split, spec)
         numeric_steps = result.pipeline.named_steps["columns"].named_transformers_["numeric"]
         position = list(numeric_steps.feature_names_in_).index(CANARY)
         assert numeric_steps.named_steps["impute"].statistics_[position] == 0.0
@@ -50,7 +50,7 @@ def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
 
         shuffled = split.holdout.copy()
         shuffled[spec.target.column] = np.random.default_rng(0).permutation(shuffled[spec.target.column].to_numpy())
-        again = evaluate_candidate.fn(candidate, type(split)(split.train, shuffled, split.strategy, None), spec)
+        again = evaluate_candidate(candidate, type(split)(split.train, shuffled, split.strategy, None), spec)
         assert again.oof_threshold == result.oof_threshold
         assert {k: v for k, v in again.cv.items() if k != "fit_seconds"} == {k: v for k, v in result.cv.items() if k != "fit_seconds"}
         np.testing.assert_array_equal(again.oof_probability, result.oof_probability)
@@ -61,12 +61,12 @@ def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
 
 def test_same_seed_same_leaderboard(split, small_spec, results):
     """Check that the same input and seed give an identical leaderboard."""
-    again = [evaluate_candidate.fn(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
+    again = [evaluate_candidate(candidate, split, small_spec) for candidate in small_spec.tournament.candidates]
 
     def scores(board):
         return [{k: v for k, v in row.items() if k != "fit_seconds"} for row in board.rows()]
 
-    assert scores(select_winner.fn(results, small_spec)) == scores(select_winner.fn(again, small_spec))
+    assert scores(rank_candidates(results, small_spec)) == scores(rank_candidates(again, small_spec))
 
 
 def test_tuned_threshold_never_costs_more_than_half(results):
@@ -91,7 +91,7 @@ def test_tune_threshold_is_the_minimum_of_the_cost_curve(seed, churn_spec):
 
 def test_selection_follows_the_rule(results, small_spec):
     """Check the winner has the lowest out-of-fold cost and the ranking is sorted by it."""
-    board = select_winner.fn(results, small_spec)
+    board = rank_candidates(results, small_spec)
     costs = [result.oof_expected_cost for result in board.results]
     assert costs == sorted(costs) and board.winner.oof_expected_cost == min(costs)
     assert "out-of-fold" in board.rule
@@ -128,7 +128,7 @@ def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_sp
     train = split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
     train[spec.id_column] = [f"id-{i}" for i in range(len(train))]
     big = type(split)(train, split.holdout, split.strategy, None)
-    results = [evaluate_candidate.fn(c, big, spec) for c in spec.tournament.candidates
+    results = [evaluate_candidate(c, big, spec) for c in spec.tournament.candidates
                if c.estimator in ("logistic_regression", "lightgbm")]
     assert [len(r.oof_target) for r in results] == [1000, 1000]
     np.testing.assert_array_equal(results[0].oof_target, results[1].oof_target)

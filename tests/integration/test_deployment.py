@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tasks.settings import PROJECT_ROOT
+from tollgate.config.settings import PROJECT_ROOT
 from tests.integration.processes import free_port, stop_group
 
 PREFECT = [sys.executable, "-m", "prefect"]

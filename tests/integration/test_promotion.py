@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.generate import make_batch
+from tollgate.synth.generate import make_batch
 from flows.retrain import retrain
-from tasks.package import champion_tag
-from tasks.registry import locked_registry, read_registry
-from tasks.settings import PROJECT_ROOT, Settings
-from tasks.schema import request_records
+from tollgate.store.models import champion_tag
+from tollgate.store.registry import locked_registry, read_registry
+from tollgate.config.settings import PROJECT_ROOT, Settings
+from tollgate.core.schema import request_records
 from tests.conftest import SEED
 from tests.integration.test_service import Server
 
@@ -134,8 +134,8 @@ def test_the_service_follows_a_promotion_without_a_failed_request(two_runs, arti
     path = Path(two_runs["first"]["registry"])
     spec_frame = pd.read_csv(monthly_batches / "churn" / f"{two_runs['first']['holdout_month']}.csv", dtype=str,
                              keep_default_na=False)
-    from tasks.clean import clean_frame
-    from tasks.spec import resolve_spec
+    from tollgate.core.clean import clean_frame
+    from tollgate.config.spec import resolve_spec
 
     spec = resolve_spec("churn", None, Settings())
     record = request_records(clean_frame(spec_frame.rename(columns=spec.rename), spec).frame, spec)[0]
@@ -191,7 +191,7 @@ def test_injected_drift_is_detected_and_the_retrained_challenger_promoted(monthl
     champion on the new month and is promoted."""
     from flows.monitor import monitor
     from tasks.simulate import replay_traffic
-    from tasks.spec import resolve_spec
+    from tollgate.config.spec import resolve_spec
 
     raw = tmp_path / "raw"
     shutil.copytree(monthly_batches / "security", raw / "security")

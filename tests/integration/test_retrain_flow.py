@@ -13,10 +13,10 @@ import joblib
 import pytest
 import yaml
 
-from data.generate import make_batch
+from tollgate.synth.generate import make_batch
 from flows.retrain import retrain
-from tasks.settings import PROJECT_ROOT
-from tasks.spec import load_spec
+from tollgate.config.settings import PROJECT_ROOT
+from tollgate.config.spec import load_spec
 from tests.conftest import SEED, TELCO_CSV
 
 def load_spec_for(dataset: str):
@@ -109,7 +109,7 @@ def test_nsl_kdd_runs_through_the_same_flow(artifacts, capsys):
 def test_security_from_raw_log_lines_to_a_served_model(tmp_path, artifacts):
     """Check `--raw` takes three months of raw JSON/syslog lines through sessions, the raw-line
     expectations, the tournament and the anomaly report to a packaged, promoted model."""
-    from data.raw_logs import write_month
+    from tollgate.synth.raw_logs import write_month
 
     for month in ("2026-01", "2026-02", "2026-03"):
         write_month(month, 40_000, tmp_path / "logs" / month, seed=5, progress=False)

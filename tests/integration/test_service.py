@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from flows.retrain import retrain
-from tasks.clean import clean_frame
-from tasks.settings import PROJECT_ROOT
-from tasks.schema import request_records
-from tasks.spec import load_spec
+from tollgate.core.clean import clean_frame
+from tollgate.config.settings import PROJECT_ROOT
+from tollgate.core.schema import request_records
+from tollgate.config.spec import load_spec
 from tests.integration.processes import free_port, stop_group
 
 API_KEY = "s3cret-test-key"

@@ -17,7 +17,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest, Ra
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from tasks.features import UNKNOWN_CATEGORY, derive
+from tollgate.core.features import UNKNOWN_CATEGORY, derive
 
 
 @dataclass

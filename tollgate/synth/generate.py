@@ -1,7 +1,7 @@
 """Seeded sample data: 12 monthly raw batches per dataset, with real-life signal, drift and defects.
 
-    python -m data.generate                    # both datasets into data/raw/<dataset>/YYYY-MM.csv
-    python -m data.generate --dataset churn --rows 1000000 --months 1 --out /tmp/big
+    python -m tollgate.synth.generate                    # both datasets into data/raw/<dataset>/YYYY-MM.csv
+    python -m tollgate.synth.generate --dataset churn --rows 1000000 --months 1 --out /tmp/big
 
 The generator knows the two sample datasets' columns by design: it plays the role of the systems
 that export raw data, not of the pipeline (which learns every column from the spec).
@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
+
+from tollgate.config.settings import Settings
 
 FIRST_MONTH = "2025-11"
 DEFAULT_MONTHS = 12
@@ -365,7 +367,7 @@ def generate(out_dir: Path, datasets: list[str], months: int = DEFAULT_MONTHS,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["churn", "security", "all"], default="all")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "raw")
+    parser.add_argument("--out", type=Path, default=Settings().raw_data_dir, help="default: TOLLGATE_RAW_DATA_DIR, else data/raw")
     parser.add_argument("--months", type=int, default=DEFAULT_MONTHS)
     parser.add_argument("--rows", type=int, default=None, help="rows per month (default 2,000 churn / 5,000 security)")
     parser.add_argument("--first-month", default=FIRST_MONTH)

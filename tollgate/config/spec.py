@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tasks.settings import Settings
+from tollgate.config.settings import Settings
 
 
 class SpecError(ValueError):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -30,5 +30,11 @@ class Settings(BaseSettings):
     prediction_log_max_bytes: int = 50 * 1024 * 1024
     prediction_log_backups: int = 10
 
+    build_bento: bool = True  # package a bento for every verified model (tests that never serve one turn it off)
+
     def dataset_artifacts(self, dataset: str) -> Path:
         return self.artifacts_dir / dataset
+
+    def prediction_logs(self, dataset: str) -> Path:
+        """Where the service writes, and monitoring reads, the dataset's prediction log."""
+        return self.prediction_log_dir or self.dataset_artifacts(dataset) / "predictions"

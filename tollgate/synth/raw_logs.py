@@ -1,7 +1,7 @@
 """Seeded raw security logs for one month: what a SOC really receives, before any table exists.
 
-    python -m data.raw_logs --month 2026-03 --lines 200000            # → data/raw_logs/security/2026-03/
-    python -m data.raw_logs --month 2026-03 --lines 5000000 --out /tmp/big
+    python -m tollgate.synth.raw_logs --month 2026-03 --lines 200000            # → data/raw_logs/security/2026-03/
+    python -m tollgate.synth.raw_logs --month 2026-03 --lines 5000000 --out /tmp/big
 
 Writes, in the month's folder:
 - ``events.jsonl``: network and authentication events as JSON lines;
@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from tasks.settings import PROJECT_ROOT
+from tollgate.config.settings import PROJECT_ROOT
 
 EVENTS = np.array(["login_success", "login_failure", "connect", "transfer"])
 PORTS = np.array([443, 80, 53, 22, 445, 3389, 21, 8080])

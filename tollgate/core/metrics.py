@@ -13,7 +13,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from tasks.spec import Costs
+from tollgate.config.spec import Costs
 
 
 def confusion(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, int]:

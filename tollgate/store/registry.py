@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from tasks.run import retry_on_io_error, write_json_atomic
-from tasks.settings import Settings
+from tollgate.config.settings import Settings
+from tollgate.store.files import write_json_atomic
 
 LOCK_TIMEOUT_SECONDS = 3600
 
@@ -72,12 +69,3 @@ def rollback(path: Path, reason: str = "manual rollback") -> dict:
         registry["history"].append({"at": now(), "decision": "rolled_back", "reason": reason,
                                     "champion": restored["tag"], "replaced": demoted["tag"] if demoted else None})
     return registry["champion"]
-
-
-@task(name="rollback", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_io_error)
-def rollback_champion(dataset: str, settings: Settings, reason: str = "manual rollback") -> dict:
-    """Restore the previous champion of ``dataset``; the service follows the registry within seconds."""
-    path = registry_path(dataset, settings)
-    champion = rollback(path, reason)
-    print(f"{dataset}: champion is {champion['tag']} again ({reason})")
-    return {"dataset": dataset, "status": "rolled_back", "champion": champion["tag"], "registry": str(path)}

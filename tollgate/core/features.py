@@ -17,7 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tasks.spec import (
+from tollgate.config.spec import (
     BucketFeature,
     CountEqualFeature,
     DatasetSpec,
@@ -149,3 +149,8 @@ def build_pipeline(spec: DatasetSpec, estimator: BaseEstimator) -> Pipeline:
 def feature_names(pipeline: Pipeline) -> list[str]:
     """Readable names of the model's numeric inputs, e.g. 'contract_Month-to-month'."""
     return [str(name) for name in pipeline[:-1].get_feature_names_out()]
+
+
+def features_and_target(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series]:
+    """The model sees exactly the spec's input columns: no id, no lineage columns, no target."""
+    return frame[spec.input_columns], frame[spec.target.column]

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tasks.spec import DatasetSpec, NumericColumn
+from tollgate.config.spec import DatasetSpec, NumericColumn
 
 
 def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:

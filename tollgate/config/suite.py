@@ -1,6 +1,6 @@
 """Write a starting Great Expectations suite for a dataset spec: the same shape as the shipped suites.
 
-    python -m tasks.suite --spec data/specs/nsl_kdd.yaml --target-rate 0.2 0.8 > expectations/nsl_kdd.json
+    python -m tollgate.config.suite --spec data/specs/nsl_kdd.yaml --target-rate 0.2 0.8 > expectations/nsl_kdd.json
 
 Every column gets a loose ``critical`` check that stops a broken export and a strict ``warning``
 twin that reports what cleaning will repair; the table gets row-count, required-column, target and
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from tasks.spec import DatasetSpec, load_spec
+from tollgate.config.spec import DatasetSpec, load_spec
 
 MISSING_TOLERANCE = 0.9   # critical: at most 10 % missing or unparseable
 RANGE_TOLERANCE = 0.95    # critical: at least 95 % of values in the declared range
@@ -83,7 +83,7 @@ def suite_from_spec(spec: DatasetSpec, target_rate: tuple[float, float], rows: t
                          "Casing and whitespace variants (' yes', 'YES') are repaired in cleaning; others are "
                          "ignored by the encoder.", column=column, value_set=list(categories)),
         ]
-    return {"name": spec.name, "expectations": expectations, "meta": {"generated_by": "python -m tasks.suite"}}
+    return {"name": spec.name, "expectations": expectations, "meta": {"generated_by": "python -m tollgate.config.suite"}}
 
 
 def main(argv: list[str] | None = None) -> int:

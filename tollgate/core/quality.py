@@ -1,0 +1,192 @@
+"""The quality gate's verdict, independent of the validator: outcomes per expectation and batch, a profile of
+every column, the target rate by segment, and the analysts' markdown.
+
+A ``critical`` failure makes the gate raise ``QualityGateFailed`` before any training; ``warning`` failures
+are reported and repaired by cleaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from tollgate.config.spec import BucketFeature, DatasetSpec
+from tollgate.core.clean import clean_frame, parse_numeric
+from tollgate.core.features import SpecFeatures
+from tollgate.core.ingest import RawData
+from tollgate.core.render import markdown_table
+
+
+class QualityGateFailed(RuntimeError):
+    """Critical expectations failed; the message names each expectation and column."""
+
+    def __init__(self, result: "QualityResult"):
+        self.result = result
+        failed = "\n".join(f"  - {name}" for name in result.critical_failed)
+        super().__init__(
+            f"quality gate failed for '{result.dataset}': {len(result.critical_failed)} critical "
+            f"expectation(s) failed:\n{failed}\nData Docs: {result.data_docs}"
+        )
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: str
+    notes: str = ""
+    batch: str = ""
+    unexpected_pct: float | None = None
+
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    dataset: str
+    suite: str
+    outcomes: list[ExpectationOutcome]
+    data_docs: str
+    report_dir: str = ""
+    profile: list[dict] = field(default_factory=list)
+    segments: dict[str, list[dict]] = field(default_factory=dict)
+
+    def failures(self, severity: str | None = None) -> list[dict]:
+        """Failed expectations grouped across batches: one entry per expectation and column."""
+        grouped: dict[tuple, dict] = {}
+        batches = sorted({o.batch for o in self.outcomes})
+        for outcome in self.outcomes:
+            if outcome.success or (severity and (outcome.severity == "critical") != (severity == "critical")):
+                continue
+            key = (outcome.severity, outcome.expectation, outcome.column)
+            entry = grouped.setdefault(key, {"severity": outcome.severity, "expectation": outcome.expectation,
+                                             "column": outcome.column, "batches": [], "observed": [],
+                                             "why": outcome.notes})
+            entry["batches"].append(outcome.batch)
+            entry["observed"].append(outcome)
+        for entry in grouped.values():
+            worst = max(entry.pop("observed"), key=lambda o: o.unexpected_pct or 0.0)
+            prefix = f"worst ({worst.batch}): " if len(entry["batches"]) > 1 else ""
+            entry["observed"] = prefix + worst.observed
+            name = f"{entry['expectation']}({entry['column']})" if entry["column"] else entry["expectation"]
+            every_batch = entry["batches"] == batches
+            entry["label"] = name if every_batch else f"{name} @ {', '.join(entry['batches'])}"
+        return list(grouped.values())
+
+    @property
+    def critical_failed(self) -> list[str]:
+        return [entry["label"] for entry in self.failures("critical")]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [entry["label"] for entry in self.failures("warning")]
+
+    @property
+    def success(self) -> bool:
+        return not self.critical_failed
+
+    def summary(self) -> dict:
+        return {"success": self.success, "critical_failed": self.critical_failed, "warnings": self.warnings}
+
+
+def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+    """Missing %, distinct values, min/max and unparseable text of every spec column."""
+    rows = []
+    for column in [*spec.id_columns, *spec.input_columns, spec.target.column]:
+        if column not in frame:
+            rows.append({"column": column, "missing_pct": None, "distinct": None, "min": None,
+                         "max": None, "unparseable": None, "note": "column missing"})
+            continue
+        values = typed[column]
+        numeric = column in spec.columns.numeric or column == spec.target.column
+        unparseable = parse_numeric(frame[column])[2] if column in spec.columns.numeric else 0
+        rows.append({
+            "column": column,
+            "missing_pct": round(100 * float(values.isna().mean()), 2),
+            "distinct": int(values.nunique(dropna=True)),
+            "min": float(values.min()) if numeric and values.notna().any() else None,
+            "max": float(values.max()) if numeric and values.notna().any() else None,
+            "unparseable": int(unparseable),
+            "note": "",
+        })
+    return rows
+
+
+def _category_order(spec: DatasetSpec, column: str) -> dict[str, int]:
+    """The spec's own order of a column's values (bucket labels run low to high)."""
+    labels = spec.columns.categorical.get(column, [])
+    for feature in spec.features:
+        if feature.name == column and isinstance(feature, BucketFeature):
+            labels = feature.labels
+    return {label: position for position, label in enumerate(labels)}
+
+
+def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, list[dict]]:
+    """Target rate per value of each of the spec's segment columns, after cleaning's repairs."""
+    if spec.target.column not in frame or not spec.quality.segment_columns:
+        return {}
+    try:
+        repaired = clean_frame(frame, spec, require_target=False).frame
+        enriched = SpecFeatures(spec.features).transform(repaired)
+    except (KeyError, ValueError, TypeError):
+        return {}
+    segments = {}
+    for column in spec.quality.segment_columns:
+        if column not in enriched:
+            continue
+        table = (
+            enriched.groupby(enriched[column].fillna("(missing)"), observed=True)[spec.target.column]
+            .agg(rows="size", target_rate="mean")
+            .reset_index()
+            .rename(columns={column: "value"})
+        )
+        table["target_rate"] = table["target_rate"].round(4)
+        order = _category_order(spec, column)
+        table = table.sort_values("value", key=lambda v: v.map(lambda x: order.get(x, len(order))), kind="stable")
+        segments[column] = table.to_dict(orient="records")
+    return segments
+
+
+def render_markdown(result: QualityResult, raw: RawData) -> str:
+    status = "PASSED" if result.success else "FAILED (critical)"
+    failures = result.failures()
+    batches = list(dict.fromkeys(batch.label for batch in raw.files))
+    lines = [
+        f"# Data quality: {result.dataset} — {status}",
+        "",
+        f"{raw.rows:,} rows from {len(batches)} batch(es) ({', '.join(batches)}); "
+        f"input SHA-256 `{raw.sha256[:16]}…`.",
+        f"{len(result.outcomes)} expectation results: {len(result.critical_failed)} critical failures, "
+        f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
+        "",
+        "## Failed expectations" if failures else "## All expectations passed",
+        "",
+    ]
+    if failures:
+        lines.append(markdown_table(
+            [{**entry, "batches": "all" if entry["batches"] == sorted({o.batch for o in result.outcomes})
+              else ", ".join(entry["batches"]) or "all",
+              "observed": entry["observed"].replace("|", "/")}
+             for entry in sorted(failures, key=lambda e: (e["severity"] != "critical", e["column"] or ""))],
+            ["severity", "expectation", "column", "batches", "observed", "why"],
+        ))
+    passed = [o for o in result.outcomes if o.success]
+    lines += [f"{len(passed)} expectation results passed; every result is in Data Docs and `data_quality.json`.",
+              "", "## Column profile", "",
+              markdown_table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
+    for column, rows in result.segments.items():
+        lines += ["", f"## Target rate by {column}", "", markdown_table(rows, ["value", "rows", "target_rate"])]
+    for month, report in raw.parse_reports.items():
+        lines += ["", f"## Raw log lines, {month}", "",
+                  f"{report['lines']:,} lines read, {report['parsed']:,} usable events ({report['parse_rate']:.2%}), "
+                  f"{report['duplicates_dropped']:,} repeated deliveries dropped; events from "
+                  f"{report['first_event_utc']} to {report['last_event_utc']} (UTC).", ""]
+        if report["unusable_by_kind"]:
+            lines.append(markdown_table(
+                [{"kind": kind, "lines": count,
+                  "example": "`" + report["samples"].get(kind, [""])[0][:120].replace("|", "/").replace("`", "'") + "`"}
+                 for kind, count in sorted(report["unusable_by_kind"].items(), key=lambda item: -item[1])],
+                ["kind", "lines", "example"]))
+    return "\n".join(lines)
