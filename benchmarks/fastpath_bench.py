@@ -17,13 +17,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tollgate.synth.generate import make_batch  # noqa: E402
 from tasks.clean import clean_frame  # noqa: E402
-from tollgate.core.fastpath import FastScorer  # noqa: E402
-from tollgate.core.features import build_pipeline  # noqa: E402
+from tasks.tournament import features_and_target, make_estimator  # noqa: E402
 from tollgate.config.settings import Settings  # noqa: E402
 from tollgate.config.spec import resolve_spec  # noqa: E402
-from tasks.tournament import features_and_target, make_estimator  # noqa: E402
+from tollgate.core.fastpath import FastScorer  # noqa: E402
+from tollgate.core.features import build_pipeline  # noqa: E402
+from tollgate.synth.generate import make_batch  # noqa: E402
 
 RECORDS = 300
 
@@ -33,9 +33,13 @@ def percentiles(timings: list[float]) -> tuple[float, float]:
 
 
 def main() -> int:
-    print(f"{'dataset':<9} {'model':<24} {'fast p50':>9} {'fast p99':>9} {'pipeline p50':>13} {'pipeline p99':>13}  (ms)")
-    for dataset, estimators in (("churn", ["logistic_regression", "lightgbm", "hist_gradient_boosting", "random_forest"]),
-                                ("security", ["hist_gradient_boosting", "lightgbm"])):
+    print(
+        f"{'dataset':<9} {'model':<24} {'fast p50':>9} {'fast p99':>9} {'pipeline p50':>13} {'pipeline p99':>13}  (ms)"
+    )
+    for dataset, estimators in (
+        ("churn", ["logistic_regression", "lightgbm", "hist_gradient_boosting", "random_forest"]),
+        ("security", ["hist_gradient_boosting", "lightgbm"]),
+    ):
         spec = resolve_spec(dataset, None, Settings())
         frame = clean_frame(make_batch(dataset, "2026-01", 0, 12, 4000, seed=5), spec).frame
         features, target = features_and_target(frame, spec)
@@ -53,8 +57,10 @@ def main() -> int:
                 started = time.perf_counter()
                 pipeline.predict_proba(records.iloc[[position]])
                 slow.append(time.perf_counter() - started)
-            print(f"{dataset:<9} {estimator:<24} {percentiles(fast)[0]:>9.3f} {percentiles(fast)[1]:>9.3f} "
-                  f"{percentiles(slow)[0]:>13.3f} {percentiles(slow)[1]:>13.3f}")
+            print(
+                f"{dataset:<9} {estimator:<24} {percentiles(fast)[0]:>9.3f} {percentiles(fast)[1]:>9.3f} "
+                f"{percentiles(slow)[0]:>13.3f} {percentiles(slow)[1]:>13.3f}"
+            )
     return 0
 
 

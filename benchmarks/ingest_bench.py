@@ -37,8 +37,8 @@ def measure(folder: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tollgate.rawlogs.stream import SessionStream, log_files
     from tollgate.config.spec import load_spec
+    from tollgate.rawlogs.stream import SessionStream, log_files
 
     spec = load_spec(ROOT / "data" / "specs" / "security.yaml")
     baseline = peak_rss_kib()
@@ -54,12 +54,18 @@ def measure(folder: str) -> dict:
     seconds = time.perf_counter() - started
     peak = peak_rss_kib()
     size = sum(path.stat().st_size for path in log_files(Path(folder)))
-    return {"lines": report.lines, "bytes": size, "seconds": round(seconds, 2),
-            "lines_per_second": round(report.lines / seconds), "sessions": sessions,
-            "parse_rate": round(report.parse_rate, 4), "peak_rss_mib": round(peak / 1024),
-            "rss_before_mib": round(baseline / 1024),
-            "worker_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-            "late_events": report.problems.get("late_event", 0)}
+    return {
+        "lines": report.lines,
+        "bytes": size,
+        "seconds": round(seconds, 2),
+        "lines_per_second": round(report.lines / seconds),
+        "sessions": sessions,
+        "parse_rate": round(report.parse_rate, 4),
+        "peak_rss_mib": round(peak / 1024),
+        "rss_before_mib": round(baseline / 1024),
+        "worker_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "late_events": report.problems.get("late_event", 0),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,16 +85,22 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             write_month("2026-03", lines, folder, seed=7, progress=False)
             print(f"generated {lines:,} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-            child = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
-                                   check=True)
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True, check=True
+            )
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    print("| lines | file size | seconds | lines/s | sessions | parse rate | late events | peak RSS (after imports) | worker peak RSS |")
+    print(
+        "| lines | file size | seconds | lines/s | sessions | parse rate | late events "
+        "| peak RSS (after imports) | worker peak RSS |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['lines']:,} | {row['bytes'] / 2**20:,.0f} MiB | {row['seconds']} | {row['lines_per_second']:,} "
-              f"| {row['sessions']:,} | {row['parse_rate']:.2%} | {row['late_events']:,} "
-              f"| {row['peak_rss_mib']:,} MiB ({row['rss_before_mib']:,}) | {row['worker_peak_rss_mib']:,} MiB |")
+        print(
+            f"| {row['lines']:,} | {row['bytes'] / 2**20:,.0f} MiB | {row['seconds']} | {row['lines_per_second']:,} "
+            f"| {row['sessions']:,} | {row['parse_rate']:.2%} | {row['late_events']:,} "
+            f"| {row['peak_rss_mib']:,} MiB ({row['rss_before_mib']:,}) | {row['worker_peak_rss_mib']:,} MiB |"
+        )
     return 0
 
 

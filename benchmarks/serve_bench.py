@@ -28,9 +28,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.clean import clean_frame  # noqa: E402
-from tollgate.core.fastpath import FastScorer  # noqa: E402
 from tasks.package import champion_tag, load_packaged_model  # noqa: E402
 from tollgate.config.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tollgate.core.fastpath import FastScorer  # noqa: E402
 from tollgate.core.schema import request_records  # noqa: E402
 
 TARGETS = {"fast_p50_ms": 0.3, "c1_p50_ms": 8.0, "c1_p99_ms": 25.0, "c32_rps": 600.0, "batch_rows_per_s": 50_000.0}
@@ -47,9 +47,15 @@ def newest_model(dataset: str) -> str:
     try:
         return str(bentoml.models.get(tag).tag)
     except bentoml.exceptions.NotFound:
-        print(f"no {dataset} model in the store: training one (python -m flows.retrain --dataset {dataset}) …", flush=True)
-        subprocess.run([sys.executable, "-m", "flows.retrain", "--dataset", dataset], cwd=PROJECT_ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        print(
+            f"no {dataset} model in the store: training one (python -m flows.retrain --dataset {dataset}) …", flush=True
+        )
+        subprocess.run(
+            [sys.executable, "-m", "flows.retrain", "--dataset", dataset],
+            cwd=PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return str(bentoml.models.get(tag).tag)
 
 
@@ -73,8 +79,12 @@ def in_process(packaged, frame: pd.DataFrame, records: int = 1000) -> dict:
         started = time.perf_counter()
         packaged.pipeline.predict_proba(features.iloc[[position]])
         pipeline.append(time.perf_counter() - started)
-    return {"fast_p50_ms": percentile_ms(fast, 50), "fast_p99_ms": percentile_ms(fast, 99),
-            "pipeline_p50_ms": percentile_ms(pipeline, 50), "pipeline_p99_ms": percentile_ms(pipeline, 99)}
+    return {
+        "fast_p50_ms": percentile_ms(fast, 50),
+        "fast_p99_ms": percentile_ms(fast, 99),
+        "pipeline_p50_ms": percentile_ms(pipeline, 50),
+        "pipeline_p99_ms": percentile_ms(pipeline, 99),
+    }
 
 
 async def load(url: str, bodies: list[bytes], concurrency: int, total: int, headers: dict) -> dict:
@@ -103,8 +113,13 @@ async def load(url: str, bodies: list[bytes], concurrency: int, total: int, head
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99),
-            "requests_per_s": total / elapsed, "errors": errors, "requests": total}
+    return {
+        "p50_ms": percentile_ms(latencies, 50),
+        "p99_ms": percentile_ms(latencies, 99),
+        "requests_per_s": total / elapsed,
+        "errors": errors,
+        "requests": total,
+    }
 
 
 def free_port() -> int:
@@ -115,11 +130,32 @@ def free_port() -> int:
 
 def serve(dataset: str, tag: str, workers: int, log_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "TOLLGATE_DATASET": dataset, "TOLLGATE_MODEL_TAG": tag, "TOLLGATE_WORKERS": str(workers),
-           "TOLLGATE_PREDICTION_LOG_DIR": str(log_dir), "BENTOML_DO_NOT_TRACK": "true"}
-    process = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "service.service:Tollgate", "--host",
-                                "127.0.0.1", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "TOLLGATE_DATASET": dataset,
+        "TOLLGATE_MODEL_TAG": tag,
+        "TOLLGATE_WORKERS": str(workers),
+        "TOLLGATE_PREDICTION_LOG_DIR": str(log_dir),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service.service:Tollgate",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     import urllib.request
 
@@ -145,8 +181,10 @@ def main() -> int:
     tag = newest_model(args.dataset)
     packaged = load_packaged_model(tag)
     frame, records = holdout_records(args.dataset, packaged.spec)
-    print(f"model {tag} ({packaged.metadata.get('algorithm')}), {len(records):,} holdout records, "
-          f"{args.workers} worker(s), {os.cpu_count()} cores")
+    print(
+        f"model {tag} ({packaged.metadata.get('algorithm')}), {len(records):,} holdout records, "
+        f"{args.workers} worker(s), {os.cpu_count()} cores"
+    )
     figures = {"in_process": in_process(packaged, frame)}
 
     bodies = [json.dumps(record).encode() for record in records]
@@ -166,13 +204,29 @@ def main() -> int:
 
     fast, c1, c32, batch_figures = figures["in_process"], figures["c1"], figures["c32"], figures["batch"]
     rows = [
-        ("in-process fast path p50 / p99", f"{fast['fast_p50_ms']:.3f} / {fast['fast_p99_ms']:.3f} ms", f"p50 ≤ {TARGETS['fast_p50_ms']} ms"),
+        (
+            "in-process fast path p50 / p99",
+            f"{fast['fast_p50_ms']:.3f} / {fast['fast_p99_ms']:.3f} ms",
+            f"p50 ≤ {TARGETS['fast_p50_ms']} ms",
+        ),
         ("in-process Pipeline p50 / p99", f"{fast['pipeline_p50_ms']:.2f} / {fast['pipeline_p99_ms']:.2f} ms", ""),
-        ("HTTP /predict c=1 p50 / p99", f"{c1['p50_ms']:.2f} / {c1['p99_ms']:.2f} ms", f"≤ {TARGETS['c1_p50_ms']} / ≤ {TARGETS['c1_p99_ms']} ms"),
+        (
+            "HTTP /predict c=1 p50 / p99",
+            f"{c1['p50_ms']:.2f} / {c1['p99_ms']:.2f} ms",
+            f"≤ {TARGETS['c1_p50_ms']} / ≤ {TARGETS['c1_p99_ms']} ms",
+        ),
         ("HTTP /predict c=1 throughput", f"{c1['requests_per_s']:.0f} req/s, {c1['errors']} errors", ""),
         ("HTTP /predict c=32 p50 / p99", f"{c32['p50_ms']:.2f} / {c32['p99_ms']:.2f} ms", ""),
-        ("HTTP /predict c=32 throughput", f"{c32['requests_per_s']:.0f} req/s, {c32['errors']} errors of {c32['requests']}", f"≥ {TARGETS['c32_rps']:.0f} req/s, 0 errors"),
-        (f"HTTP /predict_batch ({args.batch_size} rows, c=2)", f"{batch_figures['rows_per_s']:,.0f} rows/s, p50 {batch_figures['p50_ms']:.0f} ms", f"≥ {TARGETS['batch_rows_per_s']:,.0f} rows/s"),
+        (
+            "HTTP /predict c=32 throughput",
+            f"{c32['requests_per_s']:.0f} req/s, {c32['errors']} errors of {c32['requests']}",
+            f"≥ {TARGETS['c32_rps']:.0f} req/s, 0 errors",
+        ),
+        (
+            f"HTTP /predict_batch ({args.batch_size} rows, c=2)",
+            f"{batch_figures['rows_per_s']:,.0f} rows/s, p50 {batch_figures['p50_ms']:.0f} ms",
+            f"≥ {TARGETS['batch_rows_per_s']:,.0f} rows/s",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'measure':<{width}} | measured | target |\n|{'-' * (width + 2)}|---|---|")

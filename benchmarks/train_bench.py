@@ -27,11 +27,21 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_flow(arguments: list[str], artifacts: Path) -> dict:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-           "TOLLGATE_ARTIFACTS_DIR": str(artifacts)}
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "TOLLGATE_ARTIFACTS_DIR": str(artifacts),
+    }
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "flows.retrain", *arguments], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.retrain", *arguments],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     root = psutil.Process(process.pid)
     peak = 0
     while process.poll() is None:
@@ -53,8 +63,11 @@ def main() -> int:
     parser.add_argument("--data", action="append", default=[], help="extra churn files to run, e.g. the Telco export")
     parser.add_argument("--skip-sample", action="store_true")
     args = parser.parse_args()
-    cases = [] if args.skip_sample else [(f"{name} sample (7 months)", ["--dataset", name])
-                                         for name in args.dataset or ["churn"]]
+    cases = (
+        []
+        if args.skip_sample
+        else [(f"{name} sample (7 months)", ["--dataset", name]) for name in args.dataset or ["churn"]]
+    )
     cases += [(f"churn {Path(path).name}", ["--dataset", "churn", "--data", path]) for path in args.data]
     with tempfile.TemporaryDirectory() as scratch:
         if args.rows:
@@ -68,9 +81,11 @@ def main() -> int:
         for label, arguments in cases:
             result = run_flow(arguments, Path(scratch) / "artifacts")
             winner = result.get("winner") or {}
-            print(f"{label:<28} {result['rows_in'] or 0:>10,} {result['wall_s']:>8.1f}s {result['peak_gib']:>7.2f}GiB"
-                  f"  {winner.get('model', result['status'])} ({winner.get('test_roc_auc', float('nan')):.4f})",
-                  flush=True)
+            print(
+                f"{label:<28} {result['rows_in'] or 0:>10,} {result['wall_s']:>8.1f}s {result['peak_gib']:>7.2f}GiB"
+                f"  {winner.get('model', result['status'])} ({winner.get('test_roc_auc', float('nan')):.4f})",
+                flush=True,
+            )
     return 0
 
 

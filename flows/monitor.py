@@ -22,8 +22,9 @@ from tollgate.config.settings import Settings
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True,
-            artifacts_dir: str | None = None) -> dict:
+def monitor(
+    dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True, artifacts_dir: str | None = None
+) -> dict:
     settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
     champion = load_champion_reference(dataset, settings)
     log = load_prediction_log(champion, settings, log_dir)

@@ -34,9 +34,20 @@ from tollgate.config.settings import Settings
 from tollgate.core.summary import run_summary
 
 
-@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4), timeout_seconds=TIMEOUTS["retrain"])
-def retrain(dataset: str | None = "churn", month: str | None = None, data: str | None = None,
-            spec: str | None = None, raw: str | None = None, artifacts_dir: str | None = None) -> dict:
+@flow(
+    name="retrain",
+    log_prints=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    timeout_seconds=TIMEOUTS["retrain"],
+)
+def retrain(
+    dataset: str | None = "churn",
+    month: str | None = None,
+    data: str | None = None,
+    spec: str | None = None,
+    raw: str | None = None,
+    artifacts_dir: str | None = None,
+) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it.
     ``artifacts_dir`` (default TOLLGATE_ARTIFACTS_DIR) holds the runs and the registry it promotes into."""
     settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
@@ -54,8 +65,9 @@ def retrain(dataset: str | None = "churn", month: str | None = None, data: str |
     anomaly = anomaly_report(run, split, dataset_spec)
     package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
     promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings)
-    return run_summary(dataset_spec, run, batches, quality, cleaned.report, split, leaderboard, report, anomaly,
-                       package, promotion)
+    return run_summary(
+        dataset_spec, run, batches, quality, cleaned.report, split, leaderboard, report, anomaly, package, promotion
+    )
 
 
 def task_runner(name: str):
@@ -93,17 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", default=None, help="holdout month YYYY-MM (default: the latest batch)")
     parser.add_argument("--data", default=None, help="a CSV/Parquet file or a folder of monthly batches")
     parser.add_argument("--spec", default=None, help="a spec YAML file (instead of --dataset)")
-    parser.add_argument("--raw", default=None,
-                        help="raw event logs: a month folder, or a folder of YYYY-MM folders (spec's raw_logs)")
-    parser.add_argument("--task-runner", choices=["threads", "dask"], default=Settings().task_runner,
-                        help="where tournament candidates run (default: TOLLGATE_TASK_RUNNER, else threads)")
+    parser.add_argument(
+        "--raw", default=None, help="raw event logs: a month folder, or a folder of YYYY-MM folders (spec's raw_logs)"
+    )
+    parser.add_argument(
+        "--task-runner",
+        choices=["threads", "dask"],
+        default=Settings().task_runner,
+        help="where tournament candidates run (default: TOLLGATE_TASK_RUNNER, else threads)",
+    )
     args = parser.parse_args(argv)
     dataset = args.dataset or (None if args.spec else "churn")
     label = dataset or Path(args.spec).stem
 
     flow_with_runner = retrain.with_options(task_runner=task_runner(args.task_runner))
-    state = flow_with_runner(dataset=dataset, month=args.month, data=args.data, spec=args.spec, raw=args.raw,
-                             return_state=True)
+    state = flow_with_runner(
+        dataset=dataset, month=args.month, data=args.data, spec=args.spec, raw=args.raw, return_state=True
+    )
     if state.is_completed():
         summary = state.result()
         code = 0

@@ -22,8 +22,8 @@ from prefect import flow
 from flows.monitor import monitor
 from flows.retrain import retrain
 from tasks.run import load_dataset_spec
-from tollgate.config.settings import Settings
 from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
+from tollgate.config.settings import Settings
 
 
 @flow(name="simulate", log_prints=True)

@@ -25,10 +25,13 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         headers = dict(scope.get("headers") or [])
-        if self.api_key is not None and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
-            if not self._authorised(headers):
-                return await _reply(send, 401, "missing or wrong API key: send it as 'X-API-Key: <key>' "
-                                                "or 'Authorization: Bearer <key>'")
+        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+        if self.api_key is not None and not is_open and not self._authorised(headers):
+            return await _reply(
+                send,
+                401,
+                "missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
+            )
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -34,7 +34,13 @@ from tollgate.core.decision import decide, decide_many
 from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.schema import batch_problems, raise_problems, record_model
-from tollgate.store.models import PackagedModel, champion_tag, load_packaged_model, read_serving_record, verify_checksums
+from tollgate.store.models import (
+    PackagedModel,
+    champion_tag,
+    load_packaged_model,
+    read_serving_record,
+    verify_checksums,
+)
 from tollgate.store.prediction_log import PredictionLog, prediction_entries
 from tollgate.store.registry import champion_entry, registry_path
 
@@ -57,8 +63,10 @@ def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
     try:
         stored = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
-        raise RuntimeError(f"no model '{tag}' in the BentoML store; train one first "
-                           f"(make run, or python -m flows.retrain --dataset {settings.dataset})") from None
+        raise RuntimeError(
+            f"no model '{tag}' in the BentoML store; train one first "
+            f"(make run, or python -m flows.retrain --dataset {settings.dataset})"
+        ) from None
     verify_checksums(str(stored.tag))  # a tampered model stops `bentoml serve` here, before it listens
     serving = read_serving_record(str(stored.tag))
     return settings, str(stored.tag), DatasetSpec(**serving["spec"]), serving
@@ -77,7 +85,8 @@ unknown_categories = bentoml.metrics.Counter(
     labelnames=["dataset", "field"],
 )
 decisions = bentoml.metrics.Counter(
-    name="tollgate_decisions_total", documentation="Predictions by risk level",
+    name="tollgate_decisions_total",
+    documentation="Predictions by risk level",
     labelnames=["dataset", "risk_level"],
 )
 
@@ -109,7 +118,7 @@ class Served:
     explainer: Explainer
 
     @classmethod
-    def load(cls, tag: str) -> "Served":
+    def load(cls, tag: str) -> Served:
         model = load_packaged_model(tag)
         return cls(model, FastScorer.compile(model.pipeline), Explainer(model.pipeline, model.background))
 
@@ -136,10 +145,15 @@ class Tollgate:
         self._rejected_tags: set[str] = set()
         if SETTINGS.model_tag is None and SETTINGS.reload_seconds > 0:
             registry = registry_path(self.spec.name, SETTINGS)
-            threading.Thread(target=self._follow_registry, args=(registry,), daemon=True,
-                             name="tollgate-registry-watch").start()
-        self.log = PredictionLog(SETTINGS.prediction_logs(self.spec.name), bentoml.server_context.worker_index or 1,
-                                 SETTINGS.prediction_log_max_bytes, SETTINGS.prediction_log_backups)
+            threading.Thread(
+                target=self._follow_registry, args=(registry,), daemon=True, name="tollgate-registry-watch"
+            ).start()
+        self.log = PredictionLog(
+            SETTINGS.prediction_logs(self.spec.name),
+            bentoml.server_context.worker_index or 1,
+            SETTINGS.prediction_log_max_bytes,
+            SETTINGS.prediction_log_backups,
+        )
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
 
     def _follow_registry(self, registry: Path) -> None:
@@ -166,12 +180,17 @@ class Tollgate:
             previous, self.served = self.served.model.tag, candidate
             logger.info("now serving champion %s (was %s)", tag, previous)
 
-    def _decision(self, served: "Served", probability: float) -> dict:
+    def _decision(self, served: Served, probability: float) -> dict:
         decision = decide(probability, served.model.threshold, self.spec)
         decisions.labels(dataset=self.spec.name, risk_level=decision.risk_level).inc()
-        return {"prediction": decision.prediction, "probability": probability, "threshold": served.model.threshold,
-                "risk_level": decision.risk_level, "recommendation": decision.recommendation,
-                "model_version": served.model.version}
+        return {
+            "prediction": decision.prediction,
+            "probability": probability,
+            "threshold": served.model.threshold,
+            "risk_level": decision.risk_level,
+            "recommendation": decision.recommendation,
+            "model_version": served.model.version,
+        }
 
     def _count_unknown(self, cleaned: dict) -> None:
         for column, known in self.known.items():
@@ -179,10 +198,14 @@ class Tollgate:
             if isinstance(value, str) and value not in known:
                 unknown_categories.labels(dataset=self.spec.name, field=column).inc()
 
-    def _log(self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float) -> None:
+    def _log(
+        self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float
+    ) -> None:
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         ctx.response.headers["x-request-id"] = request_id
-        self.log.write(prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000))
+        self.log.write(
+            prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000)
+        )
 
     @bentoml.api(route="/predict")
     async def predict(self, record: Record, /, ctx: bentoml.Context) -> Prediction:
@@ -215,12 +238,20 @@ class Tollgate:
             unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
         probabilities = served.model.pipeline.predict_proba(frame)[:, 1]
         labels, levels, advice = decide_many(probabilities, served.model.threshold, self.spec)
-        for level, count in zip(*np.unique(levels.astype(str), return_counts=True)):
+        for level, count in zip(*np.unique(levels.astype(str), return_counts=True), strict=False):
             decisions.labels(dataset=self.spec.name, risk_level=level).inc(int(count))
         threshold, version = served.model.threshold, served.model.version
-        answers = [{"prediction": label, "probability": probability, "threshold": threshold, "risk_level": level,
-                    "recommendation": text, "model_version": version}
-                   for label, probability, level, text in zip(labels, probabilities.tolist(), levels, advice)]
+        answers = [
+            {
+                "prediction": label,
+                "probability": probability,
+                "threshold": threshold,
+                "risk_level": level,
+                "recommendation": text,
+                "model_version": version,
+            }
+            for label, probability, level, text in zip(labels, probabilities.tolist(), levels, advice, strict=False)
+        ]
         self._log(ctx, "predict_batch", records, answers, started)
         return answers
 
@@ -257,8 +288,11 @@ class Tollgate:
             "input_sha256": info.get("input_sha256"),
             "model_sha256": info.get("sha256", {}),
             "costs": self.spec.costs.model_dump(),
-            "risk_levels": {"High": f"probability >= max(threshold, {self.spec.serving.high_risk_probability})",
-                            "Medium": "threshold <= probability < High", "Low": "probability < threshold"},
+            "risk_levels": {
+                "High": f"probability >= max(threshold, {self.spec.serving.high_risk_probability})",
+                "Medium": "threshold <= probability < High",
+                "Low": "probability < threshold",
+            },
             "feature_names": list(served.scorer.feature_names),
             "input_schema": Record.model_json_schema(),
         }
@@ -269,8 +303,16 @@ def _top_k(ctx: bentoml.Context, default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= 50:
-        raise ValidationError.from_exception_data("query", [InitErrorDetails(
-            type=PydanticCustomError("top_k", "top_k must be an integer from 1 to 50"), loc=("top_k",), input=raw)])
+        raise ValidationError.from_exception_data(
+            "query",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("top_k", "top_k must be an integer from 1 to 50"),
+                    loc=("top_k",),
+                    input=raw,
+                )
+            ],
+        )
     return int(raw)
 
 

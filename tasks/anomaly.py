@@ -25,13 +25,16 @@ def anomaly_report(run: RunPaths, split: TrainHoldout, spec: DatasetSpec) -> Ano
         print(f"anomaly report skipped: the data has no '{column}' column (kinds of positives)")
         return None
     results = novelty_table(split, spec)
-    picture = plots.anomaly_ranks([r for r in results if r.normal_percentiles is not None], TOP_SHARE,
-                                  run.dir / "anomaly.png")
+    picture = plots.anomaly_ranks(
+        [r for r in results if r.normal_percentiles is not None], TOP_SHARE, run.dir / "anomaly.png"
+    )
     (run.dir / "anomaly.md").write_text(anomaly_markdown(spec, results, picture.name), encoding="utf-8")
     write_json_atomic(run.dir / "anomaly.json", {"top_share": TOP_SHARE, "kinds": [r.as_row() for r in results]})
     result = AnomalyResult(kinds=results, report=run.dir / "anomaly.md")
     for row in result.judged():
-        print(f"anomaly: {row['kind']} ({row['holdout_rows']} holdout rows, "
-              f"{'held out of' if row['in_training'] else 'never in'} training): "
-              f"{row['share_in_top_1pct']:.1%} in the top 1 %")
+        print(
+            f"anomaly: {row['kind']} ({row['holdout_rows']} holdout rows, "
+            f"{'held out of' if row['in_training'] else 'never in'} training): "
+            f"{row['share_in_top_1pct']:.1%} in the top 1 %"
+        )
     return result

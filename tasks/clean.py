@@ -17,6 +17,8 @@ def clean(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
     result = clean_frame(frame, spec)
     report = result.report
     repairs = {kind: sum(columns.values()) for kind, columns in report.values_repaired.items()}
-    print(f"cleaning: {report.rows_in:,} rows in, {report.rows_out:,} out; "
-          f"dropped {dict(report.rows_dropped) or 'none'}; repaired {repairs or 'none'}")
+    print(
+        f"cleaning: {report.rows_in:,} rows in, {report.rows_out:,} out; "
+        f"dropped {dict(report.rows_dropped) or 'none'}; repaired {repairs or 'none'}"
+    )
     return result

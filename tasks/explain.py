@@ -13,7 +13,9 @@ from tollgate.core.tournament import Leaderboard
 
 
 @task(name="explain", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["explain"])
-def explain(leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec) -> GlobalExplanation:
+def explain(
+    leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec
+) -> GlobalExplanation:
     """Permutation importance on the holdout and SHAP summaries for the winner."""
     explanation = explain_model(leaderboard.winner.pipeline, train, holdout, spec)
     print("top drivers: " + ", ".join(explanation.shap_mean_abs["feature"].head(5)))

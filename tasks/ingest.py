@@ -20,7 +20,9 @@ def ingest_input_hash(parameters: dict[str, Any]) -> str | None:
     spec: DatasetSpec = parameters["spec"]
     raw = parameters.get("raw")
     try:
-        paths, holdout = planned_files(spec, parameters["settings"], parameters.get("data"), parameters.get("month"), raw)
+        paths, holdout = planned_files(
+            spec, parameters["settings"], parameters.get("data"), parameters.get("month"), raw
+        )
     except IngestError:
         return None
     files = [f"{path.resolve()}:{file_sha256(path)}" for path in paths]
@@ -28,7 +30,12 @@ def ingest_input_hash(parameters: dict[str, Any]) -> str | None:
 
 
 @task(name="ingest", timeout_seconds=TIMEOUTS["ingest"], **IO_RETRIES, **input_cache(ingest_input_hash))
-def ingest(spec: DatasetSpec, settings: Settings, data: str | Path | None = None,
-           month: str | None = None, raw: str | Path | None = None) -> RawData:
+def ingest(
+    spec: DatasetSpec,
+    settings: Settings,
+    data: str | Path | None = None,
+    month: str | None = None,
+    raw: str | Path | None = None,
+) -> RawData:
     """Read the batches a run needs (see ``read_input``); reused while the same bytes are read with the same renames."""
     return read_input(spec, settings, data, month, raw)

@@ -4,7 +4,7 @@ report, and starting a retrain when traffic has drifted."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def check_drift(log: pd.DataFrame, champion: ChampionReference, settings: Settin
     """Drift verdict with its report: drift.md/.json/.html under artifacts/<dataset>/monitoring/<time>/."""
     spec = champion.spec
     report = drift_report(log, champion.reference, spec, champion.version)
-    folder = settings.dataset_artifacts(spec.name) / "monitoring" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = settings.dataset_artifacts(spec.name) / "monitoring" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
     markdown_text = drift_markdown(report)
     (folder / "drift.md").write_text(markdown_text, encoding="utf-8")
@@ -67,12 +67,19 @@ def check_drift(log: pd.DataFrame, champion: ChampionReference, settings: Settin
     figures = {}
     if report.features:
         figures["PSI by input"] = plots.drift_bars(report.features, spec.monitoring.psi_threshold, folder / "psi.png")
-    (folder / "drift.html").write_text(html_report(f"Tollgate {spec.name} drift", markdown_text, {}, figures),
-                                       encoding="utf-8")
-    create_markdown_artifact(key=artifact_key(spec.name, "drift"), markdown=markdown_text,
-                             description=f"{spec.name} drift of logged traffic vs {champion.tag}")
-    print(("DRIFT: " + "; ".join(report.reasons)) if report.drifted
-          else "no drift: " + "; ".join(report.reasons or ["all inputs stable"]))
+    (folder / "drift.html").write_text(
+        html_report(f"Tollgate {spec.name} drift", markdown_text, {}, figures), encoding="utf-8"
+    )
+    create_markdown_artifact(
+        key=artifact_key(spec.name, "drift"),
+        markdown=markdown_text,
+        description=f"{spec.name} drift of logged traffic vs {champion.tag}",
+    )
+    print(
+        ("DRIFT: " + "; ".join(report.reasons))
+        if report.drifted
+        else "no drift: " + "; ".join(report.reasons or ["all inputs stable"])
+    )
     return DriftCheck(report=report, report_path=folder / "drift.html")
 
 

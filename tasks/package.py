@@ -32,8 +32,16 @@ from tollgate.store.runs import RunPaths
 
 
 @task(name="package", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["package"], **IO_RETRIES)
-def package_model(run: RunPaths, spec: DatasetSpec, raw: RawData, split: TrainHoldout, leaderboard: Leaderboard,
-                  explanation: GlobalExplanation, report: ReportResult, settings: Settings) -> PackageResult:
+def package_model(
+    run: RunPaths,
+    spec: DatasetSpec,
+    raw: RawData,
+    split: TrainHoldout,
+    leaderboard: Leaderboard,
+    explanation: GlobalExplanation,
+    report: ReportResult,
+    settings: Settings,
+) -> PackageResult:
     """Save the winner, verify the stored copy gives the same probabilities, build its bento."""
     winner = leaderboard.winner
     version = run.run_id.lower()
@@ -52,24 +60,43 @@ def package_model(run: RunPaths, spec: DatasetSpec, raw: RawData, split: TrainHo
     }
     predicted_positive_rate = float((winner.holdout_probability >= winner.oof_threshold).mean())
     tag = save_model(
-        f"{model_name(spec.name)}:{version}", winner.pipeline, explanation.background, serving,
-        reference_profile(split.train, spec, predicted_positive_rate, spec.split.seed), report.metadata,
+        f"{model_name(spec.name)}:{version}",
+        winner.pipeline,
+        explanation.background,
+        serving,
+        reference_profile(split.train, spec, predicted_positive_rate, spec.split.seed),
+        report.metadata,
         labels={"dataset": spec.name, "algorithm": winner.estimator, "run_id": run.run_id},
-        summary={"dataset": spec.name, "run_id": run.run_id, "algorithm": winner.estimator,
-                 "threshold": float(winner.oof_threshold), "holdout_roc_auc": float(winner.holdout_metrics["roc_auc"]),
-                 "holdout_month": str(split.holdout_month or "")},
+        summary={
+            "dataset": spec.name,
+            "run_id": run.run_id,
+            "algorithm": winner.estimator,
+            "threshold": float(winner.oof_threshold),
+            "holdout_roc_auc": float(winner.holdout_metrics["roc_auc"]),
+            "holdout_month": str(split.holdout_month or ""),
+        },
     )
     try:
         loaded = load_packaged_model(tag)
         verification = verify_loaded(loaded.pipeline, winner.holdout_probability, split.holdout, spec)
-        print(f"packaged {tag}: reloaded probabilities equal on {verification.holdout_rows_checked:,} holdout rows; "
-              f"fast path within {verification.fast_path_max_difference:.1e} on "
-              f"{verification.fast_path_rows_checked:,}")
+        print(
+            f"packaged {tag}: reloaded probabilities equal on {verification.holdout_rows_checked:,} holdout rows; "
+            f"fast path within {verification.fast_path_max_difference:.1e} on "
+            f"{verification.fast_path_rows_checked:,}"
+        )
         bento_tag = build_bento(spec.name, tag, version) if settings.build_bento else None
     except Exception:
         bentoml.models.delete(tag)
         raise
     if bento_tag:
-        print(f"bento {bento_tag} built; serve it with: TOLLGATE_DATASET={spec.name} bentoml serve service.service:Tollgate")
-    return PackageResult(model_tag=tag, model_sha256=loaded.metadata["sha256"][MODEL_FILE], model_path=run.model_path,
-                         verification=verification, bento_tag=bento_tag)
+        print(
+            f"bento {bento_tag} built; serve it with: "
+            f"TOLLGATE_DATASET={spec.name} bentoml serve service.service:Tollgate"
+        )
+    return PackageResult(
+        model_tag=tag,
+        model_sha256=loaded.metadata["sha256"][MODEL_FILE],
+        model_path=run.model_path,
+        verification=verification,
+        bento_tag=bento_tag,
+    )

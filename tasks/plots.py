@@ -34,7 +34,9 @@ def target_distribution(train_target: pd.Series, holdout_target: pd.Series, spec
     figure, axis = plt.subplots(figsize=(6, 4))
     labels = [f"{spec.target.negative} (0)", f"{spec.target.positive} (1)"]
     width = 0.38
-    for offset, (name, target) in zip((-width / 2, width / 2), (("training", train_target), ("holdout", holdout_target))):
+    for offset, (name, target) in zip(
+        (-width / 2, width / 2), (("training", train_target), ("holdout", holdout_target)), strict=False
+    ):
         counts = target.value_counts().reindex([0, 1], fill_value=0)
         bars = axis.bar(np.arange(2) + offset, counts.values, width, label=f"{name} ({len(target):,} rows)")
         axis.bar_label(bars, labels=[f"{c:,}\n{c / max(len(target), 1):.1%}" for c in counts.values], fontsize=8)
@@ -47,27 +49,36 @@ def target_distribution(train_target: pd.Series, holdout_target: pd.Series, spec
 
 
 def confusion_heatmap(report_at_threshold: dict, spec: DatasetSpec, model: str, path: Path) -> Path:
-    counts = np.array([[report_at_threshold["tn"], report_at_threshold["fp"]],
-                       [report_at_threshold["fn"], report_at_threshold["tp"]]])
+    counts = np.array(
+        [[report_at_threshold["tn"], report_at_threshold["fp"]], [report_at_threshold["fn"], report_at_threshold["tp"]]]
+    )
     unit = np.array([[0.0, spec.costs.false_positive], [spec.costs.false_negative, spec.costs.true_positive]])
     figure, axis = plt.subplots(figsize=(6, 5))
     image = axis.imshow(counts, cmap="Blues")
     for (i, j), count in np.ndenumerate(counts):
         dollars = count * unit[i, j]
-        axis.text(j, i, f"{count:,}\n${dollars:,.0f}" + (f"\n(${unit[i, j]:,.0f} each)" if unit[i, j] else ""),
-                  ha="center", va="center", fontsize=10,
-                  color="white" if count > counts.max() / 2 else "black")
+        axis.text(
+            j,
+            i,
+            f"{count:,}\n${dollars:,.0f}" + (f"\n(${unit[i, j]:,.0f} each)" if unit[i, j] else ""),
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="white" if count > counts.max() / 2 else "black",
+        )
     axis.set_xticks([0, 1], ["predicted 0", "predicted 1"])
     axis.set_yticks([0, 1], ["actual 0", "actual 1"])
     figure.colorbar(image, ax=axis, label="rows")
-    axis.set_title(f"{model} on the holdout at threshold {report_at_threshold['threshold']:.3f}\n"
-                   f"expected cost ${report_at_threshold['expected_cost']:,.0f}")
+    axis.set_title(
+        f"{model} on the holdout at threshold {report_at_threshold['threshold']:.3f}\n"
+        f"expected cost ${report_at_threshold['expected_cost']:,.0f}"
+    )
     return _save(figure, path)
 
 
 def roc_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6, 5))
-    for colour, result in zip(COLOURS, leaderboard.results):
+    for colour, result in zip(COLOURS, leaderboard.results, strict=False):
         fpr, tpr, _ = roc_curve(holdout_target, result.holdout_probability)
         axis.plot(fpr, tpr, color=colour, label=f"{result.name} (AUC {result.holdout_metrics['roc_auc']:.3f})")
     axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
@@ -80,10 +91,9 @@ def roc_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) 
 
 def pr_curves(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6, 5))
-    for colour, result in zip(COLOURS, leaderboard.results):
+    for colour, result in zip(COLOURS, leaderboard.results, strict=False):
         precision, recall, _ = precision_recall_curve(holdout_target, result.holdout_probability)
-        axis.plot(recall, precision, color=colour,
-                  label=f"{result.name} (AP {result.holdout_metrics['pr_auc']:.3f})")
+        axis.plot(recall, precision, color=colour, label=f"{result.name} (AP {result.holdout_metrics['pr_auc']:.3f})")
     axis.axhline(holdout_target.mean(), color="k", linestyle="--", linewidth=0.8, label="base rate")
     axis.set_xlabel("recall")
     axis.set_ylabel("precision")
@@ -109,15 +119,19 @@ def feature_importance(explanation: GlobalExplanation, model: str, path: Path, t
 
 def model_comparison(leaderboard: Leaderboard, path: Path) -> Path:
     rows = pd.DataFrame(leaderboard.rows())
-    metrics = [("cv_roc_auc", "CV ROC-AUC"), ("test_roc_auc", "holdout ROC-AUC"),
-               ("cv_pr_auc", "CV PR-AUC"), ("test_pr_auc", "holdout PR-AUC")]
+    metrics = [
+        ("cv_roc_auc", "CV ROC-AUC"),
+        ("test_roc_auc", "holdout ROC-AUC"),
+        ("cv_pr_auc", "CV PR-AUC"),
+        ("test_pr_auc", "holdout PR-AUC"),
+    ]
     figure, axis = plt.subplots(figsize=(9, 4.8))
     width = 0.8 / len(metrics)
     positions = np.arange(len(rows))
     for k, (column, label) in enumerate(metrics):
         bars = axis.bar(positions + (k - 1.5) * width, rows[column], width, label=label, color=COLOURS[k])
         axis.bar_label(bars, fmt="%.3f", fontsize=7, rotation=90, padding=2)
-    axis.set_xticks(positions, [f"#{r} {m}" for r, m in zip(rows["rank"], rows["model"])])
+    axis.set_xticks(positions, [f"#{r} {m}" for r, m in zip(rows["rank"], rows["model"], strict=False)])
     axis.set_ylim(0, 1.12)
     axis.set_ylabel("score")
     axis.set_title("Model comparison (ranked by the selection rule)")
@@ -130,24 +144,37 @@ def cost_vs_threshold(leaderboard: Leaderboard, spec: DatasetSpec, path: Path) -
     curve = cost_curve(winner.oof_target, winner.oof_probability, spec.costs)
     figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.plot(GRID, curve / 1000, color="#1f77b4", label=f"{winner.name} (out-of-fold)")
-    axis.axvline(winner.oof_threshold, color="#2ca02c", linestyle="--",
-                 label=f"tuned {winner.oof_threshold:.3f}: ${winner.oof_expected_cost:,.0f}")
+    axis.axvline(
+        winner.oof_threshold,
+        color="#2ca02c",
+        linestyle="--",
+        label=f"tuned {winner.oof_threshold:.3f}: ${winner.oof_expected_cost:,.0f}",
+    )
     axis.axvline(0.5, color="#d62728", linestyle=":", label=f"0.5: ${winner.oof_cost_at_0_5:,.0f}")
     axis.set_xlabel("decision threshold (act when probability ≥ threshold)")
     axis.set_ylabel("expected cost on training rows, $ thousands")
-    axis.set_title(f"Cost vs threshold (FN ${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
-                   f"TP ${spec.costs.true_positive:,.0f})")
+    axis.set_title(
+        f"Cost vs threshold (FN ${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
+        f"TP ${spec.costs.true_positive:,.0f})"
+    )
     axis.legend(fontsize=8)
     return _save(figure, path)
 
 
 def calibration(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6, 5))
-    for colour, result in zip(COLOURS, leaderboard.results):
-        observed, predicted = calibration_curve(holdout_target, result.holdout_probability, n_bins=10,
-                                                strategy="quantile")
-        axis.plot(predicted, observed, marker="o", markersize=3, color=colour,
-                  label=f"{result.name} (ECE {result.holdout_metrics['calibration_error']:.3f})")
+    for colour, result in zip(COLOURS, leaderboard.results, strict=False):
+        observed, predicted = calibration_curve(
+            holdout_target, result.holdout_probability, n_bins=10, strategy="quantile"
+        )
+        axis.plot(
+            predicted,
+            observed,
+            marker="o",
+            markersize=3,
+            color=colour,
+            label=f"{result.name} (ECE {result.holdout_metrics['calibration_error']:.3f})",
+        )
     axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
     axis.set_xlabel("predicted probability")
     axis.set_ylabel("observed positive rate")
@@ -160,8 +187,11 @@ def drift_bars(features: list, threshold: float, path: Path) -> Path:
     """PSI per input against the champion's training data, the drift threshold marked."""
     ordered = sorted(features, key=lambda f: f.psi)
     figure, axis = plt.subplots(figsize=(7, max(3, 0.3 * len(ordered) + 1)))
-    axis.barh([f.feature for f in ordered], [f.psi for f in ordered],
-              color=["#d62728" if f.drifted else "#1f77b4" for f in ordered])
+    axis.barh(
+        [f.feature for f in ordered],
+        [f.psi for f in ordered],
+        color=["#d62728" if f.drifted else "#1f77b4" for f in ordered],
+    )
     axis.axvline(threshold, color="black", linestyle="--", label=f"drift threshold {threshold:g}")
     axis.set_xlabel("population stability index (PSI)")
     axis.set_title("Input drift: logged traffic vs training data")
@@ -176,26 +206,49 @@ def anomaly_ranks(results: list, top_share: float, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(9, 1.4 + 0.55 * max(len(results), 1)))
     results = sorted(results, key=lambda r: r.median_normal_percentile)
     if results:
-        boxes = axis.boxplot([100 * np.maximum(1 - r.normal_percentiles, floor) for r in results], orientation="horizontal",
-                             patch_artist=True, widths=0.6, medianprops={"color": "black"})
-        for box, result in zip(boxes["boxes"], results):
+        boxes = axis.boxplot(
+            [100 * np.maximum(1 - r.normal_percentiles, floor) for r in results],
+            orientation="horizontal",
+            patch_artist=True,
+            widths=0.6,
+            medianprops={"color": "black"},
+        )
+        for box, result in zip(boxes["boxes"], results, strict=False):
             box.set_facecolor(COLOURS[0] if result.in_training else COLOURS[1])
-        axis.set_yticks(range(1, len(results) + 1),
-                        [f"{r.kind} ({r.holdout_rows}, {'held out' if r.in_training else 'never seen'})"
-                         for r in results])
+        axis.set_yticks(
+            range(1, len(results) + 1),
+            [f"{r.kind} ({r.holdout_rows}, {'held out' if r.in_training else 'never seen'})" for r in results],
+        )
         for row, result in enumerate(results, start=1):
-            axis.annotate(f"{result.share_in_top_1pct:.0%} in top {top_share:.0%}", (100 * floor, row),
-                          xytext=(6, 0), textcoords="offset points", va="center", fontsize=8,
-                          annotation_clip=False)
+            axis.annotate(
+                f"{result.share_in_top_1pct:.0%} in top {top_share:.0%}",
+                (100 * floor, row),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                annotation_clip=False,
+            )
     axis.axvline(100 * top_share, color=COLOURS[3], linestyle="--")
-    axis.text(100 * top_share, 1.005, f"alarm line: top {top_share:.0%} of normal traffic", color=COLOURS[3],
-              fontsize=8, ha="center", va="bottom", transform=axis.get_xaxis_transform())
+    axis.text(
+        100 * top_share,
+        1.005,
+        f"alarm line: top {top_share:.0%} of normal traffic",
+        color=COLOURS[3],
+        fontsize=8,
+        ha="center",
+        va="bottom",
+        transform=axis.get_xaxis_transform(),
+    )
     axis.set_xscale("log")
     axis.set_xlim(100, 100 * floor)
     axis.set_xticks([100, 10, 1, 0.1, 100 * floor], ["100 %", "10 %", "1 %", "0.1 %", "above all"])
     axis.set_xlabel("normal holdout rows scoring higher (log scale; stranger to the right)")
-    axis.set_title("Anomaly score on attack kinds the detector never saw (blue: held out of training; "
-                   "orange: never in training)", fontsize=9, pad=16)
+    axis.set_title(
+        "Anomaly score on attack kinds the detector never saw (blue: held out of training; orange: never in training)",
+        fontsize=9,
+        pad=16,
+    )
     return _save(figure, path)
 
 
@@ -212,19 +265,25 @@ def plot_quality(result: QualityResult, path: Path) -> Path:
     missing_axis.set_title("Missing or unparseable values, % of rows")
     missing_axis.set_xlabel("% missing")
     missing_axis.tick_params(axis="y", labelsize=8)
-    for axis, (column, rows) in zip(axes[0][1:], result.segments.items()):
+    for axis, (column, rows) in zip(axes[0][1:], result.segments.items(), strict=False):
         labels = [str(row["value"]) for row in rows]
         rates = [100 * row["target_rate"] for row in rows]
         bars = axis.bar(labels, rates, color="#2e86c1")
-        axis.bar_label(bars, labels=[f"{rate:.1f}%\n(n={row['rows']:,})" for rate, row in zip(rates, rows)],
-                       fontsize=8)
+        axis.bar_label(
+            bars,
+            labels=[f"{rate:.1f}%\n(n={row['rows']:,})" for rate, row in zip(rates, rows, strict=False)],
+            fontsize=8,
+        )
         axis.set_title(f"Target rate by {column}")
         axis.set_ylabel("% positive")
         axis.set_ylim(0, max(rates + [1]) * 1.25)
         axis.tick_params(axis="x", labelrotation=30, labelsize=8)
     status = "passed" if result.success else "FAILED"
-    figure.suptitle(f"Data quality — {result.dataset} ({status}: {len(result.critical_failed)} critical, "
-                    f"{len(result.warnings)} warnings)", fontsize=13)
+    figure.suptitle(
+        f"Data quality — {result.dataset} ({status}: {len(result.critical_failed)} critical, "
+        f"{len(result.warnings)} warnings)",
+        fontsize=13,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

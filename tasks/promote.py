@@ -31,8 +31,15 @@ from tollgate.store.runs import RunPaths
 
 
 @task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"])
-def promote(run: RunPaths, spec: DatasetSpec, raw: RawData, split: TrainHoldout, leaderboard: Leaderboard,
-            package: PackageResult, settings: Settings) -> PromotionResult:
+def promote(
+    run: RunPaths,
+    spec: DatasetSpec,
+    raw: RawData,
+    split: TrainHoldout,
+    leaderboard: Leaderboard,
+    package: PackageResult,
+    settings: Settings,
+) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
     y_true = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
@@ -45,30 +52,51 @@ def promote(run: RunPaths, spec: DatasetSpec, raw: RawData, split: TrainHoldout,
         if current is not None:
             champion_model = load_packaged_model(current["tag"])  # checksums verified
             champion_probability = champion_model.pipeline.predict_proba(
-                split.holdout[list(champion_model.pipeline.feature_names_in_)])[:, 1]
+                split.holdout[list(champion_model.pipeline.feature_names_in_)]
+            )[:, 1]
             champion = holdout_score(current["tag"], y_true, champion_probability, champion_model.threshold, spec.costs)
-            comparison = paired_bootstrap(y_true, challenger_probability, champion_probability,
-                                          (challenger.threshold, champion.threshold), spec)
+            comparison = paired_bootstrap(
+                y_true, challenger_probability, champion_probability, (challenger.threshold, champion.threshold), spec
+            )
         decision = should_promote(challenger, champion, comparison, spec.promotion)
-        record = {"at": now(), "run_id": run.run_id, **asdict(decision), "metric": spec.promotion.metric,
-                  "holdout_month": split.holdout_month, "challenger_metrics": asdict(challenger),
-                  "champion_metrics": asdict(champion) if champion else None}
+        record = {
+            "at": now(),
+            "run_id": run.run_id,
+            **asdict(decision),
+            "metric": spec.promotion.metric,
+            "holdout_month": split.holdout_month,
+            "challenger_metrics": asdict(challenger),
+            "champion_metrics": asdict(champion) if champion else None,
+        }
         if decision.decision == "promoted":
-            bento_path = (export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos")
-                          if package.bento_tag else None)
+            bento_path = (
+                export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos")
+                if package.bento_tag
+                else None
+            )
             if current is not None:
                 registry.setdefault("previous", []).append(current)
-            registry["champion"] = {"tag": challenger.tag, "bento_tag": package.bento_tag,
-                                    "bento_path": str(bento_path) if bento_path else None, "run_id": run.run_id,
-                                    "algorithm": winner.estimator, "threshold": winner.oof_threshold,
-                                    "holdout_month": split.holdout_month, "input_sha256": raw.sha256,
-                                    "metrics": asdict(challenger), "promoted_at": now()}
+            registry["champion"] = {
+                "tag": challenger.tag,
+                "bento_tag": package.bento_tag,
+                "bento_path": str(bento_path) if bento_path else None,
+                "run_id": run.run_id,
+                "algorithm": winner.estimator,
+                "threshold": winner.oof_threshold,
+                "holdout_month": split.holdout_month,
+                "input_sha256": raw.sha256,
+                "metrics": asdict(challenger),
+                "promoted_at": now(),
+            }
         registry.setdefault("history", []).append(record)
         registry["dataset"] = spec.name
     markdown = promotion_markdown(spec, decision, challenger, champion, split.holdout_month)
     (run.dir / "promotion.md").write_text(markdown, encoding="utf-8")
     write_json_atomic(run.dir / "promotion.json", record)
-    create_markdown_artifact(key=artifact_key(spec.name, "promotion"), markdown=markdown,
-                             description=f"{spec.name} champion/challenger decision, run {run.run_id}")
+    create_markdown_artifact(
+        key=artifact_key(spec.name, "promotion"),
+        markdown=markdown,
+        description=f"{spec.name} champion/challenger decision, run {run.run_id}",
+    )
     print(f"promotion: {decision.decision} — {decision.reason}")
     return PromotionResult(decision=decision, record=record, registry=str(path))

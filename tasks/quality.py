@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,12 @@ def _observed(result: dict, exception: dict | None) -> str:
     return ""
 
 
-def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path,
-              extra: dict[str, tuple[pd.DataFrame, Path]] | None = None) -> list[ExpectationOutcome]:
+def run_suite(
+    batches: dict[str, pd.DataFrame],
+    suite_path: Path,
+    docs_dir: Path,
+    extra: dict[str, tuple[pd.DataFrame, Path]] | None = None,
+) -> list[ExpectationOutcome]:
     """Validate each batch with GE in an ephemeral context and build Data Docs into ``docs_dir``.
 
     Batches are validated one by one so that a column missing from one month is named as such,
@@ -106,7 +110,7 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
             gx.Checkpoint(name=f"{suite.name}-checkpoint", validation_definitions=[validation], result_format="SUMMARY")
         )
     outcomes = []
-    validated_at = datetime.now(timezone.utc)
+    validated_at = datetime.now(UTC)
     for label, frame, path in plan:
         run_id = gx.RunIdentifier(run_name=label, run_time=validated_at)
         run = checkpoints[path].run(batch_parameters={"dataframe": frame}, run_id=run_id)
@@ -128,7 +132,6 @@ def run_suite(batches: dict[str, pd.DataFrame], suite_path: Path, docs_dir: Path
                 )
     context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
-
 
 
 def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir: Path) -> QualityResult:
@@ -156,8 +159,14 @@ def validation_input_hash(parameters: dict[str, Any]) -> str:
     raw, spec, settings = parameters["raw"], parameters["spec"], parameters["settings"]
     suite = spec.suite_path(settings)
     raw_suite = spec.raw_logs_suite_path() if raw.line_samples else None
-    return digest("validate", raw.sha256, sorted(raw.renamed.items()), suite.read_text(encoding="utf-8"),
-                  raw_suite.read_text(encoding="utf-8") if raw_suite else "", spec.content_sha256)
+    return digest(
+        "validate",
+        raw.sha256,
+        sorted(raw.renamed.items()),
+        suite.read_text(encoding="utf-8"),
+        raw_suite.read_text(encoding="utf-8") if raw_suite else "",
+        spec.content_sha256,
+    )
 
 
 @task(name="validate", timeout_seconds=TIMEOUTS["validate"], **input_cache(validation_input_hash))
@@ -174,8 +183,9 @@ def validate(raw: RawData, spec: DatasetSpec, settings: Settings) -> QualityResu
 
 
 @task(name="quality-gate", cache_policy=NO_CACHE)
-def quality_gate(validation: QualityResult, raw: RawData, spec: DatasetSpec, settings: Settings,
-                 run: RunPaths) -> QualityResult:
+def quality_gate(
+    validation: QualityResult, raw: RawData, spec: DatasetSpec, settings: Settings, run: RunPaths
+) -> QualityResult:
     """Publish the validation in the run folder (Data Docs, markdown, JSON), then stop on critical failures."""
     report_dir = run.dir
     source_docs = Path(validation.data_docs).parent
@@ -188,13 +198,23 @@ def quality_gate(validation: QualityResult, raw: RawData, spec: DatasetSpec, set
     picture = plot_quality(result, report_dir / "data_quality.png")
     markdown = render_markdown(result, raw)
     (report_dir / "data_quality.md").write_text(f"{markdown}\n\n![data quality]({picture.name})\n", encoding="utf-8")
-    write_json_atomic(report_dir / "data_quality.json",
-                      {**result.summary(), "outcomes": [asdict(o) for o in result.outcomes],
-                       "profile": result.profile, "segments": result.segments, "raw_logs": raw.parse_reports})
-    create_markdown_artifact(key=artifact_key(spec.name, "data-quality"), markdown=markdown,
-                             description=f"Data quality gate for {spec.name}")
-    print(f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "
-          f"Data Docs at {result.data_docs}")
+    write_json_atomic(
+        report_dir / "data_quality.json",
+        {
+            **result.summary(),
+            "outcomes": [asdict(o) for o in result.outcomes],
+            "profile": result.profile,
+            "segments": result.segments,
+            "raw_logs": raw.parse_reports,
+        },
+    )
+    create_markdown_artifact(
+        key=artifact_key(spec.name, "data-quality"), markdown=markdown, description=f"Data quality gate for {spec.name}"
+    )
+    print(
+        f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "
+        f"Data Docs at {result.data_docs}"
+    )
     if not result.success:
         raise QualityGateFailed(result)
     return result

@@ -29,8 +29,9 @@ from tollgate.store.files import write_json_atomic
 from tollgate.store.runs import RunPaths
 
 
-def _make_plots(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard,
-                explanation: GlobalExplanation) -> dict[str, Path]:
+def _make_plots(
+    run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboard: Leaderboard, explanation: GlobalExplanation
+) -> dict[str, Path]:
     folder = run.dir / "plots"
     folder.mkdir(exist_ok=True)
     train_target = split.train[spec.target.column]
@@ -43,15 +44,24 @@ def _make_plots(run: RunPaths, spec: DatasetSpec, split: TrainHoldout, leaderboa
         "Precision-recall curves": plots.pr_curves(leaderboard, holdout_target, folder / "pr.png"),
         "Cost vs threshold": plots.cost_vs_threshold(leaderboard, spec, folder / "cost_threshold.png"),
         "Confusion matrix at the tuned threshold": plots.confusion_heatmap(
-            winner.holdout_metrics["at_threshold"], spec, winner.name, folder / "confusion.png"),
+            winner.holdout_metrics["at_threshold"], spec, winner.name, folder / "confusion.png"
+        ),
         "Calibration": plots.calibration(leaderboard, holdout_target, folder / "calibration.png"),
         "Feature importance": plots.feature_importance(explanation, winner.name, folder / "importance.png"),
     }
 
 
 @task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"])
-def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: QualityResult, cleaning: CleaningReport,
-                 split: TrainHoldout, leaderboard: Leaderboard, explanation: GlobalExplanation) -> ReportResult:
+def write_report(
+    run: RunPaths,
+    spec: DatasetSpec,
+    raw: RawData,
+    quality: QualityResult,
+    cleaning: CleaningReport,
+    split: TrainHoldout,
+    leaderboard: Leaderboard,
+    explanation: GlobalExplanation,
+) -> ReportResult:
     """Write the winner's metadata, plots and reports into the run folder; publish the Prefect artifacts."""
     winner = leaderboard.winner
     leaderboard_rows = leaderboard.rows()
@@ -68,17 +78,27 @@ def write_report(run: RunPaths, spec: DatasetSpec, raw: RawData, quality: Qualit
     }
     markdown_report = "\n\n".join(
         [summary]
-        + [f"## {heading}\n\n{markdown_table(table.to_dict('records'), list(table.columns))}"
-           for heading, table in tables.items()]
-        + [f"## {heading}\n\n![{heading}]({path.relative_to(run.dir)})" for heading, path in figures.items()])
+        + [
+            f"## {heading}\n\n{markdown_table(table.to_dict('records'), list(table.columns))}"
+            for heading, table in tables.items()
+        ]
+        + [f"## {heading}\n\n![{heading}]({path.relative_to(run.dir)})" for heading, path in figures.items()]
+    )
     (run.dir / "report.md").write_text(markdown_report, encoding="utf-8")
     (run.dir / "report.html").write_text(
-        html_report(f"Tollgate {spec.name} run {run.run_id}", summary, tables, figures), encoding="utf-8")
+        html_report(f"Tollgate {spec.name} run {run.run_id}", summary, tables, figures), encoding="utf-8"
+    )
     metadata = run_metadata(spec, run, raw, quality, cleaning, split, leaderboard)
     write_json_atomic(run.metadata_path, metadata)
-    create_table_artifact(key=artifact_key(spec.name, "leaderboard"), table=leaderboard_rows,
-                          description=f"{spec.name} model tournament, run {run.run_id}")
-    create_markdown_artifact(key=artifact_key(spec.name, "model-summary"), markdown=summary,
-                             description=f"{spec.name} winner, threshold and drivers, run {run.run_id}")
+    create_table_artifact(
+        key=artifact_key(spec.name, "leaderboard"),
+        table=leaderboard_rows,
+        description=f"{spec.name} model tournament, run {run.run_id}",
+    )
+    create_markdown_artifact(
+        key=artifact_key(spec.name, "model-summary"),
+        markdown=summary,
+        description=f"{spec.name} winner, threshold and drivers, run {run.run_id}",
+    )
     print(f"report: {run.dir / 'report.html'}")
     return ReportResult(html=run.dir / "report.html", markdown=run.dir / "report.md", metadata=metadata)

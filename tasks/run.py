@@ -22,9 +22,17 @@ CACHE_EXPIRATION = timedelta(days=62)
 """How long an ingest or validation result is reused for the same input (two monthly cycles)."""
 
 MINUTE = 60
-TIMEOUTS = {"ingest": 30 * MINUTE, "validate": 30 * MINUTE, "clean": 30 * MINUTE, "explain": 60 * MINUTE,
-            "report": 30 * MINUTE, "package": 60 * MINUTE, "promote": 30 * MINUTE, "monitor": 30 * MINUTE,
-            "retrain": 6 * 60 * MINUTE}
+TIMEOUTS = {
+    "ingest": 30 * MINUTE,
+    "validate": 30 * MINUTE,
+    "clean": 30 * MINUTE,
+    "explain": 60 * MINUTE,
+    "report": 30 * MINUTE,
+    "package": 60 * MINUTE,
+    "promote": 30 * MINUTE,
+    "monitor": 30 * MINUTE,
+    "retrain": 6 * 60 * MINUTE,
+}
 """Time limits (seconds), each several times the stage's time on a 1,000,000-row month here. Tournament
 candidates run in worker threads, which Prefect cannot interrupt; the whole retrain flow's limit covers them."""
 
@@ -40,8 +48,12 @@ def retry_on_io_error(task: Task, task_run: Any, state: Any) -> bool:
     return False
 
 
-IO_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-                              "retry_jitter_factor": 0.5, "retry_condition_fn": retry_on_io_error}
+IO_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_on_io_error,
+}
 """Task options for stages that read or write files: three retries after ~2, 4 and 8 s on OSError only."""
 
 
@@ -61,8 +73,9 @@ class InputHashPolicy(CachePolicy):
 
     input_hash: Callable[[dict[str, Any]], str | None] | None = None
 
-    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
-                    **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         key = self.input_hash(inputs) if self.input_hash else None
         if key is None:
             return None
@@ -74,8 +87,11 @@ def input_cache(input_hash: Callable[[dict[str, Any]], str | None]) -> dict[str,
 
     Set ``PREFECT_TASKS_REFRESH_CACHE=true`` to recompute anyway.
     """
-    return {"cache_policy": InputHashPolicy(input_hash=input_hash), "cache_expiration": CACHE_EXPIRATION,
-            "persist_result": True}
+    return {
+        "cache_policy": InputHashPolicy(input_hash=input_hash),
+        "cache_expiration": CACHE_EXPIRATION,
+        "persist_result": True,
+    }
 
 
 def cached(stage: Task, settings: Settings) -> Task:

@@ -11,7 +11,6 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-
 from typing import Any
 
 from prefect import task
@@ -34,8 +33,9 @@ from tollgate.store.registry import read_registry
 def fresh_simulation_root(spec: DatasetSpec, settings: Settings) -> Settings:
     """Settings whose artifacts live under ``<artifacts>/simulation/``, the dataset's folder there emptied:
     a replay starts with no champion and never writes the production registry."""
-    simulation = settings.model_copy(update={"artifacts_dir": settings.artifacts_dir / "simulation",
-                                             "prediction_log_dir": None})
+    simulation = settings.model_copy(
+        update={"artifacts_dir": settings.artifacts_dir / "simulation", "prediction_log_dir": None}
+    )
     folder = simulation.dataset_artifacts(spec.name)
     if folder.exists():
         shutil.rmtree(folder)
@@ -49,12 +49,13 @@ def plan_months(spec: DatasetSpec, settings: Settings, months: int) -> list[tupl
     """The last ``months`` holdout months that have a full training window, each with the month after it."""
     folder = spec.raw_path(settings)
     available = sorted(m for m in (month_of(p) for p in folder.glob("*")) if m)
-    eligible = available[spec.split.train_window_months:] or available[1:]
+    eligible = available[spec.split.train_window_months :] or available[1:]
     if not eligible:
         raise IngestError(f"{folder} has too few monthly batches to replay")
     chosen = eligible[-months:]
-    following = {m: available[available.index(m) + 1] if available.index(m) + 1 < len(available) else None
-                 for m in chosen}
+    following = {
+        m: available[available.index(m) + 1] if available.index(m) + 1 < len(available) else None for m in chosen
+    }
     return [(month, following[month]) for month in chosen]
 
 
@@ -70,8 +71,14 @@ def replay_traffic(spec: DatasetSpec, settings: Settings, month: str, log_dir: P
     for record in records:
         probability = scorer.predict_proba(clean_record(record, spec))
         decision = decide(probability, model.threshold, spec)
-        answers.append({"prediction": decision.prediction, "probability": probability, "risk_level": decision.risk_level,
-                        "model_version": model.version})
+        answers.append(
+            {
+                "prediction": decision.prediction,
+                "probability": probability,
+                "risk_level": decision.risk_level,
+                "model_version": model.version,
+            }
+        )
     per_record_ms = (time.perf_counter() - started) * 1000 / max(len(records), 1)
     log = PredictionLog(log_dir)
     log.write(prediction_entries(uuid.uuid4().hex, "replay", records, answers, per_record_ms))
@@ -80,8 +87,18 @@ def replay_traffic(spec: DatasetSpec, settings: Settings, month: str, log_dir: P
     return {"month": month, "records": len(records), "model": model.tag, "flagged": positive}
 
 
-SIMULATION_COLUMNS = ["holdout", "challenger", "decision", "champion", "champion_roc_auc", "champion_cost",
-                      "served_month", "flagged", "drift", "reason"]
+SIMULATION_COLUMNS = [
+    "holdout",
+    "challenger",
+    "decision",
+    "champion",
+    "champion_roc_auc",
+    "champion_cost",
+    "served_month",
+    "flagged",
+    "drift",
+    "reason",
+]
 
 
 def decisions_table(rows: list[dict[str, Any]]) -> str:
@@ -90,15 +107,22 @@ def decisions_table(rows: list[dict[str, Any]]) -> str:
 
 
 @task(name="simulation-row", cache_policy=NO_CACHE)
-def simulation_row(month: str, run: dict[str, Any], registry_file: str, traffic: dict[str, Any] | None,
-                   drift: dict[str, Any] | None) -> dict[str, Any]:
+def simulation_row(
+    month: str, run: dict[str, Any], registry_file: str, traffic: dict[str, Any] | None, drift: dict[str, Any] | None
+) -> dict[str, Any]:
     """One line of the table: the month's decision and the champion that served afterwards."""
     champion = read_registry(Path(registry_file))["champion"] or {}
     metrics = champion.get("metrics") or {}
     promotion = run.get("promotion") or {}
-    return {"holdout": month, "challenger": run.get("winner", {}).get("model"), "decision": promotion.get("decision"),
-            "champion": champion.get("tag", "—").split(":")[-1], "champion_roc_auc": round(metrics.get("roc_auc", float("nan")), 4),
-            "champion_cost": round(metrics.get("expected_cost", float("nan")), 0),
-            "served_month": traffic["month"] if traffic else "—", "flagged": traffic["flagged"] if traffic else "—",
-            "drift": ("yes" if drift["drifted"] else "no") if drift else "—",
-            "reason": promotion.get("reason", "")[:90]}
+    return {
+        "holdout": month,
+        "challenger": run.get("winner", {}).get("model"),
+        "decision": promotion.get("decision"),
+        "champion": champion.get("tag", "—").split(":")[-1],
+        "champion_roc_auc": round(metrics.get("roc_auc", float("nan")), 4),
+        "champion_cost": round(metrics.get("expected_cost", float("nan")), 0),
+        "served_month": traffic["month"] if traffic else "—",
+        "flagged": traffic["flagged"] if traffic else "—",
+        "drift": ("yes" if drift["drifted"] else "no") if drift else "—",
+        "reason": promotion.get("reason", "")[:90],
+    }

@@ -16,9 +16,9 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tollgate.synth.generate import generate, make_batch  # noqa: E402
 from tollgate.config.settings import PROJECT_ROOT, Settings  # noqa: E402
 from tollgate.config.spec import DatasetSpec, load_spec  # noqa: E402
+from tollgate.synth.generate import generate, make_batch  # noqa: E402
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 TELCO_CSV = SHARED_DATA / "telco_churn.csv"

@@ -9,20 +9,41 @@ from tollgate.core.clean import clean_frame, clean_record, parse_numeric
 
 def _record(**overrides) -> dict:
     record = {
-        "customer_id": "0001-AAAAA", "gender": "Female", "senior_citizen": "0", "partner": "Yes",
-        "dependents": "No", "tenure_months": "12", "phone_service": "Yes", "multiple_lines": "No",
-        "internet_service": "DSL", "online_security": "No", "online_backup": "Yes",
-        "device_protection": "No", "tech_support": "No", "streaming_tv": "No", "streaming_movies": "No",
-        "contract": "One year", "paperless_billing": "Yes", "payment_method": "Mailed check",
-        "monthly_charges": "55.20", "total_charges": "662.40", "churn": "No",
+        "customer_id": "0001-AAAAA",
+        "gender": "Female",
+        "senior_citizen": "0",
+        "partner": "Yes",
+        "dependents": "No",
+        "tenure_months": "12",
+        "phone_service": "Yes",
+        "multiple_lines": "No",
+        "internet_service": "DSL",
+        "online_security": "No",
+        "online_backup": "Yes",
+        "device_protection": "No",
+        "tech_support": "No",
+        "streaming_tv": "No",
+        "streaming_movies": "No",
+        "contract": "One year",
+        "paperless_billing": "Yes",
+        "payment_method": "Mailed check",
+        "monthly_charges": "55.20",
+        "total_charges": "662.40",
+        "churn": "No",
     }
     return {**record, **overrides}
 
 
 @pytest.mark.parametrize(
     "text, expected, repaired, unparseable",
-    [("1,234.50", 1234.5, 1, 0), (" 70.35 ", 70.35, 0, 0), ("$12", 12.0, 1, 0),
-     ("abc", np.nan, 0, 1), (" ", np.nan, 0, 0), (None, np.nan, 0, 0)],
+    [
+        ("1,234.50", 1234.5, 1, 0),
+        (" 70.35 ", 70.35, 0, 0),
+        ("$12", 12.0, 1, 0),
+        ("abc", np.nan, 0, 1),
+        (" ", np.nan, 0, 0),
+        (None, np.nan, 0, 0),
+    ],
 )
 def test_parse_numeric(text, expected, repaired, unparseable):
     """Check lenient number parsing and its repair/unparseable counts."""
@@ -33,12 +54,14 @@ def test_parse_numeric(text, expected, repaired, unparseable):
 
 def test_repairs_are_applied_and_counted(churn_spec):
     """Check casing, whitespace, text numbers, bad ranges and target spelling are fixed and counted."""
-    frame = pd.DataFrame([
-        _record(customer_id="1", contract=" one YEAR", churn=" yes"),
-        _record(customer_id="2", total_charges="1,234.50", partner="YES "),
-        _record(customer_id="3", monthly_charges="-29.85", tenure_months="0", total_charges=" "),
-        _record(customer_id="4", monthly_charges="99999", internet_service="Satellite"),
-    ])
+    frame = pd.DataFrame(
+        [
+            _record(customer_id="1", contract=" one YEAR", churn=" yes"),
+            _record(customer_id="2", total_charges="1,234.50", partner="YES "),
+            _record(customer_id="3", monthly_charges="-29.85", tenure_months="0", total_charges=" "),
+            _record(customer_id="4", monthly_charges="99999", internet_service="Satellite"),
+        ]
+    )
     result = clean_frame(frame, churn_spec)
     cleaned, report = result.frame, result.report
     assert list(cleaned["contract"][:1]) == ["One year"] and cleaned["partner"][1] == "Yes"
@@ -56,16 +79,20 @@ def test_repairs_are_applied_and_counted(churn_spec):
 
 def test_dropped_rows_are_counted_by_reason(churn_spec):
     """Check that duplicates keep the later row and rows without a target are dropped, both counted."""
-    frame = pd.DataFrame([
-        _record(customer_id="1", contract="Month-to-month"),
-        _record(customer_id="1", contract="Two year"),
-        _record(customer_id="2", churn="maybe"),
-        _record(customer_id="3", churn=None),
-        _record(customer_id="4"),
-    ])
+    frame = pd.DataFrame(
+        [
+            _record(customer_id="1", contract="Month-to-month"),
+            _record(customer_id="1", contract="Two year"),
+            _record(customer_id="2", churn="maybe"),
+            _record(customer_id="3", churn=None),
+            _record(customer_id="4"),
+        ]
+    )
     result = clean_frame(frame, churn_spec)
     assert result.report.rows_dropped == {
-        "missing or unknown target (churn)": 2, "duplicate customer_id (later row kept)": 1}
+        "missing or unknown target (churn)": 2,
+        "duplicate customer_id (later row kept)": 1,
+    }
     assert result.frame.loc[result.frame["customer_id"] == "1", "contract"].tolist() == ["Two year"]
 
 
@@ -78,8 +105,9 @@ def test_no_row_is_lost_without_a_count(churn_batch, churn_spec):
 
 def test_cleaning_is_deterministic(churn_batch, churn_spec):
     """Check that cleaning the same batch twice gives the same frame."""
-    pd.testing.assert_frame_equal(clean_frame(churn_batch, churn_spec).frame,
-                                  clean_frame(churn_batch, churn_spec).frame)
+    pd.testing.assert_frame_equal(
+        clean_frame(churn_batch, churn_spec).frame, clean_frame(churn_batch, churn_spec).frame
+    )
 
 
 def test_single_request_without_target(churn_spec):
@@ -94,8 +122,13 @@ def test_single_request_without_target(churn_spec):
 
 def test_missing_is_always_nan(churn_spec):
     """Check that None, blanks and NaN all become NaN, which the model's imputers recognise."""
-    frame = pd.DataFrame([_record(customer_id="1", partner=None), _record(customer_id="2", partner="  "),
-                          _record(customer_id="3", partner=np.nan)])
+    frame = pd.DataFrame(
+        [
+            _record(customer_id="1", partner=None),
+            _record(customer_id="2", partner="  "),
+            _record(customer_id="3", partner=np.nan),
+        ]
+    )
     partner = clean_frame(frame, churn_spec).frame["partner"]
     assert partner.isna().all() and all(isinstance(v, float) for v in partner)
 
@@ -114,10 +147,20 @@ def test_clean_record_equals_clean_frame_row_by_row(dataset, churn_spec, securit
             assert (pd.isna(want) and pd.isna(got)) or want == got, (position, column, record[column], want, got)
 
 
-@pytest.mark.parametrize("column, value, expected", [
-    ("tenure_months", " 42 ", 42.0), ("total_charges", "1,200.5", 1200.5), ("total_charges", "$7", 7.0),
-    ("tenure_months", True, np.nan), ("tenure_months", "", np.nan), ("tenure_months", None, np.nan),
-    ("tenure_months", -3, np.nan), ("tenure_months", 12.5, np.nan), ("tenure_months", 121, np.nan)])
+@pytest.mark.parametrize(
+    "column, value, expected",
+    [
+        ("tenure_months", " 42 ", 42.0),
+        ("total_charges", "1,200.5", 1200.5),
+        ("total_charges", "$7", 7.0),
+        ("tenure_months", True, np.nan),
+        ("tenure_months", "", np.nan),
+        ("tenure_months", None, np.nan),
+        ("tenure_months", -3, np.nan),
+        ("tenure_months", 12.5, np.nan),
+        ("tenure_months", 121, np.nan),
+    ],
+)
 def test_clean_record_numbers(churn_spec, column, value, expected):
     """Check one request's numbers are repaired or made missing like a batch's (tenure: integer 0–120)."""
     cleaned = clean_record(_record(**{column: value}), churn_spec)
@@ -138,8 +181,12 @@ def test_any_other_label_is_positive_and_no_id_means_no_dedupe():
     from tollgate.config.spec import resolve_spec
 
     spec = resolve_spec("nsl_kdd", None, Settings())
-    row = {column: "0" for column in spec.columns.numeric} | {"protocol_type": "tcp", "service": "http", "flag": "SF",
-                                                               "difficulty": "21"}
+    row = {column: "0" for column in spec.columns.numeric} | {
+        "protocol_type": "tcp",
+        "service": "http",
+        "flag": "SF",
+        "difficulty": "21",
+    }
     labels = ["normal", "neptune", " Normal", "guess_passwd", "", None, "smurf", "normal"]
     frame = pd.DataFrame([{**row, "label": label} for label in labels])
     result = clean_frame(frame, spec)

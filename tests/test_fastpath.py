@@ -5,9 +5,8 @@ import pytest
 
 from tollgate.core.clean import clean_frame
 from tollgate.core.fastpath import FastScorer
-from tollgate.core.features import build_pipeline
+from tollgate.core.features import build_pipeline, features_and_target
 from tollgate.core.split import split_rows
-from tollgate.core.features import features_and_target
 from tollgate.core.tournament import make_estimator
 
 

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from tollgate.synth.generate import generate, make_batch
 from tollgate.core.clean import clean_frame
+from tollgate.synth.generate import generate, make_batch
 
 
 def test_same_seed_same_batch():

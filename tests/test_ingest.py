@@ -74,8 +74,9 @@ def test_file_strategy_holds_out_the_named_file(tmp_path, security_spec):
     from tollgate.core.split import split_rows
 
     frame = pd.DataFrame({"is_attack": [0, 1, 0, 1, 0, 1], BATCH_COLUMN: ["a.csv"] * 4 + ["b.csv"] * 2})
-    spec = security_spec.model_copy(update={"split": security_spec.split.model_copy(
-        update={"strategy": "file", "holdout_file": "b.csv"})})
+    spec = security_spec.model_copy(
+        update={"split": security_spec.split.model_copy(update={"strategy": "file", "holdout_file": "b.csv"})}
+    )
     split = split_rows(frame, spec, None)
     assert len(split.train) == 4 and len(split.holdout) == 2 and split.describe().endswith("(file b.csv)")
     wrong = spec.model_copy(update={"split": spec.split.model_copy(update={"holdout_file": "c.csv"})})

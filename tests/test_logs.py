@@ -7,32 +7,76 @@ import json
 import pandas as pd
 import pytest
 
-from tollgate.synth.raw_logs import MALFORMED_KINDS, write_month
 from tollgate.rawlogs.parse import RawLogError, log_files
 from tollgate.rawlogs.sessions import attach_labels
 from tollgate.rawlogs.stream import SessionStream, sessionise
+from tollgate.synth.raw_logs import MALFORMED_KINDS, write_month
 
 JSON_EVENTS = [
     # 10.0.0.1, 09:00–10:00 UTC: two failed logins and a success on ssh, then a transfer out
-    {"timestamp": "2026-03-02T09:05:00Z", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22, "user": "root",
-     "event": "login_failure", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
-    {"timestamp": "2026-03-02T11:06:00+02:00", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22,
-     "user": "root", "event": "login_failure", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
-    {"timestamp": "2026-03-02T09:07:00Z", "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 22, "user": "root",
-     "event": "login_success", "bytes": 0, "protocol": "tcp", "user_agent": "OpenSSH_8.9p1"},
-    {"timestamp": "2026-03-02T09:45:30Z", "src_ip": "10.0.0.1", "dst_ip": "8.8.4.4", "dst_port": 443, "user": "root",
-     "event": "transfer", "bytes": 5000, "protocol": "tcp", "user_agent": "curl/8.5.0"},
+    {
+        "timestamp": "2026-03-02T09:05:00Z",
+        "src_ip": "10.0.0.1",
+        "dst_ip": "10.9.9.9",
+        "dst_port": 22,
+        "user": "root",
+        "event": "login_failure",
+        "bytes": 0,
+        "protocol": "tcp",
+        "user_agent": "OpenSSH_8.9p1",
+    },
+    {
+        "timestamp": "2026-03-02T11:06:00+02:00",
+        "src_ip": "10.0.0.1",
+        "dst_ip": "10.9.9.9",
+        "dst_port": 22,
+        "user": "root",
+        "event": "login_failure",
+        "bytes": 0,
+        "protocol": "tcp",
+        "user_agent": "OpenSSH_8.9p1",
+    },
+    {
+        "timestamp": "2026-03-02T09:07:00Z",
+        "src_ip": "10.0.0.1",
+        "dst_ip": "10.9.9.9",
+        "dst_port": 22,
+        "user": "root",
+        "event": "login_success",
+        "bytes": 0,
+        "protocol": "tcp",
+        "user_agent": "OpenSSH_8.9p1",
+    },
+    {
+        "timestamp": "2026-03-02T09:45:30Z",
+        "src_ip": "10.0.0.1",
+        "dst_ip": "8.8.4.4",
+        "dst_port": 443,
+        "user": "root",
+        "event": "transfer",
+        "bytes": 5000,
+        "protocol": "tcp",
+        "user_agent": "curl/8.5.0",
+    },
     # 10.0.0.2, 10:00–11:00 UTC: a browser session
-    {"timestamp": "2026-03-02T10:00:00Z", "src_ip": "10.0.0.2", "dst_ip": "1.1.1.1", "dst_port": 443, "user": "bob",
-     "event": "connect", "bytes": 700, "protocol": "tcp",
-     "user_agent": "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"},
+    {
+        "timestamp": "2026-03-02T10:00:00Z",
+        "src_ip": "10.0.0.2",
+        "dst_ip": "1.1.1.1",
+        "dst_port": 443,
+        "user": "bob",
+        "event": "connect",
+        "bytes": 700,
+        "protocol": "tcp",
+        "user_agent": "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+    },
 ]
 SYSLOG_LINES = [
     # same source and hour as the first JSON events: joins that session (clock skew normalised: 04:30-05:00 = 09:30Z)
-    '2026-03-02T04:30:00-05:00 gw01 tollgate-sensor: event=connect src=10.0.0.1 dst=10.9.9.8 port=3389 user=root '
+    "2026-03-02T04:30:00-05:00 gw01 tollgate-sensor: event=connect src=10.0.0.1 dst=10.9.9.8 port=3389 user=root "
     'bytes=300 proto=tcp ua="OpenSSH_8.9p1"',
     # a new hour for 10.0.0.2
-    '2026-03-02T11:59:59Z gw01 tollgate-sensor: event=connect src=10.0.0.2 dst=1.1.1.1 port=53 user=bob bytes=90 '
+    "2026-03-02T11:59:59Z gw01 tollgate-sensor: event=connect src=10.0.0.2 dst=1.1.1.1 port=53 user=bob bytes=90 "
     'proto=udp ua="Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"',
 ]
 
@@ -45,8 +89,10 @@ def small_log(tmp_path):
     lines.insert(1, lines[0])  # delivered twice
     (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "auth.log").write_text("\n".join(SYSLOG_LINES) + "\n")
-    (folder / "ground_truth.csv").write_text("session_id,src_ip,window_start,attack_kind\n"
-                                             "10.0.0.1@2026-03-02T09:00Z,10.0.0.1,2026-03-02T09:00:00+00:00,brute_force\n")
+    (folder / "ground_truth.csv").write_text(
+        "session_id,src_ip,window_start,attack_kind\n"
+        "10.0.0.1@2026-03-02T09:00Z,10.0.0.1,2026-03-02T09:00:00+00:00,brute_force\n"
+    )
     return folder
 
 
@@ -55,20 +101,67 @@ def test_small_log_gives_exactly_the_expected_sessions(small_log, security_spec)
     duplicate dropped, both formats in one session)."""
     sessions, report, _ = sessionise(log_files(small_log), security_spec, "2026-03")
     sessions = attach_labels(sessions, small_log / "ground_truth.csv", security_spec)
-    expected = pd.DataFrame([
-        {"session_id": "10.0.0.1@2026-03-02T09:00Z", "src_ip": "10.0.0.1", "window_start": "2026-03-02T09:00:00+00:00",
-         "failed_logins": 2, "successful_logins": 1, "unique_ports": 3, "unique_dst_ips": 3, "bytes_out": 5000.0,
-         "bytes_in": 300.0, "duration_s": 2430.0, "requests": 5, "login_hour": 9, "protocol": "tcp",
-         "service": "ssh", "user_agent_family": "openssh", "is_attack": 1, "attack_kind": "brute_force"},
-        {"session_id": "10.0.0.2@2026-03-02T10:00Z", "src_ip": "10.0.0.2", "window_start": "2026-03-02T10:00:00+00:00",
-         "failed_logins": 0, "successful_logins": 0, "unique_ports": 1, "unique_dst_ips": 1, "bytes_out": 0.0,
-         "bytes_in": 700.0, "duration_s": 0.0, "requests": 1, "login_hour": 10, "protocol": "tcp",
-         "service": "https", "user_agent_family": "chrome", "is_attack": 0, "attack_kind": "normal"},
-        {"session_id": "10.0.0.2@2026-03-02T11:00Z", "src_ip": "10.0.0.2", "window_start": "2026-03-02T11:00:00+00:00",
-         "failed_logins": 0, "successful_logins": 0, "unique_ports": 1, "unique_dst_ips": 1, "bytes_out": 0.0,
-         "bytes_in": 90.0, "duration_s": 0.0, "requests": 1, "login_hour": 11, "protocol": "udp",
-         "service": "dns", "user_agent_family": "chrome", "is_attack": 0, "attack_kind": "normal"},
-    ])
+    expected = pd.DataFrame(
+        [
+            {
+                "session_id": "10.0.0.1@2026-03-02T09:00Z",
+                "src_ip": "10.0.0.1",
+                "window_start": "2026-03-02T09:00:00+00:00",
+                "failed_logins": 2,
+                "successful_logins": 1,
+                "unique_ports": 3,
+                "unique_dst_ips": 3,
+                "bytes_out": 5000.0,
+                "bytes_in": 300.0,
+                "duration_s": 2430.0,
+                "requests": 5,
+                "login_hour": 9,
+                "protocol": "tcp",
+                "service": "ssh",
+                "user_agent_family": "openssh",
+                "is_attack": 1,
+                "attack_kind": "brute_force",
+            },
+            {
+                "session_id": "10.0.0.2@2026-03-02T10:00Z",
+                "src_ip": "10.0.0.2",
+                "window_start": "2026-03-02T10:00:00+00:00",
+                "failed_logins": 0,
+                "successful_logins": 0,
+                "unique_ports": 1,
+                "unique_dst_ips": 1,
+                "bytes_out": 0.0,
+                "bytes_in": 700.0,
+                "duration_s": 0.0,
+                "requests": 1,
+                "login_hour": 10,
+                "protocol": "tcp",
+                "service": "https",
+                "user_agent_family": "chrome",
+                "is_attack": 0,
+                "attack_kind": "normal",
+            },
+            {
+                "session_id": "10.0.0.2@2026-03-02T11:00Z",
+                "src_ip": "10.0.0.2",
+                "window_start": "2026-03-02T11:00:00+00:00",
+                "failed_logins": 0,
+                "successful_logins": 0,
+                "unique_ports": 1,
+                "unique_dst_ips": 1,
+                "bytes_out": 0.0,
+                "bytes_in": 90.0,
+                "duration_s": 0.0,
+                "requests": 1,
+                "login_hour": 11,
+                "protocol": "udp",
+                "service": "dns",
+                "user_agent_family": "chrome",
+                "is_attack": 0,
+                "attack_kind": "normal",
+            },
+        ]
+    )
     pd.testing.assert_frame_equal(sessions[expected.columns].reset_index(drop=True), expected, check_dtype=False)
     assert report.lines == 8 and report.parsed == 7 and report.duplicates == 1 and not report.problems
 
@@ -153,7 +246,8 @@ def test_an_attack_kind_held_out_of_training_still_scores_high(tmp_path, securit
     assert reported["brute_force"]["share_in_top_1pct"] == table["brute_force"].share_in_top_1pct
     assert "normal_percentiles" not in reported["brute_force"]
     assert {row["kind"] for row in result.summary()["kinds"]} == {
-        kind for kind, row in table.items() if row.share_in_top_1pct is not None}
+        kind for kind, row in table.items() if row.share_in_top_1pct is not None
+    }
     assert "![anomaly ranks](anomaly.png)" in (run.dir / "anomaly.md").read_text()
     assert (run.dir / "anomaly.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -195,16 +289,29 @@ def test_an_event_after_its_session_is_final_is_counted_late(tmp_path, security_
     counted and sampled as late_event, never merged or dropped silently, and that the raw-line
     expectations fail on time order (and only on it) when more than 1 % of events come late."""
     from tasks.quality import run_suite
+
     folder = tmp_path / "2026-03"
     folder.mkdir()
-    event = {"src_ip": "10.0.0.7", "dst_ip": "1.1.1.1", "dst_port": 443, "user": "bob", "event": "connect",
-             "bytes": 10, "protocol": "tcp", "user_agent": "curl/8.5.0"}
-    lines = [json.dumps({"timestamp": f"2026-03-02T{10 + minute // 60:02d}:{minute % 60:02d}:00Z", **event})
-             for minute in range(70)]
+    event = {
+        "src_ip": "10.0.0.7",
+        "dst_ip": "1.1.1.1",
+        "dst_port": 443,
+        "user": "bob",
+        "event": "connect",
+        "bytes": 10,
+        "protocol": "tcp",
+        "user_agent": "curl/8.5.0",
+    }
+    lines = [
+        json.dumps({"timestamp": f"2026-03-02T{10 + minute // 60:02d}:{minute % 60:02d}:00Z", **event})
+        for minute in range(70)
+    ]
     lines.append(json.dumps({"timestamp": "2026-03-02T05:00:00Z", **event}))  # five hours behind its neighbours
     (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "auth.log").write_text('2026-03-02T09:00:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 '
-                                     'dst=1.1.1.1 port=443 user=ann bytes=5 proto=tcp ua="curl/8.5.0"\n')
+    (folder / "auth.log").write_text(
+        "2026-03-02T09:00:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 "
+        'dst=1.1.1.1 port=443 user=ann bytes=5 proto=tcp ua="curl/8.5.0"\n'
+    )
     sessions, report, sample = sessionise(log_files(folder), security_spec, "2026-03")
     assert report.problems == {"late_event": 1}
     assert report.samples["late_event"] == [lines[-1]]
@@ -221,13 +328,31 @@ def test_a_block_starting_with_unreadable_lines_still_streams(tmp_path, security
     garbage counted, and no event of the other file is taken for late."""
     folder = tmp_path / "2026-03"
     folder.mkdir()
-    good = ('2026-03-02T09:{:02d}:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 dst=1.1.1.1 port=443 '
-            'user=ann bytes=5 proto=tcp ua="curl/8.5.0"')
-    (folder / "auth.log").write_text("\n".join([good.format(0)] + ["%%% not a log line %%%"] * 200
-                                               + [good.format(59)]) + "\n")
-    (folder / "events.jsonl").write_text("\n".join(json.dumps(
-        {"timestamp": f"2026-03-02T{hour:02d}:00:00Z", "src_ip": "10.0.0.7", "dst_ip": "1.1.1.1", "dst_port": 443,
-         "user": "bob", "event": "connect", "bytes": 10, "protocol": "tcp", "user_agent": "curl/8.5.0"})
-        for hour in range(24)) + "\n")
+    good = (
+        "2026-03-02T09:{:02d}:00Z gw01 tollgate-sensor: event=connect src=10.0.0.8 dst=1.1.1.1 port=443 "
+        'user=ann bytes=5 proto=tcp ua="curl/8.5.0"'
+    )
+    (folder / "auth.log").write_text(
+        "\n".join([good.format(0)] + ["%%% not a log line %%%"] * 200 + [good.format(59)]) + "\n"
+    )
+    (folder / "events.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "timestamp": f"2026-03-02T{hour:02d}:00:00Z",
+                    "src_ip": "10.0.0.7",
+                    "dst_ip": "1.1.1.1",
+                    "dst_port": 443,
+                    "user": "bob",
+                    "event": "connect",
+                    "bytes": 10,
+                    "protocol": "tcp",
+                    "user_agent": "curl/8.5.0",
+                }
+            )
+            for hour in range(24)
+        )
+        + "\n"
+    )
     sessions, report, _ = sessionise(log_files(folder), security_spec, "2026-03", chunk_lines=5)
     assert report.problems == {"unrecognised_line": 200} and report.parsed == 26 and len(sessions) == 25

@@ -8,15 +8,20 @@ import pytest
 
 from tollgate.core.clean import clean_frame
 from tollgate.core.drift import drift_markdown, drift_report, psi, reference_profile
-from tollgate.store.prediction_log import read_prediction_log
 from tollgate.core.schema import request_records
+from tollgate.store.prediction_log import read_prediction_log
 
 
 def _log(records: list[dict], decision_rate: float, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"inputs": records, "model_version": "v1",
-                         "decision": np.where(rng.random(len(records)) < decision_rate, "Yes", "No"),
-                         "latency_ms": rng.uniform(0.1, 2.0, len(records))})
+    return pd.DataFrame(
+        {
+            "inputs": records,
+            "model_version": "v1",
+            "decision": np.where(rng.random(len(records)) < decision_rate, "Yes", "No"),
+            "latency_ms": rng.uniform(0.1, 2.0, len(records)),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +67,21 @@ def test_shifted_traffic_is_drift_naming_the_inputs(churn_spec, halves):
 def test_too_few_predictions_give_no_verdict(churn_spec, halves):
     """Check a nearly empty log is reported as such rather than judged."""
     train, traffic = halves
-    report = drift_report(_log(request_records(traffic.head(5), churn_spec), 0.5), reference_profile(train, churn_spec, 0.5, 1),
-                          churn_spec, "v1")
+    report = drift_report(
+        _log(request_records(traffic.head(5), churn_spec), 0.5),
+        reference_profile(train, churn_spec, 0.5, 1),
+        churn_spec,
+        "v1",
+    )
     assert not report.drifted and "only 5 predictions" in report.reasons[0]
 
 
 def test_the_log_reader_takes_every_worker_and_rotated_file(tmp_path):
     """Check lines from all workers and rotations are read, filtered by model version."""
-    for name, version in (("predictions-w1.jsonl", "a"), ("predictions-w1.jsonl.1", "a"), ("predictions-w2.jsonl", "b")):
+    for name, version in (
+        ("predictions-w1.jsonl", "a"),
+        ("predictions-w1.jsonl.1", "a"),
+        ("predictions-w2.jsonl", "b"),
+    ):
         (tmp_path / name).write_text(json.dumps({"model_version": version, "inputs": {}}) + "\n")
     assert len(read_prediction_log(tmp_path)) == 3 and len(read_prediction_log(tmp_path, "a")) == 2

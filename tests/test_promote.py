@@ -5,14 +5,15 @@ import json
 import numpy as np
 import pytest
 
+from tollgate.config.spec import Costs, Promotion
 from tollgate.core.promotion import Comparison, HoldoutScore, paired_bootstrap, row_costs, should_promote
 from tollgate.store.registry import RegistryError, locked_registry, read_registry, rollback
-from tollgate.config.spec import Costs, Promotion
 
 
 def _score(tag="challenger", roc_auc=0.85, cost=100.0) -> HoldoutScore:
-    return HoldoutScore(tag=tag, threshold=0.3, roc_auc=roc_auc, pr_auc=0.6, expected_cost=cost * 10,
-                        expected_cost_per_row=cost)
+    return HoldoutScore(
+        tag=tag, threshold=0.3, roc_auc=roc_auc, pr_auc=0.6, expected_cost=cost * 10, expected_cost_per_row=cost
+    )
 
 
 def _comparison(delta, low, high) -> Comparison:
@@ -34,12 +35,15 @@ def test_a_challenger_below_a_floor_is_rejected_even_without_champion():
     assert decision.decision == "rejected" and "roc_auc 0.6500 is below the floor 0.7" in decision.reason
 
 
-@pytest.mark.parametrize("comparison, verdict, words", [
-    (_comparison(5.0, 2.0, 8.0), "promoted", "improves by +5.0000"),
-    (_comparison(0.5, 0.1, 0.9), "rejected", "needs > 0 and ≥ min_gain 1"),
-    (_comparison(-3.0, -6.0, -1.0), "rejected", "no real improvement: expected_cost -3.0000"),
-    (_comparison(4.0, -0.5, 8.0), "rejected", "not significant"),
-])
+@pytest.mark.parametrize(
+    "comparison, verdict, words",
+    [
+        (_comparison(5.0, 2.0, 8.0), "promoted", "improves by +5.0000"),
+        (_comparison(0.5, 0.1, 0.9), "rejected", "needs > 0 and ≥ min_gain 1"),
+        (_comparison(-3.0, -6.0, -1.0), "rejected", "no real improvement: expected_cost -3.0000"),
+        (_comparison(4.0, -0.5, 8.0), "rejected", "not significant"),
+    ],
+)
 def test_the_rule_against_a_champion(comparison, verdict, words):
     """Check promotion needs the minimum gain AND a bootstrap lower bound above zero."""
     decision = should_promote(_score(), _score("champion"), comparison, RULE)
@@ -84,10 +88,9 @@ def test_a_failed_registry_update_leaves_the_file_as_it_was(tmp_path):
     with locked_registry(path) as registry:
         registry["champion"] = {"tag": "m:1"}
     before = path.read_bytes()
-    with pytest.raises(RuntimeError):
-        with locked_registry(path) as registry:
-            registry["champion"] = {"tag": "m:2"}
-            raise RuntimeError("killed mid-promotion")
+    with pytest.raises(RuntimeError), locked_registry(path) as registry:
+        registry["champion"] = {"tag": "m:2"}
+        raise RuntimeError("killed mid-promotion")
     assert path.read_bytes() == before and not list(tmp_path.glob(".registry.json.*.tmp"))
 
 
@@ -100,8 +103,13 @@ def test_rollback_restores_the_previous_champion_and_records_it(tmp_path):
     assert rollback(path, "bad month")["tag"] == "m:1"
     saved = json.loads(path.read_text())
     assert saved["champion"]["tag"] == "m:1" and saved["previous"] == []
-    assert saved["history"][-1] | {"at": None} == {"at": None, "decision": "rolled_back", "reason": "bad month",
-                                                  "champion": "m:1", "replaced": "m:2"}
+    assert saved["history"][-1] | {"at": None} == {
+        "at": None,
+        "decision": "rolled_back",
+        "reason": "bad month",
+        "champion": "m:1",
+        "replaced": "m:2",
+    }
     with pytest.raises(RegistryError, match="no previous champion"):
         rollback(path)
     assert read_registry(tmp_path / "absent.json") == {"champion": None, "previous": [], "history": []}

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tollgate.core.ingest import BATCH_COLUMN, BatchFile, RawData
 from tasks.quality import QualityGateFailed, load_suite, quality_gate, validate
 from tasks.run import start_run
+from tollgate.core.ingest import BATCH_COLUMN, BatchFile, RawData
 
 
 def _raw(frame) -> RawData:
@@ -102,6 +102,5 @@ def test_every_expectation_has_a_severity_and_a_reason(name, settings):
 def test_severity_levels_are_both_used(settings):
     """Check that the suite mixes critical and warning checks on the same column (loose vs strict)."""
     suite = load_suite(settings.expectations_dir / "churn.json")
-    severities = {str(e.severity.value) for e in suite.expectations
-                  if getattr(e, "column", None) == "monthly_charges"}
+    severities = {str(e.severity.value) for e in suite.expectations if getattr(e, "column", None) == "monthly_charges"}
     assert severities == {"critical", "warning"}

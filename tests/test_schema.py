@@ -10,11 +10,25 @@ from tollgate.core.schema import record_model, record_problems
 
 def _record(**overrides) -> dict:
     record = {
-        "senior_citizen": 0, "tenure_months": 12, "monthly_charges": 55.2, "total_charges": 662.4,
-        "gender": "Female", "partner": "Yes", "dependents": "No", "phone_service": "Yes", "multiple_lines": "No",
-        "internet_service": "DSL", "online_security": "No", "online_backup": "Yes", "device_protection": "No",
-        "tech_support": "No", "streaming_tv": "No", "streaming_movies": "No", "contract": "One year",
-        "paperless_billing": "Yes", "payment_method": "Mailed check",
+        "senior_citizen": 0,
+        "tenure_months": 12,
+        "monthly_charges": 55.2,
+        "total_charges": 662.4,
+        "gender": "Female",
+        "partner": "Yes",
+        "dependents": "No",
+        "phone_service": "Yes",
+        "multiple_lines": "No",
+        "internet_service": "DSL",
+        "online_security": "No",
+        "online_backup": "Yes",
+        "device_protection": "No",
+        "tech_support": "No",
+        "streaming_tv": "No",
+        "streaming_movies": "No",
+        "contract": "One year",
+        "paperless_billing": "Yes",
+        "payment_method": "Mailed check",
     }
     return {**record, **overrides}
 
@@ -40,18 +54,21 @@ def test_every_missing_field_is_listed(churn_spec):
     assert messages["contract"].startswith("contract is required")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("tenure_months", "12", "tenure_months must be an integer"),
-    ("tenure_months", 12.5, "tenure_months must be an integer"),
-    ("tenure_months", True, "tenure_months must be an integer"),
-    ("monthly_charges", "55.2", "monthly_charges must be a number"),
-    ("monthly_charges", math.nan, "monthly_charges must be a finite number"),
-    ("monthly_charges", math.inf, "monthly_charges must be a finite number"),
-    ("tenure_months", -1, "tenure_months must be at least 0"),
-    ("senior_citizen", 2, "senior_citizen must be at most 1"),
-    ("contract", 3, "contract must be a string, e.g. 'Month-to-month'"),
-    ("customer_id", 1.5, "customer_id must be a string"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("tenure_months", "12", "tenure_months must be an integer"),
+        ("tenure_months", 12.5, "tenure_months must be an integer"),
+        ("tenure_months", True, "tenure_months must be an integer"),
+        ("monthly_charges", "55.2", "monthly_charges must be a number"),
+        ("monthly_charges", math.nan, "monthly_charges must be a finite number"),
+        ("monthly_charges", math.inf, "monthly_charges must be a finite number"),
+        ("tenure_months", -1, "tenure_months must be at least 0"),
+        ("senior_citizen", 2, "senior_citizen must be at most 1"),
+        ("contract", 3, "contract must be a string, e.g. 'Month-to-month'"),
+        ("customer_id", 1.5, "customer_id must be a string"),
+    ],
+)
 def test_wrong_values_are_named_with_what_was_expected(churn_spec, field, value, message):
     """Check each wrong type, non-finite number and out-of-range value gets its own clear message."""
     assert _messages(churn_spec, _record(**{field: value})) == {field: message}
@@ -59,7 +76,9 @@ def test_wrong_values_are_named_with_what_was_expected(churn_spec, field, value,
 
 def test_unknown_fields_and_non_objects_are_refused(churn_spec):
     """Check extra fields are refused by name and a non-object body is refused as a whole."""
-    assert _messages(churn_spec, _record(promo_code="X")) == {"promo_code": "promo_code is not a field of a churn record"}
+    assert _messages(churn_spec, _record(promo_code="X")) == {
+        "promo_code": "promo_code is not a field of a churn record"
+    }
     assert list(_messages(churn_spec, [1, 2])) == [""]
 
 

@@ -13,8 +13,10 @@ def test_generated_suite_loads_in_great_expectations(security_spec, tmp_path):
     suite = suite_from_spec(security_spec, (0.01, 0.5), (100, 1000))
     kinds = {(e["type"], e["kwargs"].get("column"), e["severity"]) for e in suite["expectations"]}
     for column in security_spec.columns.numeric:
-        assert {("expect_column_values_to_be_between", column, "critical"),
-                ("expect_column_values_to_be_between", column, "warning")} <= kinds
+        assert {
+            ("expect_column_values_to_be_between", column, "critical"),
+            ("expect_column_values_to_be_between", column, "warning"),
+        } <= kinds
     assert ("expect_column_values_to_be_unique", "session_id", "critical") in kinds
     assert ("expect_column_mean_to_be_between", "is_attack", "critical") in kinds
     path = tmp_path / "suite.json"

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from tollgate.config.spec import NumericColumn
 from tollgate.core.clean import clean_frame
 from tollgate.core.explain import explain_records, shap_values
 from tollgate.core.features import feature_names
-from tollgate.config.spec import NumericColumn
+from tollgate.core.metrics import expected_cost
 from tollgate.core.split import split_rows
 from tollgate.core.threshold import GRID, cost_curve, tune_threshold
-from tollgate.core.metrics import expected_cost
 from tollgate.core.tournament import evaluate_candidate, rank_candidates
 
 CANARY = "leakage_canary"
@@ -52,7 +52,9 @@ def test_no_holdout_row_reaches_fit_or_threshold(split, small_spec):
         shuffled[spec.target.column] = np.random.default_rng(0).permutation(shuffled[spec.target.column].to_numpy())
         again = evaluate_candidate(candidate, type(split)(split.train, shuffled, split.strategy, None), spec)
         assert again.oof_threshold == result.oof_threshold
-        assert {k: v for k, v in again.cv.items() if k != "fit_seconds"} == {k: v for k, v in result.cv.items() if k != "fit_seconds"}
+        assert {k: v for k, v in again.cv.items() if k != "fit_seconds"} == {
+            k: v for k, v in result.cv.items() if k != "fit_seconds"
+        }
         np.testing.assert_array_equal(again.oof_probability, result.oof_probability)
     finally:
         split.train.drop(columns=[CANARY], inplace=True)
@@ -83,7 +85,7 @@ def test_tune_threshold_is_the_minimum_of_the_cost_curve(seed, churn_spec):
     probability = np.clip(target * 0.3 + rng.random(400) * 0.7, 0, 1)
     curve = cost_curve(target, probability, churn_spec.costs)
     for threshold in (0.0, 0.2, 0.5, 0.77, 1.0):
-        index = int(np.flatnonzero(GRID == threshold)[0])
+        index = int(np.flatnonzero(threshold == GRID)[0])
         assert curve[index] == expected_cost(target, probability, threshold, churn_spec.costs)
     choice = tune_threshold(target, probability, churn_spec.costs)
     assert choice.expected_cost == curve.min() <= choice.cost_at_0_5
@@ -128,8 +130,11 @@ def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_sp
     train = split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
     train[spec.id_column] = [f"id-{i}" for i in range(len(train))]
     big = type(split)(train, split.holdout, split.strategy, None)
-    results = [evaluate_candidate(c, big, spec) for c in spec.tournament.candidates
-               if c.estimator in ("logistic_regression", "lightgbm")]
+    results = [
+        evaluate_candidate(c, big, spec)
+        for c in spec.tournament.candidates
+        if c.estimator in ("logistic_regression", "lightgbm")
+    ]
     assert [len(r.oof_target) for r in results] == [1000, 1000]
     np.testing.assert_array_equal(results[0].oof_target, results[1].oof_target)
     assert abs(results[0].oof_target.mean() - train[spec.target.column].mean()) < 0.01

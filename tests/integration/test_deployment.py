@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from tollgate.config.settings import PROJECT_ROOT
 from tests.integration.processes import free_port, stop_group
+from tollgate.config.settings import PROJECT_ROOT
 
 PREFECT = [sys.executable, "-m", "prefect"]
 
@@ -27,9 +27,10 @@ class Process:
 
     def __init__(self, command: list[str], env: dict[str, str], output: Path):
         self.output = output
-        self._log = open(output, "w")
-        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._log = open(output, "w")  # noqa: SIM115 - open while the server runs, closed in stop()
+        self.process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def tail(self, characters: int = 4000) -> str:
         return self.output.read_text(errors="replace")[-characters:]
@@ -45,9 +46,17 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    server = Process([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    server = Process(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log"
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -68,15 +77,20 @@ def prefect_server(tmp_path_factory):
 
 def prefect(*args: str, env: dict[str, str], timeout: float = 300) -> str:
     """Run a `prefect` CLI command as a user would; its output, or an error showing it."""
-    done = subprocess.run([*PREFECT, "--no-prompt", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [*PREFECT, "--no-prompt", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
 
 def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batches, tmp_path):
     """Check that prefect.yaml deploys as written and a worker runs churn-monthly-retrain to Completed."""
-    env = {**prefect_server["env"], "TOLLGATE_HOME": str(PROJECT_ROOT), "TOLLGATE_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    env = {
+        **prefect_server["env"],
+        "TOLLGATE_HOME": str(PROJECT_ROOT),
+        "TOLLGATE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
     api = prefect_server["api"]
 
     prefect("work-pool", "create", "tollgate-process", "--type", "process", env=env)
@@ -89,12 +103,19 @@ def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batch
     assert [s["schedule"]["cron"] for s in monthly["schedules"]] == ["0 3 1 * *"]
     assert monthly["global_concurrency_limit"]["limit"] == 1
 
-    output = prefect("deployment", "run", "retrain/churn-monthly-retrain",
-                     "--param", f"data={json.dumps(str(monthly_batches / 'churn'))}", env=env)
+    output = prefect(
+        "deployment",
+        "run",
+        "retrain/churn-monthly-retrain",
+        "--param",
+        f"data={json.dumps(str(monthly_batches / 'churn'))}",
+        env=env,
+    )
     flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
 
-    worker = Process([*PREFECT, "worker", "start", "--pool", "tollgate-process", "--type", "process"], env,
-                     tmp_path / "worker.log")
+    worker = Process(
+        [*PREFECT, "worker", "start", "--pool", "tollgate-process", "--type", "process"], env, tmp_path / "worker.log"
+    )
     try:
         deadline = time.monotonic() + 900
         while True:
@@ -112,7 +133,8 @@ def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batch
     registry = json.loads((tmp_path / "artifacts" / "churn" / "registry.json").read_text())
     assert registry["champion"]["holdout_month"] == "2026-02"
     assert registry["history"][-1]["decision"] == "promoted"
-    task_runs = httpx.post(f"{api}/task_runs/filter", timeout=10,
-                           json={"flow_runs": {"id": {"any_": [flow_run_id]}}}).json()
+    task_runs = httpx.post(
+        f"{api}/task_runs/filter", timeout=10, json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    ).json()
     stages = {re.sub(r"-[0-9a-f]{3}$", "", run["name"]) for run in task_runs}
     assert {"ingest", "validate", "quality-gate", "package", "promote"} <= stages

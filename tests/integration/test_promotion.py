@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tollgate.synth.generate import make_batch
 from flows.retrain import retrain
-from tollgate.store.models import champion_tag
-from tollgate.store.registry import locked_registry, read_registry
-from tollgate.config.settings import PROJECT_ROOT, Settings
-from tollgate.core.schema import request_records
 from tests.conftest import SEED
 from tests.integration.test_service import Server
+from tollgate.config.settings import PROJECT_ROOT, Settings
+from tollgate.core.schema import request_records
+from tollgate.store.models import champion_tag
+from tollgate.store.registry import locked_registry, read_registry
+from tollgate.synth.generate import make_batch
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,16 @@ def two_runs(monthly_batches, artifacts, tmp_path_factory):
     registry_file = Path(first["registry"])
     after_first = registry_file.read_bytes()
     bentos_after_first = sorted(p.name for p in (artifacts / "churn" / "bentos").iterdir())
-    bad_data = sabotaged_copy(monthly_batches / "churn", tmp_path_factory.mktemp("sabotaged") / "churn",
-                              first["holdout_month"])
+    bad_data = sabotaged_copy(
+        monthly_batches / "churn", tmp_path_factory.mktemp("sabotaged") / "churn", first["holdout_month"]
+    )
     second = retrain(dataset="churn", data=str(bad_data))
-    return {"first": first, "second": second, "registry_after_first": json.loads(after_first),
-            "bentos_after_first": bentos_after_first}
+    return {
+        "first": first,
+        "second": second,
+        "registry_after_first": json.loads(after_first),
+        "bentos_after_first": bentos_after_first,
+    }
 
 
 def test_first_month_promotes_a_first_champion(two_runs, artifacts):
@@ -95,14 +100,26 @@ def test_rollback_cli_restores_the_previous_champion(two_runs, artifacts):
         registry["previous"].append(registry["champion"])
         registry["champion"] = {**registry["champion"], "tag": second}
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TOLLGATE_ARTIFACTS_DIR": str(artifacts)}
-    done = subprocess.run([sys.executable, "-m", "flows.rollback", "--dataset", "churn", "--reason", "test"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.rollback", "--dataset", "churn", "--reason", "test"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["champion"] == first
     registry = read_registry(path)
     assert registry["champion"]["tag"] == first and registry["history"][-1]["decision"] == "rolled_back"
-    again = subprocess.run([sys.executable, "-m", "flows.rollback", "--dataset", "churn"], cwd=PROJECT_ROOT, env=env,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "flows.rollback", "--dataset", "churn"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 1 and "no previous champion" in again.stdout
 
 
@@ -113,9 +130,15 @@ def test_killing_a_run_while_packaging_leaves_the_registry_valid(two_runs, artif
     path = Path(two_runs["first"]["registry"])
     before = path.read_bytes()
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TOLLGATE_ARTIFACTS_DIR": str(artifacts)}
-    run = subprocess.Popen([sys.executable, "-m", "flows.retrain", "--dataset", "churn", "--data",
-                            str(monthly_batches / "churn")], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flows.retrain", "--dataset", "churn", "--data", str(monthly_batches / "churn")],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     for line in run.stderr:
         seen.append(line)
@@ -132,21 +155,32 @@ def test_the_service_follows_a_promotion_without_a_failed_request(two_runs, arti
     """Check a running `bentoml serve` switches to the new champion within 60 s while a client
     sends requests in a loop: every request answered, and the version changes."""
     path = Path(two_runs["first"]["registry"])
-    spec_frame = pd.read_csv(monthly_batches / "churn" / f"{two_runs['first']['holdout_month']}.csv", dtype=str,
-                             keep_default_na=False)
-    from tollgate.core.clean import clean_frame
+    spec_frame = pd.read_csv(
+        monthly_batches / "churn" / f"{two_runs['first']['holdout_month']}.csv", dtype=str, keep_default_na=False
+    )
     from tollgate.config.spec import resolve_spec
+    from tollgate.core.clean import clean_frame
 
     spec = resolve_spec("churn", None, Settings())
     record = request_records(clean_frame(spec_frame.rename(columns=spec.rename), spec).frame, spec)[0]
-    server = Server("service.service:Tollgate", {"TOLLGATE_DATASET": "churn", "TOLLGATE_ARTIFACTS_DIR": str(artifacts),
-                                                 "TOLLGATE_RELOAD_SECONDS": "1",
-                                                 "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")},
-                    inherit_tollgate=False)
+    server = Server(
+        "service.service:Tollgate",
+        {
+            "TOLLGATE_DATASET": "churn",
+            "TOLLGATE_ARTIFACTS_DIR": str(artifacts),
+            "TOLLGATE_RELOAD_SECONDS": "1",
+            "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        },
+        inherit_tollgate=False,
+    )
     try:
         server.wait_ready()
         old = read_registry(path)["champion"]["tag"]
-        new = two_runs["second"]["model_tag"] if old != two_runs["second"]["model_tag"] else two_runs["first"]["model_tag"]
+        new = (
+            two_runs["second"]["model_tag"]
+            if old != two_runs["second"]["model_tag"]
+            else two_runs["first"]["model_tag"]
+        )
         versions, failures, stop = [], [], threading.Event()
 
         def client() -> None:

@@ -13,11 +13,12 @@ import joblib
 import pytest
 import yaml
 
-from tollgate.synth.generate import make_batch
 from flows.retrain import retrain
+from tests.conftest import SEED, TELCO_CSV
 from tollgate.config.settings import PROJECT_ROOT
 from tollgate.config.spec import load_spec
-from tests.conftest import SEED, TELCO_CSV
+from tollgate.synth.generate import make_batch
+
 
 def load_spec_for(dataset: str):
     return load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
@@ -39,8 +40,14 @@ def run_cli(*args: str, artifacts: Path) -> tuple[int, dict, str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TOLLGATE_ARTIFACTS_DIR": str(artifacts)}
-    completed = subprocess.run([sys.executable, "-m", "flows.retrain", *args], cwd=PROJECT_ROOT, env=env,
-                               capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "flows.retrain", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     last_line = completed.stdout.strip().splitlines()[-1]
     return completed.returncode, json.loads(last_line), completed.stderr
 
@@ -49,7 +56,7 @@ def run_cli(*args: str, artifacts: Path) -> tuple[int, dict, str]:
 def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, artifacts):
     """Check that the flow takes raw months through the gate to a saved, usable model."""
     summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
-    assert SUMMARY_KEYS <= set(summary) and summary["status"] == "completed"
+    assert set(summary) >= SUMMARY_KEYS and summary["status"] == "completed"
     assert summary["holdout_month"] == "2026-02"
     assert summary["quality"]["success"] and summary["quality"]["warnings"]
     assert summary["rows_clean"] < summary["rows_in"]  # duplicates removed and counted
@@ -62,8 +69,18 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert len(metadata["feature_names"]) == model[-1].n_features_in_
     assert list(model.feature_names_in_) == load_spec_for(dataset).input_columns
     assert len(summary["leaderboard"]) == 4 and summary["leaderboard"][0]["model"] == summary["winner"]["model"]
-    assert set(summary["winner"]) == {"model", "cv_roc_auc", "test_roc_auc", "test_pr_auc", "threshold", "test_accuracy",
-                                      "test_recall", "test_accuracy_at_0_5", "expected_cost", "expected_cost_at_0_5"}
+    assert set(summary["winner"]) == {
+        "model",
+        "cv_roc_auc",
+        "test_roc_auc",
+        "test_pr_auc",
+        "threshold",
+        "test_accuracy",
+        "test_recall",
+        "test_accuracy_at_0_5",
+        "expected_cost",
+        "expected_cost_at_0_5",
+    }
     assert summary["winner"]["test_roc_auc"] > 0.7
     assert metadata["threshold"] == summary["winner"]["threshold"] and metadata["cv_metrics"]["roc_auc"]["std"] > 0
     report = Path(summary["report"]).read_text()
@@ -97,9 +114,12 @@ def test_nsl_kdd_runs_through_the_same_flow(artifacts, capsys):
     summary = retrain(dataset="nsl_kdd")
     winner = summary["winner"]
     with capsys.disabled():
-        print(f"\nNSL-KDD (train KDDTrain+, holdout KDDTest+): winner {winner['model']}, ROC-AUC {winner['test_roc_auc']:.4f}, "
-              f"accuracy {winner['test_accuracy']:.4f} at the tuned threshold {winner['threshold']:.3f} "
-              f"({winner['test_accuracy_at_0_5']:.4f} at 0.5), recall {winner['test_recall']:.4f}")
+        print(
+            f"\nNSL-KDD (train KDDTrain+, holdout KDDTest+): winner {winner['model']}, "
+            f"ROC-AUC {winner['test_roc_auc']:.4f}, "
+            f"accuracy {winner['test_accuracy']:.4f} at the tuned threshold {winner['threshold']:.3f} "
+            f"({winner['test_accuracy_at_0_5']:.4f} at 0.5), recall {winner['test_recall']:.4f}"
+        )
     assert summary["status"] == "completed" and summary["rows_in"] == 125_973 + 22_544
     assert summary["holdout"] == "125,973 training rows, 22,544 holdout rows (file KDDTest+.csv)"
     assert winner["test_roc_auc"] >= 0.93 and winner["test_accuracy"] > 0.82 and winner["test_recall"] > 0.75
@@ -128,8 +148,9 @@ def test_security_from_raw_log_lines_to_a_served_model(tmp_path, artifacts):
 
 def test_cli_prints_json_last_for_security(monthly_batches, artifacts):
     """Check `python -m flows.retrain --dataset security` ends with the JSON summary line."""
-    code, summary, _ = run_cli("--dataset", "security", "--data", str(monthly_batches / "security"),
-                               artifacts=artifacts)
+    code, summary, _ = run_cli(
+        "--dataset", "security", "--data", str(monthly_batches / "security"), artifacts=artifacts
+    )
     assert code == 0 and summary["status"] == "completed" and summary["dataset"] == "security"
 
 
@@ -144,8 +165,7 @@ def test_cli_with_a_users_own_spec_and_csv(tmp_path, churn_spec, artifacts):
     (own / "acme_suite.json").write_text(json.dumps({**suite, "name": "acme_churn"}))
     make_batch("churn", "2026-01", 0, 12, 1500, SEED).to_csv(own / "export.csv", index=False)
 
-    code, summary, _ = run_cli("--spec", str(own / "acme.yaml"), "--data", str(own / "export.csv"),
-                               artifacts=artifacts)
+    code, summary, _ = run_cli("--spec", str(own / "acme.yaml"), "--data", str(own / "export.csv"), artifacts=artifacts)
     assert code == 0 and summary["dataset"] == "acme_churn" and summary["status"] == "completed"
     assert Path(summary["report_dir"]).parent.parent == artifacts / "acme_churn"
 

@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 
 from flows.retrain import retrain
-from tollgate.core.clean import clean_frame
-from tollgate.config.settings import PROJECT_ROOT
-from tollgate.core.schema import request_records
-from tollgate.config.spec import load_spec
 from tests.integration.processes import free_port, stop_group
+from tollgate.config.settings import PROJECT_ROOT
+from tollgate.config.spec import load_spec
+from tollgate.core.clean import clean_frame
+from tollgate.core.schema import request_records
 
 API_KEY = "s3cret-test-key"
 MAX_BODY_BYTES = 400_000
@@ -42,17 +42,24 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = Path(env["TOLLGATE_PREDICTION_LOG_DIR"]).parent / f"serve-{self.port}.log"
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.output, "w")
+        self._log = open(self.output, "w")  # noqa: SIM115 - open while the server runs, closed in stop()
         base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_")}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=cwd, env={**base, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=cwd,
+            env={**base, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
-    def wait_ready(self, timeout: float = 120) -> "Server":
+    def wait_ready(self, timeout: float = 120) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"bentoml serve exited {self.process.returncode}:\n{self.output.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"bentoml serve exited {self.process.returncode}:\n{self.output.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
@@ -76,22 +83,34 @@ def trained(monthly_batches, tmp_path_factory) -> dict[str, dict]:
         for dataset in ("churn", "security"):
             summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
             spec = load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
-            raw = pd.read_csv(monthly_batches / dataset / f"{summary['holdout_month']}.csv", dtype=str,
-                              keep_default_na=False)
+            raw = pd.read_csv(
+                monthly_batches / dataset / f"{summary['holdout_month']}.csv", dtype=str, keep_default_na=False
+            )
             holdout = clean_frame(raw.rename(columns=spec.rename), spec).frame
-            models[dataset] = {"summary": summary, "spec": spec, "holdout": holdout,
-                               "records": request_records(holdout, spec),
-                               "pipeline": joblib.load(summary["model_path"])}
+            models[dataset] = {
+                "summary": summary,
+                "spec": spec,
+                "holdout": holdout,
+                "records": request_records(holdout, spec),
+                "pipeline": joblib.load(summary["model_path"]),
+            }
     return models
 
 
 @pytest.fixture(scope="module")
 def churn_server(trained, tmp_path_factory):
     logs = tmp_path_factory.mktemp("churn-serve") / "predictions"
-    server = Server("service.service:Tollgate", {
-        "TOLLGATE_DATASET": "churn", "TOLLGATE_MODEL_TAG": trained["churn"]["summary"]["model_tag"],
-        "TOLLGATE_API_KEY": API_KEY, "TOLLGATE_PREDICTION_LOG_DIR": str(logs),
-        "TOLLGATE_PREDICTION_LOG_MAX_BYTES": str(LOG_MAX_BYTES), "TOLLGATE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)})
+    server = Server(
+        "service.service:Tollgate",
+        {
+            "TOLLGATE_DATASET": "churn",
+            "TOLLGATE_MODEL_TAG": trained["churn"]["summary"]["model_tag"],
+            "TOLLGATE_API_KEY": API_KEY,
+            "TOLLGATE_PREDICTION_LOG_DIR": str(logs),
+            "TOLLGATE_PREDICTION_LOG_MAX_BYTES": str(LOG_MAX_BYTES),
+            "TOLLGATE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        },
+    )
     try:
         yield server.wait_ready()
     finally:
@@ -109,7 +128,7 @@ def test_predict_answers_like_the_pipeline(client, trained):
     churn = trained["churn"]
     expected = churn["pipeline"].predict_proba(churn["holdout"][churn["spec"].input_columns])[:, 1]
     threshold = churn["summary"]["winner"]["threshold"]
-    for record, probability in list(zip(churn["records"], expected))[:40]:
+    for record, probability in list(zip(churn["records"], expected, strict=False))[:40]:
         response = client.post("/predict", json=record, headers={"X-Request-ID": "call-42"})
         assert response.status_code == 200, response.text
         answer = response.json()
@@ -136,7 +155,7 @@ def test_predict_batch_scores_every_record_in_order(client, trained):
 def test_concurrent_batches_are_batched_without_mixing_answers(client, trained):
     """Check concurrent /predict_batch calls (adaptively batched together) each get their own answers."""
     records = trained["churn"]["records"]
-    chunks = [records[i:i + 7] for i in range(0, 70, 7)]
+    chunks = [records[i : i + 7] for i in range(0, 70, 7)]
     results: dict[int, list] = {}
 
     def call(index: int) -> None:
@@ -155,10 +174,12 @@ def test_explain_gives_signed_top_contributions(client, trained):
     """Check /explain returns the prediction plus top-k signed contributions; ?top_k is honoured."""
     record = trained["churn"]["records"][0]
     answer = client.post("/explain", json=record).json()
-    assert ANSWER_KEYS <= set(answer) and len(answer["contributions"]) == 5
+    assert set(answer) >= ANSWER_KEYS and len(answer["contributions"]) == 5
     magnitudes = [abs(c["contribution"]) for c in answer["contributions"]]
     assert magnitudes == sorted(magnitudes, reverse=True)
-    assert any(c["contribution"] < 0 for c in answer["contributions"]) or any(c["contribution"] > 0 for c in answer["contributions"])
+    assert any(c["contribution"] < 0 for c in answer["contributions"]) or any(
+        c["contribution"] > 0 for c in answer["contributions"]
+    )
     assert len(client.post("/explain?top_k=3", json=record).json()["contributions"]) == 3
     bad = client.post("/explain?top_k=zero", json=record)
     assert bad.status_code == 400 and "top_k must be an integer" in bad.text
@@ -174,25 +195,32 @@ def test_metadata_describes_the_served_model(client, trained):
     assert metadata["holdout_metrics"]["roc_auc"] == pytest.approx(churn["summary"]["winner"]["test_roc_auc"], abs=1e-4)
     assert metadata["cv_roc_auc"] == pytest.approx(churn["summary"]["winner"]["cv_roc_auc"], abs=1e-4)
     assert set(metadata["input_schema"]["properties"]) >= set(churn["spec"].input_columns)
-    assert metadata["input_schema"]["properties"]["tenure_months"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 120}
+    assert metadata["input_schema"]["properties"]["tenure_months"]["anyOf"][0] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 120,
+    }
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    ({"contract": None}, "contract", "contract is required"),  # None here: the key is removed
-    ({"tenure_months": "twelve"}, "tenure_months", "tenure_months must be an integer"),
-    ({"tenure_months": 7.5}, "tenure_months", "tenure_months must be an integer"),
-    ({"tenure_months": -4}, "tenure_months", "tenure_months must be at least 0"),
-    ({"monthly_charges": "55"}, "monthly_charges", "monthly_charges must be a number"),
-    ({"gender": 1}, "gender", "gender must be a string"),
-    ({"promo": "x"}, "promo", "promo is not a field of a churn record"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"contract": None}, "contract", "contract is required"),  # None here: the key is removed
+        ({"tenure_months": "twelve"}, "tenure_months", "tenure_months must be an integer"),
+        ({"tenure_months": 7.5}, "tenure_months", "tenure_months must be an integer"),
+        ({"tenure_months": -4}, "tenure_months", "tenure_months must be at least 0"),
+        ({"monthly_charges": "55"}, "monthly_charges", "monthly_charges must be a number"),
+        ({"gender": 1}, "gender", "gender must be a string"),
+        ({"promo": "x"}, "promo", "promo is not a field of a churn record"),
+    ],
+)
 def test_bad_records_get_400_naming_the_field(client, trained, changes, field, message):
     """Check each kind of bad record gets a 400 whose detail names the field and what was expected."""
     record = {**trained["churn"]["records"][0], **changes}
     record = {key: value for key, value in record.items() if not (key == "contract" and value is None)}
     response = client.post("/predict", json=record)
     assert response.status_code == 400
-    assert [(error["loc"], error["msg"][:len(message)]) for error in response.json()["detail"]] == [([field], message)]
+    assert [(error["loc"], error["msg"][: len(message)]) for error in response.json()["detail"]] == [([field], message)]
 
 
 def test_every_missing_field_is_listed(client):
@@ -221,10 +249,14 @@ def test_one_bad_record_in_a_batch_is_named_by_position(client, trained):
 
 def test_unknown_categories_are_accepted_and_counted(client, trained, churn_server):
     """Check an unseen category scores (the encoder ignores it) and shows in the Prometheus metric."""
+
     def counted() -> float:
         text = httpx.get(f"{churn_server.url}/metrics").text
-        lines = [line for line in text.splitlines()
-                 if line.startswith("tollgate_unknown_category_total") and 'field="contract"' in line]
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("tollgate_unknown_category_total") and 'field="contract"' in line
+        ]
         return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
 
     before = counted()
@@ -262,7 +294,7 @@ def test_oversized_bodies_get_413(client, trained):
 
     def chunks():
         for start in range(0, len(big), 65536):
-            yield big[start:start + 65536]
+            yield big[start : start + 65536]
 
     chunked = client.post("/predict_batch", content=chunks(), headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
@@ -289,9 +321,14 @@ def test_prediction_log_has_a_line_per_prediction_and_rotates(client, trained, c
 def test_security_model_is_served_from_its_own_spec(trained, tmp_path):
     """Check the service serves the security model: session records in, attack decisions out."""
     security = trained["security"]
-    server = Server("service.service:Tollgate", {
-        "TOLLGATE_DATASET": "security", "TOLLGATE_MODEL_TAG": security["summary"]["model_tag"],
-        "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")})
+    server = Server(
+        "service.service:Tollgate",
+        {
+            "TOLLGATE_DATASET": "security",
+            "TOLLGATE_MODEL_TAG": security["summary"]["model_tag"],
+            "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        },
+    )
     try:
         server.wait_ready()
         expected = security["pipeline"].predict_proba(security["holdout"][security["spec"].input_columns])[:, 1]
@@ -313,8 +350,12 @@ def test_security_model_is_served_from_its_own_spec(trained, tmp_path):
 def test_the_built_bento_serves_its_own_model(trained, tmp_path):
     """Check `bentoml serve <bento>` (no Tollgate settings at all) serves the model it was built for."""
     security = trained["security"]
-    server = Server(security["summary"]["bento_tag"], {"TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")},
-                    cwd=tmp_path, inherit_tollgate=False)
+    server = Server(
+        security["summary"]["bento_tag"],
+        {"TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions")},
+        cwd=tmp_path,
+        inherit_tollgate=False,
+    )
     try:
         server.wait_ready()
         metadata = httpx.get(f"{server.url}/metadata").json()
@@ -333,7 +374,13 @@ def test_a_tampered_model_is_refused_at_start(trained, tmp_path):
     with open(copy / "models" / name / version / "model.joblib", "ab") as model_file:
         model_file.write(b"\0")
     env = {**os.environ, "BENTOML_HOME": str(copy), "TOLLGATE_DATASET": "churn", "TOLLGATE_MODEL_TAG": tag}
-    result = subprocess.run([sys.executable, "-m", "bentoml", "serve", "service.service:Tollgate", "--port",
-                             str(free_port())], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "service.service:Tollgate", "--port", str(free_port())],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "ModelIntegrityError" in result.stderr and "refusing to load it" in result.stderr

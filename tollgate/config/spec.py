@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,10 +28,12 @@ class Target(_Strict):
     column: str
     positive: str | int = Field(description="the positive label (with others_are_positive: the name answers use)")
     negative: str | int
-    others_are_positive: bool = Field(default=False, description="every label but `negative` is positive "
-                                                                "(e.g. 23 attack kinds against 'normal')")
-    kind_column: str | None = Field(default=None, description="cleaning keeps the original label here "
-                                                              "(which kind of positive a row is)")
+    others_are_positive: bool = Field(
+        default=False, description="every label but `negative` is positive (e.g. 23 attack kinds against 'normal')"
+    )
+    kind_column: str | None = Field(
+        default=None, description="cleaning keeps the original label here (which kind of positive a row is)"
+    )
 
 
 class NumericColumn(_Strict):
@@ -52,12 +54,13 @@ class Split(_Strict):
     strategy: Literal["time", "stratified", "file"] = "time"
     train_window_months: int = Field(default=6, ge=1)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
-    holdout_file: str | None = Field(default=None, description="strategy file: the file (by name) held out; "
-                                                                 "every other file trains")
+    holdout_file: str | None = Field(
+        default=None, description="strategy file: the file (by name) held out; every other file trains"
+    )
     seed: int = 42
 
     @model_validator(mode="after")
-    def _file_strategy_names_a_file(self) -> "Split":
+    def _file_strategy_names_a_file(self) -> Split:
         if self.strategy == "file" and not self.holdout_file:
             raise ValueError("strategy 'file' needs holdout_file (the name of the file to hold out)")
         return self
@@ -114,7 +117,7 @@ class BucketFeature(_Strict):
     labels: list[str]
 
     @model_validator(mode="after")
-    def _labels_match_edges(self) -> "BucketFeature":
+    def _labels_match_edges(self) -> BucketFeature:
         if len(self.labels) != len(self.edges):
             raise ValueError(f"bucket '{self.name}': {len(self.edges)} edges need as many labels")
         if list(self.edges) != sorted(self.edges):
@@ -133,7 +136,7 @@ class OutsideRangeFeature(_Strict):
 
 
 FeatureDef = Annotated[
-    Union[RatioFeature, LogFeature, CountEqualFeature, BucketFeature, OutsideRangeFeature],
+    RatioFeature | LogFeature | CountEqualFeature | BucketFeature | OutsideRangeFeature,
     Field(discriminator="kind"),
 ]
 
@@ -152,27 +155,39 @@ class Candidate(_Strict):
 def default_candidates() -> list[Candidate]:
     return [
         Candidate(name="logistic_regression", estimator="logistic_regression", params={"C": 1.0, "max_iter": 2000}),
-        Candidate(name="random_forest", estimator="random_forest",
-                  params={"n_estimators": 200, "min_samples_leaf": 5, "max_samples": 0.5}),
-        Candidate(name="lightgbm", estimator="lightgbm",
-                  params={"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
-        Candidate(name="hist_gradient_boosting", estimator="hist_gradient_boosting",
-                  params={"max_iter": 300, "learning_rate": 0.05, "early_stopping": False}),
+        Candidate(
+            name="random_forest",
+            estimator="random_forest",
+            params={"n_estimators": 200, "min_samples_leaf": 5, "max_samples": 0.5},
+        ),
+        Candidate(
+            name="lightgbm", estimator="lightgbm", params={"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}
+        ),
+        Candidate(
+            name="hist_gradient_boosting",
+            estimator="hist_gradient_boosting",
+            params={"max_iter": 300, "learning_rate": 0.05, "early_stopping": False},
+        ),
     ]
 
 
 class Tournament(_Strict):
     cv_folds: int = Field(default=5, ge=2, le=20)
-    cv_max_rows: int = Field(default=200_000, ge=1000,
-                             description="cross-validate on a seeded stratified sample of at most this many "
-                                         "training rows; the final fit always uses them all")
+    cv_max_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="cross-validate on a seeded stratified sample of at most this many "
+        "training rows; the final fit always uses them all",
+    )
     candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
     anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
-    novelty_by: str | None = Field(default=None, description="column naming each positive's kind: the anomaly "
-                                                             "score is reported per kind held out of training")
+    novelty_by: str | None = Field(
+        default=None,
+        description="column naming each positive's kind: the anomaly score is reported per kind held out of training",
+    )
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Tournament":
+    def _unique_names(self) -> Tournament:
         names = [candidate.name for candidate in self.candidates]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
@@ -194,9 +209,12 @@ class Recommendations(_Strict):
 class Serving(_Strict):
     """How the service turns a probability into words for the person on the other end."""
 
-    high_risk_probability: float = Field(default=0.5, gt=0, lt=1,
-                                         description="High at or above this (and the threshold); "
-                                                     "Medium from the threshold up; Low below it")
+    high_risk_probability: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="High at or above this (and the threshold); Medium from the threshold up; Low below it",
+    )
     recommendations: Recommendations = Field(default_factory=Recommendations)
     explain_top_k: int = Field(default=5, ge=1, le=50)
 
@@ -205,8 +223,9 @@ class Monitoring(_Strict):
     """When logged traffic has drifted far enough from the training data to retrain."""
 
     psi_threshold: float = Field(default=0.2, gt=0, description="PSI above this on any input is drift")
-    positive_rate_change: float = Field(default=0.10, gt=0, lt=1,
-                                        description="absolute change of the predicted-positive rate that is drift")
+    positive_rate_change: float = Field(
+        default=0.10, gt=0, lt=1, description="absolute change of the predicted-positive rate that is drift"
+    )
     min_predictions: int = Field(default=200, ge=1, description="fewer logged predictions: no verdict")
 
 
@@ -227,7 +246,7 @@ class Aggregation(_Strict):
     where: dict[str, str] = Field(default_factory=dict, description="only events whose field equals the value")
 
     @model_validator(mode="after")
-    def _needs_field(self) -> "Aggregation":
+    def _needs_field(self) -> Aggregation:
         if self.how in ("sum", "nunique", "mode") and not self.field:
             raise ValueError(f"aggregation '{self.how}' needs a field")
         return self
@@ -239,9 +258,13 @@ class RawLogs(_Strict):
     key: str = Field(description="the raw field sessions are per, e.g. src_ip")
     time: str = "timestamp"
     window_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    lateness_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60,
-                                  description="how far behind the newest lines of the other files an event may arrive "
-                                              "before its session is final (later ones are counted as late_event)")
+    lateness_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="how far behind the newest lines of the other files an event may arrive "
+        "before its session is final (later ones are counted as late_event)",
+    )
     text_fields: list[str] = Field(description="required raw fields read as text")
     integer_fields: list[str] = Field(default_factory=list, description="required raw fields that must be integers")
     syslog_keys: dict[str, str] = Field(default_factory=dict, description="syslog key=value key → raw field")
@@ -278,7 +301,7 @@ class DatasetSpec(_Strict):
     content_sha256: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
-    def _references_exist(self) -> "DatasetSpec":
+    def _references_exist(self) -> DatasetSpec:
         known = set(self.input_columns) | {self.target.column} | ({self.id_column} if self.id_column else set())
         for feature in self.features:
             used = _columns_used_by(feature)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.features import build_preprocessor
 from tollgate.core.render import markdown_table
@@ -70,22 +71,32 @@ def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
         picked = holdout.index.get_indexer(rows)
         share = float(np.mean(scores[picked] > cut))
         percentiles = np.searchsorted(np.sort(scores[normal]), scores[picked]) / normal.sum()
-        results.append(KindResult(kind, len(rows), in_training, round(share, 4),
-                                  round(float(np.median(percentiles)), 4), percentiles))
+        results.append(
+            KindResult(
+                kind, len(rows), in_training, round(share, 4), round(float(np.median(percentiles)), 4), percentiles
+            )
+        )
     return sorted(results, key=lambda r: (-r.holdout_rows, r.kind))
 
 
 def anomaly_markdown(spec: DatasetSpec, results: list[KindResult], picture: str) -> str:
     """The per-kind table with what its columns mean, for the run folder's anomaly.md."""
-    lines = [f"# {spec.name}: anomaly score on attack kinds it never saw", "",
-             "Each kind's rows in the holdout, scored by an IsolationForest fitted on training rows **without that "
-             "kind** (kinds absent from training: the model's own detector). `share_in_top_1pct`: the share scoring "
-             "above the 99th percentile of normal holdout rows (1 % false alarms on normal traffic); "
-             "`median_normal_percentile`: where the kind's median row falls among normal rows. Kinds with fewer "
-             f"than {MIN_ROWS} holdout rows are listed but not judged (blank).", "",
-             markdown_table([result.as_row() for result in results],
-                            ["kind", "holdout_rows", "in_training", "share_in_top_1pct", "median_normal_percentile"]),
-             "", f"![anomaly ranks]({picture})"]
+    lines = [
+        f"# {spec.name}: anomaly score on attack kinds it never saw",
+        "",
+        "Each kind's rows in the holdout, scored by an IsolationForest fitted on training rows **without that "
+        "kind** (kinds absent from training: the model's own detector). `share_in_top_1pct`: the share scoring "
+        "above the 99th percentile of normal holdout rows (1 % false alarms on normal traffic); "
+        "`median_normal_percentile`: where the kind's median row falls among normal rows. Kinds with fewer "
+        f"than {MIN_ROWS} holdout rows are listed but not judged (blank).",
+        "",
+        markdown_table(
+            [result.as_row() for result in results],
+            ["kind", "holdout_rows", "in_training", "share_in_top_1pct", "median_normal_percentile"],
+        ),
+        "",
+        f"![anomaly ranks]({picture})",
+    ]
     return "\n".join(lines) + "\n"
 
 

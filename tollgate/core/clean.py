@@ -1,7 +1,8 @@
 """Cleaning: deterministic repairs that need no learning, every one of them counted.
 
 ``clean_frame`` is the single cleaning function: the flow applies it to monthly batches and the service
-applies it (or ``clean_record``, held equal to it) to each request, so a value is repaired the same way in training and in production.
+applies it (or ``clean_record``, held equal to it) to each request, so a value is repaired the same way in
+training and in production.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
 from tollgate.config.spec import DatasetSpec
 
 # Characters real exports put inside numbers: thousands separators, currency signs, spaces.
@@ -148,7 +150,7 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     report = CleaningReport(rows_in=len(frame))
     cleaned = frame.copy()
 
-    for column in cleaned.columns[cleaned.dtypes == object]:
+    for column in cleaned.select_dtypes(include="object").columns:
         original = cleaned[column]
         padded = _per_value(original, lambda v: isinstance(v, str) and v != v.strip())
         stripped = _per_value(original, lambda v: v.strip() if isinstance(v, str) else v)
@@ -179,7 +181,9 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
             continue
         canonical = _canonical_categories(categories)
         values = cleaned[column]
-        fixed = _per_value(values, lambda v: canonical.get(str(v).casefold(), v) if pd.notna(v) else v)
+        fixed = _per_value(
+            values, lambda v, canonical=canonical: canonical.get(str(v).casefold(), v) if pd.notna(v) else v
+        )
         report.count("case_fixed", column, (fixed.notna() & (fixed != values)).sum())
         unknown = fixed.notna() & ~fixed.isin(categories)
         report.count("unknown_category_kept", column, unknown.sum())
@@ -225,8 +229,11 @@ def clean_record(record: Mapping[str, object], spec: DatasetSpec) -> dict[str, o
     for column, rule in spec.columns.numeric.items():
         if column in cleaned:
             number = _parse_number(cleaned[column])
-            invalid = ((rule.min is not None and number < rule.min) or (rule.max is not None and number > rule.max)
-                       or (rule.integer and number % 1 != 0))
+            invalid = (
+                (rule.min is not None and number < rule.min)
+                or (rule.max is not None and number > rule.max)
+                or (rule.integer and number % 1 != 0)
+            )
             cleaned[column] = np.nan if invalid else number
     for column, categories in spec.columns.categorical.items():
         value = cleaned.get(column)

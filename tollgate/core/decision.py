@@ -32,7 +32,9 @@ def decide(probability: float, threshold: float, spec: DatasetSpec) -> Decision:
     return Decision(prediction=label, act=act, risk_level=level, recommendation=advice)
 
 
-def decide_many(probabilities: np.ndarray, threshold: float, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decide_many(
+    probabilities: np.ndarray, threshold: float, spec: DatasetSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``decide`` for many probabilities at once: (labels, risk levels, recommendations) arrays."""
     act = probabilities >= threshold
     high = act & (probabilities >= spec.serving.high_risk_probability)

@@ -84,10 +84,18 @@ class DriftReport:
 
     def summary(self) -> dict:
         worst = sorted(self.features, key=lambda f: -f.psi)[:5]
-        return {"dataset": self.dataset, "model_version": self.model_version, "predictions": self.predictions,
-                "drifted": self.drifted, "reasons": self.reasons, "positive_rate": self.positive_rate,
-                "reference_positive_rate": self.reference_positive_rate, "latency_p50_ms": self.latency_p50_ms,
-                "latency_p99_ms": self.latency_p99_ms, "top_psi": {f.feature: round(f.psi, 4) for f in worst}}
+        return {
+            "dataset": self.dataset,
+            "model_version": self.model_version,
+            "predictions": self.predictions,
+            "drifted": self.drifted,
+            "reasons": self.reasons,
+            "positive_rate": self.positive_rate,
+            "reference_positive_rate": self.reference_positive_rate,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "top_psi": {f.feature: round(f.psi, 4) for f in worst},
+        }
 
 
 def drift_report(log: pd.DataFrame, reference: dict, spec: DatasetSpec, model_version: str | None) -> DriftReport:
@@ -105,10 +113,18 @@ def drift_report(log: pd.DataFrame, reference: dict, spec: DatasetSpec, model_ve
         present = values.dropna()
         test = ks_2samp(present, profile["sample"]) if len(present) and profile["sample"] else None
         drifted = score > rule.psi_threshold
-        report.features.append(FeatureDrift(column, "numeric", score, float(test.statistic) if test else None,
-                                            float(test.pvalue) if test else None, drifted))
+        report.features.append(
+            FeatureDrift(
+                column,
+                "numeric",
+                score,
+                float(test.statistic) if test else None,
+                float(test.pvalue) if test else None,
+                drifted,
+            )
+        )
     for column, shares in reference["categorical"].items():
-        observed = inputs[column].fillna(MISSING).map(lambda v: v if v in shares else OTHER)
+        observed = inputs[column].fillna(MISSING).map(lambda v, shares=shares: v if v in shares else OTHER)
         actual = observed.value_counts(normalize=True)
         categories = sorted(set(shares) | set(actual.index))
         score = psi([shares.get(c, 0.0) for c in categories], [float(actual.get(c, 0.0)) for c in categories])
@@ -119,30 +135,49 @@ def drift_report(log: pd.DataFrame, reference: dict, spec: DatasetSpec, model_ve
     report.latency_p50_ms, report.latency_p99_ms = float(latency.quantile(0.5)), float(latency.quantile(0.99))
     drifted = [f for f in report.features if f.drifted]
     if drifted:
-        report.reasons.append("PSI above " + f"{rule.psi_threshold:g}: " +
-                              ", ".join(f"{f.feature} {f.psi:.3f}" for f in sorted(drifted, key=lambda f: -f.psi)))
+        report.reasons.append(
+            "PSI above "
+            + f"{rule.psi_threshold:g}: "
+            + ", ".join(f"{f.feature} {f.psi:.3f}" for f in sorted(drifted, key=lambda f: -f.psi))
+        )
     if report.reference_positive_rate is not None:
         change = abs(report.positive_rate - report.reference_positive_rate)
         if change > rule.positive_rate_change:
-            report.reasons.append(f"predicted-positive rate {report.positive_rate:.3f} vs {report.reference_positive_rate:.3f} "
-                                  f"at training (change {change:.3f} > {rule.positive_rate_change:g})")
+            report.reasons.append(
+                f"predicted-positive rate {report.positive_rate:.3f} vs {report.reference_positive_rate:.3f} "
+                f"at training (change {change:.3f} > {rule.positive_rate_change:g})"
+            )
     report.drifted = bool(report.reasons)
     return report
 
 
 def drift_markdown(report: DriftReport) -> str:
     verdict = "DRIFT — retrain triggered" if report.drifted else "no drift"
-    lines = [f"# {report.dataset} monitoring: {verdict}", "",
-             f"{report.predictions:,} predictions of model {report.model_version}.", ""]
+    lines = [
+        f"# {report.dataset} monitoring: {verdict}",
+        "",
+        f"{report.predictions:,} predictions of model {report.model_version}.",
+        "",
+    ]
     lines += [f"- {reason}" for reason in report.reasons] or ["- every input within its PSI threshold"]
     if report.positive_rate is not None:
-        lines += ["", f"Predicted-positive rate {report.positive_rate:.3f} (training holdout "
-                  f"{report.reference_positive_rate:.3f}); latency p50 {report.latency_p50_ms:.2f} ms, "
-                  f"p99 {report.latency_p99_ms:.2f} ms.", "", "| feature | kind | PSI | KS statistic | KS p-value | drifted |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Predicted-positive rate {report.positive_rate:.3f} (training holdout "
+            f"{report.reference_positive_rate:.3f}); latency p50 {report.latency_p50_ms:.2f} ms, "
+            f"p99 {report.latency_p99_ms:.2f} ms.",
+            "",
+            "| feature | kind | PSI | KS statistic | KS p-value | drifted |",
+            "|---|---|---|---|---|---|",
+        ]
         for feature in sorted(report.features, key=lambda f: -f.psi):
-            ks = (f"{feature.ks_statistic:.3f} | {feature.ks_pvalue:.2g}" if feature.ks_statistic is not None else "— | —")
-            lines.append(f"| {feature.feature} | {feature.kind} | {feature.psi:.4f} | {ks} | {'yes' if feature.drifted else ''} |")
+            ks = (
+                f"{feature.ks_statistic:.3f} | {feature.ks_pvalue:.2g}" if feature.ks_statistic is not None else "— | —"
+            )
+            lines.append(
+                f"| {feature.feature} | {feature.kind} | {feature.psi:.4f} | {ks} "
+                f"| {'yes' if feature.drifted else ''} |"
+            )
     return "\n".join(lines)
 
 

@@ -69,8 +69,9 @@ def shap_values(pipeline: Pipeline, frame: pd.DataFrame, background: pd.DataFram
     return Explainer(pipeline, frame if background is None else background).values(frame)
 
 
-def explain_records(pipeline: Pipeline, frame: pd.DataFrame, top_k: int = 5,
-                    background: pd.DataFrame | None = None) -> list[list[dict]]:
+def explain_records(
+    pipeline: Pipeline, frame: pd.DataFrame, top_k: int = 5, background: pd.DataFrame | None = None
+) -> list[list[dict]]:
     """Each record's top-k signed contributions (see ``Explainer.top_contributions``)."""
     return Explainer(pipeline, frame if background is None else background).top_contributions(frame, top_k)
 
@@ -85,26 +86,39 @@ class GlobalExplanation:
     background: pd.DataFrame  # training rows a linear model's contributions are taken against
 
 
-def explain_model(pipeline: Pipeline, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec) -> GlobalExplanation:
+def explain_model(
+    pipeline: Pipeline, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec
+) -> GlobalExplanation:
     """Permutation importance on the holdout and SHAP summaries for a fitted model."""
     features, target = features_and_target(holdout, spec)
     if len(features) > IMPORTANCE_ROWS:
         sample = features.sample(IMPORTANCE_ROWS, random_state=spec.split.seed).index
         features, target = features.loc[sample], target.loc[sample]
-    result = permutation_importance(pipeline, features, target, scoring="roc_auc", n_repeats=3,
-                                    random_state=spec.split.seed, n_jobs=1)
-    permutation = (pd.DataFrame({"feature": features.columns, "importance": result.importances_mean,
-                                 "std": result.importances_std})
-                   .sort_values("importance", ascending=False).reset_index(drop=True))
+    result = permutation_importance(
+        pipeline, features, target, scoring="roc_auc", n_repeats=3, random_state=spec.split.seed, n_jobs=1
+    )
+    permutation = (
+        pd.DataFrame(
+            {"feature": features.columns, "importance": result.importances_mean, "std": result.importances_std}
+        )
+        .sort_values("importance", ascending=False)
+        .reset_index(drop=True)
+    )
 
     background = train.sample(min(500, len(train)), random_state=spec.split.seed)[spec.input_columns]
     shap_rows = features.head(SHAP_ROWS)
     explainer = Explainer(pipeline, background)
     values = explainer.values(shap_rows)
-    shap_mean_abs = (pd.DataFrame({"feature": feature_names(pipeline), "mean_abs_shap": np.abs(values).mean(axis=0)})
-                     .sort_values("mean_abs_shap", ascending=False).reset_index(drop=True))
+    shap_mean_abs = (
+        pd.DataFrame({"feature": feature_names(pipeline), "mean_abs_shap": np.abs(values).mean(axis=0)})
+        .sort_values("mean_abs_shap", ascending=False)
+        .reset_index(drop=True)
+    )
     probability = pipeline.predict_proba(shap_rows.head(3))[:, 1]
-    examples = [{"probability": round(float(p), 4), "top_contributions": contributions}
-                for p, contributions in zip(probability, explainer.top_contributions(shap_rows.head(3), 5))]
-    return GlobalExplanation(permutation=permutation, shap_mean_abs=shap_mean_abs, examples=examples,
-                       background=background)
+    examples = [
+        {"probability": round(float(p), 4), "top_contributions": contributions}
+        for p, contributions in zip(probability, explainer.top_contributions(shap_rows.head(3), 5), strict=False)
+    ]
+    return GlobalExplanation(
+        permutation=permutation, shap_mean_abs=shap_mean_abs, examples=examples, background=background
+    )

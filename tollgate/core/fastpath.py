@@ -34,11 +34,11 @@ class FastScorer:
     width: int
     inputs_numeric: list[str]
     inputs_categorical: list[str]
-    anomaly: "CompiledIsolationForest | None" = None
-    trees: "CompiledForestClassifier | CompiledBoosting | None" = None
+    anomaly: CompiledIsolationForest | None = None
+    trees: CompiledForestClassifier | CompiledBoosting | None = None
 
     @classmethod
-    def compile(cls, pipeline: Pipeline) -> "FastScorer":
+    def compile(cls, pipeline: Pipeline) -> FastScorer:
         columns = pipeline.named_steps["columns"]
         numeric_steps = columns.named_transformers_["numeric"]
         categorical_steps = columns.named_transformers_["categorical"]
@@ -62,8 +62,11 @@ class FastScorer:
             width=start,
             inputs_numeric=[column for column in numeric if column not in derived],
             inputs_categorical=[column for column in categorical if column not in derived],
-            anomaly=(CompiledIsolationForest.compile(pipeline.named_steps["anomaly"].forest_)
-                     if "anomaly" in pipeline.named_steps else None),
+            anomaly=(
+                CompiledIsolationForest.compile(pipeline.named_steps["anomaly"].forest_)
+                if "anomaly" in pipeline.named_steps
+                else None
+            ),
             trees=_compile_trees(pipeline[-1]),
         )
 
@@ -77,7 +80,7 @@ class FastScorer:
         numbers = np.array([_as_float(values[column][0]) for column in self.numeric])
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         row[0, : len(self.numeric)] = (numbers - self.means) / self.scales
-        for column, offsets in zip(self.categorical, self.offsets):
+        for column, offsets in zip(self.categorical, self.offsets, strict=False):
             value = values[column][0]
             label = UNKNOWN_CATEGORY if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
             position = offsets.get(label)
@@ -128,7 +131,7 @@ class TreeArrays:
     float32: bool  # scikit-learn's trees compare float32 inputs; HistGradientBoosting compares float64
 
     @classmethod
-    def from_sklearn(cls, trees: list, feature_maps: list | None = None) -> "TreeArrays":
+    def from_sklearn(cls, trees: list, feature_maps: list | None = None) -> TreeArrays:
         parts, offset, roots, depth = [], 0, [], 0
         for index, tree in enumerate(trees):
             count = tree.node_count
@@ -137,16 +140,26 @@ class TreeArrays:
             feature = np.where(leaf, 0, tree.feature)
             if feature_maps is not None:
                 feature = np.asarray(feature_maps[index])[feature]
-            parts.append((feature, tree.threshold, np.where(leaf, nodes, tree.children_left) + offset,
-                          np.where(leaf, nodes, tree.children_right) + offset))
+            parts.append(
+                (
+                    feature,
+                    tree.threshold,
+                    np.where(leaf, nodes, tree.children_left) + offset,
+                    np.where(leaf, nodes, tree.children_right) + offset,
+                )
+            )
             roots.append(offset)
             offset += count
             depth = max(depth, tree.max_depth)
-        return cls(*(np.concatenate(column) for column in zip(*parts)), roots=np.asarray(roots), depth=depth,
-                   float32=True)
+        return cls(
+            *(np.concatenate(column) for column in zip(*parts, strict=False)),
+            roots=np.asarray(roots),
+            depth=depth,
+            float32=True,
+        )
 
     @classmethod
-    def from_hist_gradient_boosting(cls, predictors: list) -> "TreeArrays":
+    def from_hist_gradient_boosting(cls, predictors: list) -> TreeArrays:
         parts, offset, roots, depth = [], 0, [], 0
         for predictor in predictors:
             nodes = predictor.nodes
@@ -154,13 +167,23 @@ class TreeArrays:
                 raise TypeError("categorical splits are not compiled")
             indices = np.arange(len(nodes))
             leaf = nodes["is_leaf"].astype(bool)
-            parts.append((np.where(leaf, 0, nodes["feature_idx"]), nodes["num_threshold"],
-                          np.where(leaf, indices, nodes["left"]) + offset, np.where(leaf, indices, nodes["right"]) + offset))
+            parts.append(
+                (
+                    np.where(leaf, 0, nodes["feature_idx"]),
+                    nodes["num_threshold"],
+                    np.where(leaf, indices, nodes["left"]) + offset,
+                    np.where(leaf, indices, nodes["right"]) + offset,
+                )
+            )
             roots.append(offset)
             offset += len(nodes)
             depth = max(depth, int(nodes["depth"].max()))
-        return cls(*(np.concatenate(column) for column in zip(*parts)), roots=np.asarray(roots), depth=depth,
-                   float32=False)
+        return cls(
+            *(np.concatenate(column) for column in zip(*parts, strict=False)),
+            roots=np.asarray(roots),
+            depth=depth,
+            float32=False,
+        )
 
     def leaves(self, row: np.ndarray) -> np.ndarray:
         """The leaf each tree sends ``row`` to."""
@@ -184,7 +207,7 @@ class CompiledForestClassifier:
     positive_fraction: np.ndarray
 
     @classmethod
-    def compile(cls, forest: RandomForestClassifier) -> "CompiledForestClassifier":
+    def compile(cls, forest: RandomForestClassifier) -> CompiledForestClassifier:
         fractions = []
         for estimator in forest.estimators_:
             value = estimator.tree_.value[:, 0, : forest.n_classes_]
@@ -205,12 +228,15 @@ class CompiledBoosting:
     baseline: float
 
     @classmethod
-    def compile(cls, model: HistGradientBoostingClassifier) -> "CompiledBoosting":
+    def compile(cls, model: HistGradientBoostingClassifier) -> CompiledBoosting:
         if getattr(model, "_preprocessor", None) is not None or model.n_trees_per_iteration_ != 1:
             raise TypeError("only binary models on numeric inputs are compiled")
         predictors = [iteration[0] for iteration in model._predictors]
-        return cls(TreeArrays.from_hist_gradient_boosting(predictors),
-                   np.concatenate([p.nodes["value"] for p in predictors]), float(np.ravel(model._baseline_prediction)[0]))
+        return cls(
+            TreeArrays.from_hist_gradient_boosting(predictors),
+            np.concatenate([p.nodes["value"] for p in predictors]),
+            float(np.ravel(model._baseline_prediction)[0]),
+        )
 
     def probability(self, row: np.ndarray) -> float:
         raw = _sequential_sum(np.concatenate([[self.baseline], self.leaf_value[self.trees.leaves(row)]]))
@@ -226,14 +252,19 @@ class CompiledIsolationForest:
     denominator: float
 
     @classmethod
-    def compile(cls, forest: IsolationForest) -> "CompiledIsolationForest":
+    def compile(cls, forest: IsolationForest) -> CompiledIsolationForest:
         from sklearn.ensemble._iforest import _average_path_length
 
         subsampled = forest._max_features != forest.n_features_in_
-        lengths = [decision + average - 1.0 for decision, average
-                   in zip(forest._decision_path_lengths, forest._average_path_length_per_tree)]
-        trees = TreeArrays.from_sklearn([e.tree_ for e in forest.estimators_],
-                                        forest.estimators_features_ if subsampled else None)
+        lengths = [
+            decision + average - 1.0
+            for decision, average in zip(
+                forest._decision_path_lengths, forest._average_path_length_per_tree, strict=False
+            )
+        ]
+        trees = TreeArrays.from_sklearn(
+            [e.tree_ for e in forest.estimators_], forest.estimators_features_ if subsampled else None
+        )
         denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])[0]
         return cls(trees, np.concatenate(lengths), float(denominator))
 
@@ -242,7 +273,7 @@ class CompiledIsolationForest:
         return float(2 ** (-np.divide(depth, self.denominator))) if self.denominator != 0 else 1.0
 
 
-def _compile_trees(model) -> "CompiledForestClassifier | CompiledBoosting | None":
+def _compile_trees(model) -> CompiledForestClassifier | CompiledBoosting | None:
     """A compiled form of tree ensembles that scikit-learn scores tree by tree; None otherwise."""
     if isinstance(model, RandomForestClassifier) and model.n_classes_ == 2:
         return CompiledForestClassifier.compile(model)

@@ -7,7 +7,7 @@ Everything learned is learned in ``fit`` on training rows only.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ class SpecFeatures(BaseEstimator, TransformerMixin):
     def __init__(self, features: Sequence[FeatureDef] = ()):
         self.features = features
 
-    def fit(self, X: pd.DataFrame, y=None) -> "SpecFeatures":
+    def fit(self, X: pd.DataFrame, y=None) -> SpecFeatures:
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
@@ -96,11 +96,15 @@ class AnomalyScore(BaseEstimator, TransformerMixin):
         self.max_samples = max_samples
         self.random_state = random_state
 
-    def fit(self, X, y=None) -> "AnomalyScore":
+    def fit(self, X, y=None) -> AnomalyScore:
         from sklearn.ensemble import IsolationForest
 
-        self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(X)),
-                                       random_state=self.random_state, n_jobs=1).fit(X)
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=min(self.max_samples, len(X)),
+            random_state=self.random_state,
+            n_jobs=1,
+        ).fit(X)
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
@@ -124,12 +128,17 @@ def build_preprocessor(spec: DatasetSpec) -> Pipeline:
     numeric, categorical = model_columns(spec)
     columns = ColumnTransformer(
         [
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                  ("scale", StandardScaler())]), numeric),
-            ("categorical", Pipeline([
-                ("impute", SimpleImputer(strategy="constant", fill_value=UNKNOWN_CATEGORY)),
-                ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-            ]), categorical),
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value=UNKNOWN_CATEGORY)),
+                        ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
         ],
         remainder="drop",
         verbose_feature_names_out=False,

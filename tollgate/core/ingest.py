@@ -61,9 +61,11 @@ class RawData:
     def batches(self) -> dict[str, pd.DataFrame]:
         """Each batch's rows with only the columns it really had (after renaming); one per month of raw logs."""
         return {
-            batch.label: self.frame.loc[self.frame[BATCH_COLUMN] == batch.label,
-                                        [self.renamed.get(c, c) for c in batch.columns]]
-            for batch in self.files if batch.columns
+            batch.label: self.frame.loc[
+                self.frame[BATCH_COLUMN] == batch.label, [self.renamed.get(c, c) for c in batch.columns]
+            ]
+            for batch in self.files
+            if batch.columns
         }
 
     @property
@@ -107,8 +109,9 @@ def plan_batches(source: Path, month: str | None, window: int) -> tuple[list[Pat
     return [monthly[m] for m in chosen], chosen[-1]
 
 
-def holdout_window(available: dict[str, object], month: str | None, window: int, source: Path,
-                   what: str) -> list[str] | None:
+def holdout_window(
+    available: dict[str, object], month: str | None, window: int, source: Path, what: str
+) -> list[str] | None:
     """The ``window`` months before the holdout month (default: the latest), then the holdout itself;
     None when no month precedes it."""
     months = sorted(available)
@@ -132,8 +135,13 @@ def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) ->
     return Path(data) if data else spec.raw_path(settings)
 
 
-def planned_files(spec: DatasetSpec, settings: Settings, data: str | Path | None = None, month: str | None = None,
-                  raw: str | Path | None = None) -> tuple[list[Path], str | None]:
+def planned_files(
+    spec: DatasetSpec,
+    settings: Settings,
+    data: str | Path | None = None,
+    month: str | None = None,
+    raw: str | Path | None = None,
+) -> tuple[list[Path], str | None]:
     """Every file a run would read (batches, or raw log folders' files) and its holdout month."""
     if raw:
         months, holdout = plan_log_months(Path(raw), month, spec.split.train_window_months)
@@ -169,41 +177,66 @@ def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.D
             def progress(report, month=month):
                 print(f"  {month}: {report.lines:,} lines read, {report.parsed:,} events")
 
-            sessions, report, sample = sessionise(paths, spec, month if MONTH_FOLDER.match(month) else None,
-                                                  progress=progress)
+            sessions, report, sample = sessionise(
+                paths, spec, month if MONTH_FOLDER.match(month) else None, progress=progress
+            )
             labelled = attach_labels(sessions, folder / spec.raw_logs.labels_file, spec)
         except RawLogError as error:
             raise IngestError(f"{folder}: {error}") from error
-        print(f"ingest: {month}: {report.lines:,} lines → {report.parsed:,} events ({report.parse_rate:.2%} parsed, "
-              f"{report.duplicates:,} duplicates dropped, unusable {dict(report.problems)}) → {len(labelled):,} sessions")
+        print(
+            f"ingest: {month}: {report.lines:,} lines → {report.parsed:,} events ({report.parse_rate:.2%} parsed, "
+            f"{report.duplicates:,} duplicates dropped, unusable {dict(report.problems)}) → {len(labelled):,} sessions"
+        )
         labelled[BATCH_COLUMN] = month
         frames.append(labelled)
         columns = tuple(c for c in labelled.columns if c != BATCH_COLUMN)
         for number, path in enumerate(paths):
-            files.append(BatchFile(str(path), month, report.lines if number == 0 else 0, file_sha256(path),
-                                   columns if number == 0 else ()))
+            files.append(
+                BatchFile(
+                    str(path),
+                    month,
+                    report.lines if number == 0 else 0,
+                    file_sha256(path),
+                    columns if number == 0 else (),
+                )
+            )
         labels = folder / spec.raw_logs.labels_file
         files.append(BatchFile(str(labels), month, 0, file_sha256(labels), ()))
         reports[month], samples[month] = report.as_dict(), sample
     return frames, files, reports, samples
 
 
-def read_input(spec: DatasetSpec, settings: Settings, data: str | Path | None = None,
-               month: str | None = None, raw: str | Path | None = None) -> RawData:
+def read_input(
+    spec: DatasetSpec,
+    settings: Settings,
+    data: str | Path | None = None,
+    month: str | None = None,
+    raw: str | Path | None = None,
+) -> RawData:
     """Read the batches a run needs (``data``, or the spec's raw folder), rename, hash every file.
     With ``raw``, build them from raw event logs instead (``spec.raw_logs``), one batch per month."""
     if raw:
         if spec.raw_logs is None:
             raise IngestError(f"--raw needs a raw_logs section in the '{spec.name}' spec")
         months, holdout_month = plan_log_months(Path(raw), month, spec.split.train_window_months)
-        print(f"ingest: raw logs of {len(months)} month(s) from {raw}"
-              + (f", holdout month {holdout_month}" if holdout_month else ""))
+        print(
+            f"ingest: raw logs of {len(months)} month(s) from {raw}"
+            + (f", holdout month {holdout_month}" if holdout_month else "")
+        )
         frames, files, reports, samples = read_raw_logs(spec, months)
-        return RawData(frame=pd.concat(frames, ignore_index=True), files=files, holdout_month=holdout_month,
-                       parse_reports=reports, line_samples=samples)
+        return RawData(
+            frame=pd.concat(frames, ignore_index=True),
+            files=files,
+            holdout_month=holdout_month,
+            parse_reports=reports,
+            line_samples=samples,
+        )
     source = source_of(spec, settings, data)
     paths, holdout_month = plan_batches(source, month, spec.split.train_window_months)
-    print(f"ingest: {len(paths)} batch file(s) from {source}" + (f", holdout month {holdout_month}" if holdout_month else ""))
+    print(
+        f"ingest: {len(paths)} batch file(s) from {source}"
+        + (f", holdout month {holdout_month}" if holdout_month else "")
+    )
     frames, files = [], []
     for path in paths:
         batch = read_batch(path)
@@ -215,4 +248,3 @@ def read_input(spec: DatasetSpec, settings: Settings, data: str | Path | None = 
     renamed = {old: new for old, new in spec.rename.items() if old in frame.columns}
     frame = frame.rename(columns=renamed)
     return RawData(frame=frame, files=files, holdout_month=holdout_month, renamed=renamed)
-

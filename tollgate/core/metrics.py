@@ -20,14 +20,19 @@ def confusion(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> 
     """TP/FP/FN/TN when acting on every row with probability >= threshold."""
     y_true = np.asarray(y_true).astype(bool)
     act = np.asarray(probability) >= threshold
-    return {"tp": int(np.sum(act & y_true)), "fp": int(np.sum(act & ~y_true)),
-            "fn": int(np.sum(~act & y_true)), "tn": int(np.sum(~act & ~y_true))}
+    return {
+        "tp": int(np.sum(act & y_true)),
+        "fp": int(np.sum(act & ~y_true)),
+        "fn": int(np.sum(~act & y_true)),
+        "tn": int(np.sum(~act & ~y_true)),
+    }
 
 
 def cost_of(counts: dict[str, int], costs: Costs) -> float:
     """Dollars: missed positives, false alarms, and the cost of acting on true positives."""
-    return float(counts["fn"] * costs.false_negative + counts["fp"] * costs.false_positive
-                 + counts["tp"] * costs.true_positive)
+    return float(
+        counts["fn"] * costs.false_negative + counts["fp"] * costs.false_positive + counts["tp"] * costs.true_positive
+    )
 
 
 def expected_cost(y_true, probability, threshold: float, costs: Costs) -> float:

@@ -62,19 +62,35 @@ def row_costs(y_true: np.ndarray, probability: np.ndarray, threshold: float, cos
     """What each holdout row costs when acting at ``threshold`` (FN, FP and acting on a TP)."""
     act = probability >= threshold
     positive = y_true.astype(bool)
-    return np.where(positive & ~act, costs.false_negative,
-                    np.where(act & ~positive, costs.false_positive, np.where(act & positive, costs.true_positive, 0.0)))
+    return np.where(
+        positive & ~act,
+        costs.false_negative,
+        np.where(act & ~positive, costs.false_positive, np.where(act & positive, costs.true_positive, 0.0)),
+    )
 
 
-def holdout_score(tag: str, y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs) -> HoldoutScore:
+def holdout_score(
+    tag: str, y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs
+) -> HoldoutScore:
     cost = row_costs(y_true, probability, threshold, costs)
-    return HoldoutScore(tag=tag, threshold=threshold, roc_auc=float(roc_auc_score(y_true, probability)),
-                        pr_auc=float(average_precision_score(y_true, probability)),
-                        expected_cost=float(cost.sum()), expected_cost_per_row=float(cost.mean()))
+    return HoldoutScore(
+        tag=tag,
+        threshold=threshold,
+        roc_auc=float(roc_auc_score(y_true, probability)),
+        pr_auc=float(average_precision_score(y_true, probability)),
+        expected_cost=float(cost.sum()),
+        expected_cost_per_row=float(cost.mean()),
+    )
 
 
-def paired_bootstrap(y_true: np.ndarray, challenger: np.ndarray, champion: np.ndarray, thresholds: tuple[float, float],
-                     spec: DatasetSpec, resamples: int = BOOTSTRAP_RESAMPLES) -> Comparison:
+def paired_bootstrap(
+    y_true: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    thresholds: tuple[float, float],
+    spec: DatasetSpec,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> Comparison:
     """Resample holdout rows (the same rows for both models, seeded) and measure the improvement.
 
     For ``expected_cost`` the improvement is the champion's cost per row minus the challenger's;
@@ -84,11 +100,16 @@ def paired_bootstrap(y_true: np.ndarray, challenger: np.ndarray, champion: np.nd
     rng = np.random.default_rng(spec.split.seed)
     n = len(y_true)
     if rule.metric == "expected_cost":
-        saving = (row_costs(y_true, champion, thresholds[1], spec.costs)
-                  - row_costs(y_true, challenger, thresholds[0], spec.costs))
+        saving = row_costs(y_true, champion, thresholds[1], spec.costs) - row_costs(
+            y_true, challenger, thresholds[0], spec.costs
+        )
         delta = float(saving.mean())
-        draws = np.concatenate([saving[rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, resamples - done), n))].mean(axis=1)
-                                for done in range(0, resamples, BOOTSTRAP_CHUNK)])
+        draws = np.concatenate(
+            [
+                saving[rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, resamples - done), n))].mean(axis=1)
+                for done in range(0, resamples, BOOTSTRAP_CHUNK)
+            ]
+        )
     else:
         score = roc_auc_score if rule.metric == "roc_auc" else average_precision_score
         delta = float(score(y_true, challenger) - score(y_true, champion))
@@ -99,48 +120,85 @@ def paired_bootstrap(y_true: np.ndarray, challenger: np.ndarray, champion: np.nd
                 draws.append(score(y_true[rows], challenger[rows]) - score(y_true[rows], champion[rows]))
         draws = np.asarray(draws)
     low, high = np.quantile(draws, [1 - rule.confidence, rule.confidence])
-    return Comparison(metric=rule.metric, delta=delta, ci_low=float(low), ci_high=float(high),
-                      confidence=rule.confidence, resamples=resamples)
+    return Comparison(
+        metric=rule.metric,
+        delta=delta,
+        ci_low=float(low),
+        ci_high=float(high),
+        confidence=rule.confidence,
+        resamples=resamples,
+    )
 
 
-def should_promote(challenger: HoldoutScore, champion: HoldoutScore | None, comparison: Comparison | None,
-                   rule: Promotion) -> PromotionDecision:
+def should_promote(
+    challenger: HoldoutScore, champion: HoldoutScore | None, comparison: Comparison | None, rule: Promotion
+) -> PromotionDecision:
     """Floors first; then a real, significant improvement over the champion on the spec's metric."""
     for metric, floor in sorted(rule.floors.items()):
         value = getattr(challenger, metric, None)
         if value is not None and value < floor:
-            return PromotionDecision("rejected", f"challenger {metric} {value:.4f} is below the floor {floor:g}",
-                            champion.tag if champion else None, challenger.tag)
+            return PromotionDecision(
+                "rejected",
+                f"challenger {metric} {value:.4f} is below the floor {floor:g}",
+                champion.tag if champion else None,
+                challenger.tag,
+            )
     if champion is None or comparison is None:
         floors = ", ".join(f"{m} ≥ {f:g}" for m, f in sorted(rule.floors.items())) or "none set"
         return PromotionDecision("promoted", f"first champion: floors met ({floors})", None, challenger.tag)
     figures = dict(delta=comparison.delta, ci_low=comparison.ci_low, ci_high=comparison.ci_high)
     unit = " per holdout row" if comparison.metric == "expected_cost" else ""
     if comparison.delta < rule.min_gain or comparison.delta <= 0:
-        return PromotionDecision("rejected", f"no real improvement: {comparison.metric} {comparison.delta:+.4f}{unit} "
-                        f"(needs > 0 and ≥ min_gain {rule.min_gain:g})", champion.tag, challenger.tag, **figures)
+        return PromotionDecision(
+            "rejected",
+            f"no real improvement: {comparison.metric} {comparison.delta:+.4f}{unit} "
+            f"(needs > 0 and ≥ min_gain {rule.min_gain:g})",
+            champion.tag,
+            challenger.tag,
+            **figures,
+        )
     if comparison.ci_low <= 0:
-        return PromotionDecision("rejected", f"{comparison.metric} improvement {comparison.delta:+.4f}{unit} is not significant: "
-                        f"the bootstrap's {comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} is not above 0",
-                        champion.tag, challenger.tag, **figures)
-    return PromotionDecision("promoted", f"{comparison.metric} improves by {comparison.delta:+.4f}{unit} (one-sided "
-                    f"{comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} > 0, required gain {rule.min_gain:g})",
-                    champion.tag, challenger.tag, **figures)
+        return PromotionDecision(
+            "rejected",
+            f"{comparison.metric} improvement {comparison.delta:+.4f}{unit} is not significant: "
+            f"the bootstrap's {comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} is not above 0",
+            champion.tag,
+            challenger.tag,
+            **figures,
+        )
+    return PromotionDecision(
+        "promoted",
+        f"{comparison.metric} improves by {comparison.delta:+.4f}{unit} (one-sided "
+        f"{comparison.confidence:.0%} lower bound {comparison.ci_low:+.4f} > 0, required gain {rule.min_gain:g})",
+        champion.tag,
+        challenger.tag,
+        **figures,
+    )
 
 
-def promotion_markdown(spec: DatasetSpec, decision: PromotionDecision, challenger: HoldoutScore,
-                        champion: HoldoutScore | None, holdout_month: str | None) -> str:
+def promotion_markdown(
+    spec: DatasetSpec,
+    decision: PromotionDecision,
+    challenger: HoldoutScore,
+    champion: HoldoutScore | None,
+    holdout_month: str | None,
+) -> str:
     rows = ["| | challenger | champion |", "|---|---|---|"]
     for field in ("tag", "threshold", "roc_auc", "pr_auc", "expected_cost"):
         values = [getattr(score, field) if score else "—" for score in (challenger, champion)]
-        rows.append(f"| {field} | " + " | ".join(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in values) + " |")
-    interval = (f"\n\nImprovement {decision.delta:+.4f}, bootstrap interval [{decision.ci_low:+.4f}, {decision.ci_high:+.4f}]"
-                if decision.delta is not None else "")
+        rows.append(
+            f"| {field} | " + " | ".join(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in values) + " |"
+        )
+    interval = (
+        f"\n\nImprovement {decision.delta:+.4f}, bootstrap interval [{decision.ci_low:+.4f}, {decision.ci_high:+.4f}]"
+        if decision.delta is not None
+        else ""
+    )
     where = f"month {holdout_month}" if holdout_month else "the holdout"
-    return (f"# {spec.name}: challenger {decision.decision.upper()}\n\n{decision.reason}.\n\n"
-            f"Both models scored on {where}, which neither trained on.{interval}\n\n" + "\n".join(rows))
-
-
+    return (
+        f"# {spec.name}: challenger {decision.decision.upper()}\n\n{decision.reason}.\n\n"
+        f"Both models scored on {where}, which neither trained on.{interval}\n\n" + "\n".join(rows)
+    )
 
 
 @dataclass(frozen=True)
@@ -153,6 +211,12 @@ class PromotionResult:
 
     def summary(self) -> dict[str, Any]:
         decision = self.decision
-        return {"decision": decision.decision, "reason": decision.reason, "champion": decision.champion,
-                "challenger": decision.challenger, "delta": decision.delta, "ci_low": decision.ci_low,
-                "ci_high": decision.ci_high}
+        return {
+            "decision": decision.decision,
+            "reason": decision.reason,
+            "champion": decision.champion,
+            "challenger": decision.challenger,
+            "delta": decision.delta,
+            "ci_low": decision.ci_low,
+            "ci_high": decision.ci_high,
+        }

@@ -21,7 +21,7 @@ from tollgate.core.render import markdown_table
 class QualityGateFailed(RuntimeError):
     """Critical expectations failed; the message names each expectation and column."""
 
-    def __init__(self, result: "QualityResult"):
+    def __init__(self, result: QualityResult):
         self.result = result
         failed = "\n".join(f"  - {name}" for name in result.critical_failed)
         super().__init__(
@@ -42,7 +42,6 @@ class ExpectationOutcome:
     unexpected_pct: float | None = None
 
 
-
 @dataclass(frozen=True)
 class QualityResult:
     dataset: str
@@ -61,9 +60,17 @@ class QualityResult:
             if outcome.success or (severity and (outcome.severity == "critical") != (severity == "critical")):
                 continue
             key = (outcome.severity, outcome.expectation, outcome.column)
-            entry = grouped.setdefault(key, {"severity": outcome.severity, "expectation": outcome.expectation,
-                                             "column": outcome.column, "batches": [], "observed": [],
-                                             "why": outcome.notes})
+            entry = grouped.setdefault(
+                key,
+                {
+                    "severity": outcome.severity,
+                    "expectation": outcome.expectation,
+                    "column": outcome.column,
+                    "batches": [],
+                    "observed": [],
+                    "why": outcome.notes,
+                },
+            )
             entry["batches"].append(outcome.batch)
             entry["observed"].append(outcome)
         for entry in grouped.values():
@@ -96,21 +103,32 @@ def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec)
     rows = []
     for column in [*spec.id_columns, *spec.input_columns, spec.target.column]:
         if column not in frame:
-            rows.append({"column": column, "missing_pct": None, "distinct": None, "min": None,
-                         "max": None, "unparseable": None, "note": "column missing"})
+            rows.append(
+                {
+                    "column": column,
+                    "missing_pct": None,
+                    "distinct": None,
+                    "min": None,
+                    "max": None,
+                    "unparseable": None,
+                    "note": "column missing",
+                }
+            )
             continue
         values = typed[column]
         numeric = column in spec.columns.numeric or column == spec.target.column
         unparseable = parse_numeric(frame[column])[2] if column in spec.columns.numeric else 0
-        rows.append({
-            "column": column,
-            "missing_pct": round(100 * float(values.isna().mean()), 2),
-            "distinct": int(values.nunique(dropna=True)),
-            "min": float(values.min()) if numeric and values.notna().any() else None,
-            "max": float(values.max()) if numeric and values.notna().any() else None,
-            "unparseable": int(unparseable),
-            "note": "",
-        })
+        rows.append(
+            {
+                "column": column,
+                "missing_pct": round(100 * float(values.isna().mean()), 2),
+                "distinct": int(values.nunique(dropna=True)),
+                "min": float(values.min()) if numeric and values.notna().any() else None,
+                "max": float(values.max()) if numeric and values.notna().any() else None,
+                "unparseable": int(unparseable),
+                "note": "",
+            }
+        )
     return rows
 
 
@@ -144,7 +162,8 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
         )
         table["target_rate"] = table["target_rate"].round(4)
         order = _category_order(spec, column)
-        table = table.sort_values("value", key=lambda v: v.map(lambda x: order.get(x, len(order))), kind="stable")
+        rank = {value: order.get(value, len(order)) for value in table["value"]}
+        table = table.sort_values("value", key=lambda values: values.map(rank), kind="stable")
         segments[column] = table.to_dict(orient="records")
     return segments
 
@@ -156,8 +175,7 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
     lines = [
         f"# Data quality: {result.dataset} — {status}",
         "",
-        f"{raw.rows:,} rows from {len(batches)} batch(es) ({', '.join(batches)}); "
-        f"input SHA-256 `{raw.sha256[:16]}…`.",
+        f"{raw.rows:,} rows from {len(batches)} batch(es) ({', '.join(batches)}); input SHA-256 `{raw.sha256[:16]}…`.",
         f"{len(result.outcomes)} expectation results: {len(result.critical_failed)} critical failures, "
         f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
         "",
@@ -165,28 +183,55 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
         "",
     ]
     if failures:
-        lines.append(markdown_table(
-            [{**entry, "batches": "all" if entry["batches"] == sorted({o.batch for o in result.outcomes})
-              else ", ".join(entry["batches"]) or "all",
-              "observed": entry["observed"].replace("|", "/")}
-             for entry in sorted(failures, key=lambda e: (e["severity"] != "critical", e["column"] or ""))],
-            ["severity", "expectation", "column", "batches", "observed", "why"],
-        ))
+        lines.append(
+            markdown_table(
+                [
+                    {
+                        **entry,
+                        "batches": "all"
+                        if entry["batches"] == sorted({o.batch for o in result.outcomes})
+                        else ", ".join(entry["batches"]) or "all",
+                        "observed": entry["observed"].replace("|", "/"),
+                    }
+                    for entry in sorted(failures, key=lambda e: (e["severity"] != "critical", e["column"] or ""))
+                ],
+                ["severity", "expectation", "column", "batches", "observed", "why"],
+            )
+        )
     passed = [o for o in result.outcomes if o.success]
-    lines += [f"{len(passed)} expectation results passed; every result is in Data Docs and `data_quality.json`.",
-              "", "## Column profile", "",
-              markdown_table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"])]
+    lines += [
+        f"{len(passed)} expectation results passed; every result is in Data Docs and `data_quality.json`.",
+        "",
+        "## Column profile",
+        "",
+        markdown_table(result.profile, ["column", "missing_pct", "distinct", "min", "max", "unparseable", "note"]),
+    ]
     for column, rows in result.segments.items():
         lines += ["", f"## Target rate by {column}", "", markdown_table(rows, ["value", "rows", "target_rate"])]
     for month, report in raw.parse_reports.items():
-        lines += ["", f"## Raw log lines, {month}", "",
-                  f"{report['lines']:,} lines read, {report['parsed']:,} usable events ({report['parse_rate']:.2%}), "
-                  f"{report['duplicates_dropped']:,} repeated deliveries dropped; events from "
-                  f"{report['first_event_utc']} to {report['last_event_utc']} (UTC).", ""]
+        lines += [
+            "",
+            f"## Raw log lines, {month}",
+            "",
+            f"{report['lines']:,} lines read, {report['parsed']:,} usable events ({report['parse_rate']:.2%}), "
+            f"{report['duplicates_dropped']:,} repeated deliveries dropped; events from "
+            f"{report['first_event_utc']} to {report['last_event_utc']} (UTC).",
+            "",
+        ]
         if report["unusable_by_kind"]:
-            lines.append(markdown_table(
-                [{"kind": kind, "lines": count,
-                  "example": "`" + report["samples"].get(kind, [""])[0][:120].replace("|", "/").replace("`", "'") + "`"}
-                 for kind, count in sorted(report["unusable_by_kind"].items(), key=lambda item: -item[1])],
-                ["kind", "lines", "example"]))
+            lines.append(
+                markdown_table(
+                    [
+                        {
+                            "kind": kind,
+                            "lines": count,
+                            "example": "`"
+                            + report["samples"].get(kind, [""])[0][:120].replace("|", "/").replace("`", "'")
+                            + "`",
+                        }
+                        for kind, count in sorted(report["unusable_by_kind"].items(), key=lambda item: -item[1])
+                    ],
+                    ["kind", "lines", "example"],
+                )
+            )
     return "\n".join(lines)

@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -39,7 +38,9 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
     for column in spec.columns.categorical:
         value = data.get(column)
         if value is not None and not isinstance(value, str):
-            problems.append((column, "string_type", f"{column} must be a string, e.g. {spec.columns.categorical[column][0]!r}"))
+            problems.append(
+                (column, "string_type", f"{column} must be a string, e.g. {spec.columns.categorical[column][0]!r}")
+            )
     for column in optional:
         value = data.get(column)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
@@ -70,8 +71,13 @@ def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseMod
         kind = int if rule.integer else float
         fields[column] = (kind | None, Field(..., ge=rule.min, le=rule.max))
     for column, categories in spec.columns.categorical.items():
-        fields[column] = (str | None, Field(..., description=f"known values: {', '.join(categories)}; "
-                                                             "others are accepted and ignored by the encoder"))
+        fields[column] = (
+            str | None,
+            Field(
+                ...,
+                description=f"known values: {', '.join(categories)}; others are accepted and ignored by the encoder",
+            ),
+        )
     for column in [*spec.id_columns, *spec.columns.extra]:
         fields[column] = (str | int | None, Field(None, description="kept in the prediction log, not a feature"))
 
@@ -79,10 +85,10 @@ def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseMod
         raise_problems(title, [(None, field, kind, message) for field, kind, message in record_problems(data, spec)])
         return data
 
-    config = ConfigDict(extra="forbid", title=title,
-                        json_schema_extra={"example": example} if example else None)
-    return create_model(title, __config__=config, __validators__={"check_record": model_validator(mode="before")(check)},
-                        **fields)
+    config = ConfigDict(extra="forbid", title=title, json_schema_extra={"example": example} if example else None)
+    return create_model(
+        title, __config__=config, __validators__={"check_record": model_validator(mode="before")(check)}, **fields
+    )
 
 
 def batch_problems(records: Any, spec: DatasetSpec) -> list[tuple[int | None, str, str, str]]:
@@ -95,8 +101,11 @@ def batch_problems(records: Any, spec: DatasetSpec) -> list[tuple[int | None, st
         return [(None, "", "list_type", "the body must be a JSON array of records")]
     if _batch_is_valid(records, spec):
         return []
-    return [(index, field, kind, message) for index, record in enumerate(records)
-            for field, kind, message in record_problems(record, spec)]
+    return [
+        (index, field, kind, message)
+        for index, record in enumerate(records)
+        for field, kind, message in record_problems(record, spec)
+    ]
 
 
 def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
@@ -112,7 +121,9 @@ def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
         present = numbers[~np.isnan(numbers)]
         if len(present) != sum(value is not None for value in values) or not np.isfinite(present).all():
             return False  # a NaN sent as a number, or an infinity
-        if (rule.min is not None and (present < rule.min).any()) or (rule.max is not None and (present > rule.max).any()):
+        if (rule.min is not None and (present < rule.min).any()) or (
+            rule.max is not None and (present > rule.max).any()
+        ):
             return False
         if rule.integer and (present % 1 != 0).any():
             return False
@@ -128,10 +139,17 @@ def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
 def raise_problems(title: str, problems: list[tuple]) -> None:
     """Raise one pydantic ``ValidationError`` with an entry per problem (BentoML answers it with 400)."""
     if problems:
-        raise ValidationError.from_exception_data(title, [
-            InitErrorDetails(type=PydanticCustomError(kind, message),
-                             loc=tuple(part for part in (index, field) if part not in (None, "")), input=None)
-            for index, field, kind, message in problems])
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(kind, message),
+                    loc=tuple(part for part in (index, field) if part not in (None, "")),
+                    input=None,
+                )
+                for index, field, kind, message in problems
+            ],
+        )
 
 
 def request_records(frame, spec: DatasetSpec) -> list[dict]:

@@ -20,8 +20,13 @@ class TrainHoldout:
     holdout_file: str | None = None
 
     def describe(self) -> str:
-        where = (f"month {self.holdout_month}" if self.holdout_month
-                 else f"file {self.holdout_file}" if self.holdout_file else "a stratified sample")
+        where = (
+            f"month {self.holdout_month}"
+            if self.holdout_month
+            else f"file {self.holdout_file}"
+            if self.holdout_file
+            else "a stratified sample"
+        )
         return f"{len(self.train):,} training rows, {len(self.holdout):,} holdout rows ({where})"
 
 
@@ -34,12 +39,21 @@ def split_rows(frame: pd.DataFrame, spec: DatasetSpec, holdout_month: str | None
         if not is_holdout.any() or is_holdout.all():
             files = sorted(frame[BATCH_COLUMN].unique())
             raise ValueError(f"split.holdout_file '{name}' must be one of several input files; read: {files}")
-        split = TrainHoldout(frame.loc[~is_holdout].reset_index(drop=True),
-                             frame.loc[is_holdout].reset_index(drop=True), "file", None, name)
+        split = TrainHoldout(
+            frame.loc[~is_holdout].reset_index(drop=True),
+            frame.loc[is_holdout].reset_index(drop=True),
+            "file",
+            None,
+            name,
+        )
     elif holdout_month is not None and spec.split.strategy == "time":
         is_holdout = frame[BATCH_COLUMN] == holdout_month
-        split = TrainHoldout(frame.loc[~is_holdout].reset_index(drop=True),
-                             frame.loc[is_holdout].reset_index(drop=True), "time", holdout_month)
+        split = TrainHoldout(
+            frame.loc[~is_holdout].reset_index(drop=True),
+            frame.loc[is_holdout].reset_index(drop=True),
+            "time",
+            holdout_month,
+        )
     else:
         train, holdout = train_test_split(
             frame,

@@ -17,9 +17,19 @@ from tollgate.store.models import PackageResult
 from tollgate.store.runs import RunPaths
 
 
-def run_summary(spec: DatasetSpec, run: RunPaths, raw: RawData, quality: QualityResult, cleaning: CleaningReport,
-                split: TrainHoldout, leaderboard: Leaderboard, report: ReportResult, anomaly: AnomalyResult | None,
-                package: PackageResult, promotion: PromotionResult) -> dict[str, Any]:
+def run_summary(
+    spec: DatasetSpec,
+    run: RunPaths,
+    raw: RawData,
+    quality: QualityResult,
+    cleaning: CleaningReport,
+    split: TrainHoldout,
+    leaderboard: Leaderboard,
+    report: ReportResult,
+    anomaly: AnomalyResult | None,
+    package: PackageResult,
+    promotion: PromotionResult,
+) -> dict[str, Any]:
     """What a completed run did, in the order it did it: the CLI prints this as its last line."""
     summary: dict[str, Any] = {
         "dataset": spec.name,
@@ -41,14 +51,18 @@ def run_summary(spec: DatasetSpec, run: RunPaths, raw: RawData, quality: Quality
     }
     if anomaly is not None:
         summary["anomaly"] = anomaly.summary()
-    summary.update({
-        "model_tag": package.model_tag,
-        "model_sha256": package.model_sha256,
-        "bento_tag": package.bento_tag,
-        "verification": {"holdout_rows_checked": package.verification.holdout_rows_checked,
-                         "fast_path_rows_checked": package.verification.fast_path_rows_checked,
-                         "fast_path_max_difference": package.verification.fast_path_max_difference},
-        "promotion": promotion.summary(),
-        "registry": promotion.registry,
-    })
+    summary.update(
+        {
+            "model_tag": package.model_tag,
+            "model_sha256": package.model_sha256,
+            "bento_tag": package.bento_tag,
+            "verification": {
+                "holdout_rows_checked": package.verification.holdout_rows_checked,
+                "fast_path_rows_checked": package.verification.fast_path_rows_checked,
+                "fast_path_max_difference": package.verification.fast_path_max_difference,
+            },
+            "promotion": promotion.summary(),
+            "registry": promotion.registry,
+        }
+    )
     return summary

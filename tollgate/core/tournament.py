@@ -1,9 +1,10 @@
 """Model tournament: every candidate is the same preprocessing Pipeline + its estimator.
 
-Each candidate is one Prefect task run (so a Dask task runner can spread them over machines):
+Each candidate (one task run of the tournament stage, so a Dask runner can spread them over machines):
 stratified k-fold cross-validation on the training split only (on a seeded stratified sample of
-``cv_max_rows`` when the split is larger), giving per-fold metrics and out-of-fold probabilities; then one fit on the whole training split and one scoring of the
-holdout. Selection and threshold tuning read only the out-of-fold predictions.
+``cv_max_rows`` when the split is larger), giving per-fold metrics and out-of-fold probabilities; then one
+fit on the whole training split and one scoring of the holdout. Selection and threshold tuning read only the
+out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         pipeline.fit(features.iloc[fit_rows], target.iloc[fit_rows])
         seconds = time.perf_counter() - started
         oof[check_rows] = pipeline.predict_proba(features.iloc[check_rows])[:, 1]
-        fold_metrics.append({"fold": fold, **classification_metrics(target.iloc[check_rows], oof[check_rows]),
-                             "fit_seconds": seconds})
+        fold_metrics.append(
+            {"fold": fold, **classification_metrics(target.iloc[check_rows], oof[check_rows]), "fit_seconds": seconds}
+        )
     tuned = tune_threshold(target, oof, spec.costs)
 
     started = time.perf_counter()
@@ -140,21 +142,39 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         "at_0_5": decision_report(holdout_target, holdout_probability, 0.5, spec.costs),
         "at_threshold": decision_report(holdout_target, holdout_probability, tuned.threshold, spec.costs),
     }
-    cv = {metric: {"mean": float(np.mean([f[metric] for f in fold_metrics])),
-                   "std": float(np.std([f[metric] for f in fold_metrics]))} for metric in CV_METRICS}
-    print(f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
-          f"OOF cost ${tuned.expected_cost:,.0f} at {tuned.threshold:.3f}, holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}")
+    cv = {
+        metric: {
+            "mean": float(np.mean([f[metric] for f in fold_metrics])),
+            "std": float(np.std([f[metric] for f in fold_metrics])),
+        }
+        for metric in CV_METRICS
+    }
+    print(
+        f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
+        f"OOF cost ${tuned.expected_cost:,.0f} at {tuned.threshold:.3f}, "
+        f"holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}"
+    )
     return CandidateResult(
-        name=candidate.name, estimator=candidate.estimator, params=dict(candidate.params), fold_metrics=fold_metrics,
-        oof_target=target.to_numpy(), oof_probability=oof, oof_threshold=tuned.threshold, oof_expected_cost=tuned.expected_cost,
-        oof_cost_at_0_5=tuned.cost_at_0_5, pipeline=final, holdout_probability=holdout_probability,
-        holdout_metrics=holdout_metrics, fit_seconds=fit_seconds, cv=cv,
+        name=candidate.name,
+        estimator=candidate.estimator,
+        params=dict(candidate.params),
+        fold_metrics=fold_metrics,
+        oof_target=target.to_numpy(),
+        oof_probability=oof,
+        oof_threshold=tuned.threshold,
+        oof_expected_cost=tuned.expected_cost,
+        oof_cost_at_0_5=tuned.cost_at_0_5,
+        pipeline=final,
+        holdout_probability=holdout_probability,
+        holdout_metrics=holdout_metrics,
+        fit_seconds=fit_seconds,
+        cv=cv,
     )
 
 
 SELECTION_RULE = {
     "expected_cost": "lowest expected business cost at each candidate's own cost-tuned threshold on out-of-fold "
-                     "training predictions; ties broken by higher mean CV ROC-AUC",
+    "training predictions; ties broken by higher mean CV ROC-AUC",
     "roc_auc": "highest mean CV ROC-AUC; ties broken by lower out-of-fold expected cost",
     "pr_auc": "highest mean CV PR-AUC; ties broken by higher mean CV ROC-AUC",
 }

@@ -52,10 +52,17 @@ class ParseReport:
         return self.parsed / self.lines if self.lines else 0.0
 
     def as_dict(self) -> dict:
-        return {"lines": self.lines, "parsed": self.parsed, "parse_rate": round(self.parse_rate, 6),
-                "duplicates_dropped": self.duplicates, "unusable_by_kind": dict(self.problems),
-                "samples": {kind: list(lines) for kind, lines in self.samples.items()},
-                "first_event_utc": self.first_event, "last_event_utc": self.last_event, "files": self.files}
+        return {
+            "lines": self.lines,
+            "parsed": self.parsed,
+            "parse_rate": round(self.parse_rate, 6),
+            "duplicates_dropped": self.duplicates,
+            "unusable_by_kind": dict(self.problems),
+            "samples": {kind: list(lines) for kind, lines in self.samples.items()},
+            "first_event_utc": self.first_event,
+            "last_event_utc": self.last_event,
+            "files": self.files,
+        }
 
 
 class LineParser:
@@ -78,19 +85,19 @@ class LineParser:
             head = SYSLOG_HEAD.match(line)
             if head is None:
                 return "unrecognised_line"
-            record = {self.syslog_keys.get(key, key): value.strip('"')
-                      for key, value in SYSLOG_PAIR.findall(line, head.end())}
+            record = {
+                self.syslog_keys.get(key, key): value.strip('"') for key, value in SYSLOG_PAIR.findall(line, head.end())
+            }
             record[self.fields[0]] = head.group(1)
         values = []
         for name in self.fields:
             value = record.get(name)
             if value is None or value == "":
                 return "missing_field"
-            if name in self.integers:
-                if type(value) is not int:
-                    if not (isinstance(value, str) and value.isdigit()):
-                        return "bad_number"
-                    value = int(value)
+            if name in self.integers and type(value) is not int:
+                if not (isinstance(value, str) and value.isdigit()):
+                    return "bad_number"
+                value = int(value)
             values.append(value)
         return tuple(values)
 
@@ -146,9 +153,9 @@ class FastPath:
         if not set(self.raw.fields) - {self.raw.time} <= set(names) or len(set(names)) != len(names):
             return
         parts = []
-        for (key, value), name in zip(pairs, names):
+        for (key, value), name in zip(pairs, names, strict=False):
             if name not in self.raw.fields:
-                parts.append(f'{re.escape(key)}=' + ('"[^"]*"' if value.startswith('"') else r'[^\s"]*'))
+                parts.append(f"{re.escape(key)}=" + ('"[^"]*"' if value.startswith('"') else r'[^\s"]*'))
             elif value.startswith('"'):
                 parts.append(f'{re.escape(key)}="(?P<{self._group(name)}>[^"]*)"')
             else:
@@ -174,12 +181,19 @@ class FastPath:
         text = pl.from_arrow(lines).alias("line")
         names = {f"f{i}": name for i, name in enumerate(self.raw.fields)}
         for pattern in self.templates.values():
-            frame = (pl.DataFrame({"line": text, "_line": np.arange(len(lines))}).filter(pl.Series(~matched))
-                     .select(pl.col("line").str.extract_groups(pattern), "_line").unnest("line").rename(names)
-                     .drop_nulls(self.raw.time)
-                     .with_columns(pl.col(name).cast(pl.Int64, strict=False) for name in self.raw.integer_fields))
-            usable = pl.all_horizontal([pl.col(name) != "" for name in self.raw.text_fields]
-                                       + [pl.col(name).is_not_null() for name in self.raw.integer_fields])
+            frame = (
+                pl.DataFrame({"line": text, "_line": np.arange(len(lines))})
+                .filter(pl.Series(~matched))
+                .select(pl.col("line").str.extract_groups(pattern), "_line")
+                .unnest("line")
+                .rename(names)
+                .drop_nulls(self.raw.time)
+                .with_columns(pl.col(name).cast(pl.Int64, strict=False) for name in self.raw.integer_fields)
+            )
+            usable = pl.all_horizontal(
+                [pl.col(name) != "" for name in self.raw.text_fields]
+                + [pl.col(name).is_not_null() for name in self.raw.integer_fields]
+            )
             frame = frame.filter(usable).select(*self.raw.fields, "_line")  # the per-line parser says why not
             matched[frame["_line"].to_numpy()] = True
             frames.append(frame)
@@ -188,8 +202,10 @@ class FastPath:
         return matched, pl.concat(frames)
 
     def raw_schema(self) -> dict:
-        return {**{name: pl.Int64 if name in self.raw.integer_fields else pl.String for name in self.raw.fields},
-                "_line": pl.Int64}
+        return {
+            **{name: pl.Int64 if name in self.raw.integer_fields else pl.String for name in self.raw.fields},
+            "_line": pl.Int64,
+        }
 
 
 OFFSET = re.compile(r"^(?:\.\d{1,9})?(?:(Z)|([+-])(\d{2}):?(\d{2}))$")
@@ -198,16 +214,18 @@ OFFSET = re.compile(r"^(?:\.\d{1,9})?(?:(Z)|([+-])(\d{2}):?(\d{2}))$")
 def utc_seconds(values: pd.Series | pa.Array) -> np.ndarray:
     """ISO 8601 timestamps (``Z`` or a ``±HH:MM`` offset, optional fractions) → epoch seconds, NaN if unreadable."""
     text = values if isinstance(values, pa.Array) else pa.array(values.to_numpy(dtype=object), type=pa.string())
-    local = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s",
-                        error_is_null=True)
+    local = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
     seconds = pc.cast(local, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
     codes, suffixes = pd.factorize(pc.utf8_slice_codeunits(text, 19, 64).to_numpy(zero_copy_only=False))
     offsets = np.full(len(suffixes) + 1, np.nan)
     for i, suffix in enumerate(suffixes):
         match = OFFSET.match(suffix or "")
         if match:
-            offsets[i] = 0.0 if match.group(1) else (1 if match.group(2) == "+" else -1) * (
-                int(match.group(3)) * 3600 + int(match.group(4)) * 60)
+            offsets[i] = (
+                0.0
+                if match.group(1)
+                else (1 if match.group(2) == "+" else -1) * (int(match.group(3)) * 3600 + int(match.group(4)) * 60)
+            )
     return seconds - offsets[np.where(codes < 0, -1, codes)]
 
 
@@ -253,7 +271,9 @@ def parse_lines(lines: pa.Array, parser: LineParser, fast: FastPath, report: Par
         slow_rows.append(outcome)
         slow_at.append(int(at))
     if slow_rows:
-        slow = pl.DataFrame([(*row, at) for row, at in zip(slow_rows, slow_at)], schema=fast.raw_schema(), orient="row")
+        slow = pl.DataFrame(
+            [(*row, at) for row, at in zip(slow_rows, slow_at, strict=False)], schema=fast.raw_schema(), orient="row"
+        )
         events = pl.concat([events, slow])
     stamps = utc_seconds(events[parser.fields[0]].to_arrow()) if len(events) else np.zeros(0)
     return events.with_columns(_ts=pl.Series(stamps, dtype=pl.Float64))

@@ -52,22 +52,28 @@ class Sessioniser:
         """Aggregate a block's events (the spec's fields, lookups, ``_ts`` and ``_window``)."""
         events = events.rename({self.raw.key: "k", "_window": "w"})
         field = {self.raw.key: "k"}.get
-        sums = [pl.len().cast(pl.Int64).alias(EVENTS), pl.col("_ts").min().alias(SPAN_MIN),
-                pl.col("_ts").max().alias(SPAN_MAX)]
+        sums = [
+            pl.len().cast(pl.Int64).alias(EVENTS),
+            pl.col("_ts").min().alias(SPAN_MIN),
+            pl.col("_ts").max().alias(SPAN_MAX),
+        ]
         for name, rule in self.raw.sessions.items():
             where = [pl.col(field(column, column)) == value for column, value in rule.where.items()]
             if rule.how == "count":
                 sums.append((pl.all_horizontal(where).sum() if where else pl.len()).cast(pl.Int64).alias(name))
             elif rule.how == "sum":
                 value = pl.col(field(rule.field, rule.field))
-                sums.append((value.filter(pl.all_horizontal(where)) if where else value).sum().cast(pl.Float64).alias(name))
+                sums.append(
+                    (value.filter(pl.all_horizontal(where)) if where else value).sum().cast(pl.Float64).alias(name)
+                )
             elif rule.how == "nunique":  # (session, value) pairs as one 64-bit hash each
                 column = field(rule.field, rule.field)
                 self.distinct[name].append(events.select("k", "w", p=row_hash("k", "w", column)).unique("p"))
             elif rule.how == "mode":
                 column = field(rule.field, rule.field)
-                self.modes[name].append(events.group_by("k", "w", column).agg(n=pl.len().cast(pl.Int64))
-                                        .rename({column: "v"}))
+                self.modes[name].append(
+                    events.group_by("k", "w", column).agg(n=pl.len().cast(pl.Int64)).rename({column: "v"})
+                )
         self.additive.append(events.group_by("k", "w").agg(sums))
 
     def partials(self) -> tuple:
@@ -86,9 +92,11 @@ class Sessioniser:
     def compact(self) -> None:
         if len(self.additive) > 1:
             merged = pl.concat(self.additive)
-            self.additive = [merged.group_by("k", "w").agg(
-                pl.col(SPAN_MIN).min(), pl.col(SPAN_MAX).max(), pl.exclude("k", "w", SPAN_MIN, SPAN_MAX).sum()
-            ).select(merged.columns)]
+            self.additive = [
+                merged.group_by("k", "w")
+                .agg(pl.col(SPAN_MIN).min(), pl.col(SPAN_MAX).max(), pl.exclude("k", "w", SPAN_MIN, SPAN_MAX).sum())
+                .select(merged.columns)
+            ]
         for name, parts in self.distinct.items():
             if len(parts) > 1:
                 self.distinct[name] = [pl.concat(parts).unique("p")]
@@ -123,19 +131,30 @@ class Sessioniser:
             elif rule.how == "first_hour":
                 columns.append((pl.col(SPAN_MIN) // 3600 % 24).cast(pl.Int64).alias(name))
             elif rule.how == "nunique":
-                table = table.join(distinct[name].group_by("k", "w").agg(pl.len().cast(pl.Int64).alias(name)),
-                                   on=["k", "w"], how="left")
+                table = table.join(
+                    distinct[name].group_by("k", "w").agg(pl.len().cast(pl.Int64).alias(name)),
+                    on=["k", "w"],
+                    how="left",
+                )
                 columns.append(pl.col(name).fill_null(0))
             else:  # mode: the most frequent value, ties to the first in sort order
-                top = (modes[name].drop_nulls("v").sort(["n", "v"], descending=[True, False])
-                       .group_by("k", "w", maintain_order=True).first().select("k", "w", pl.col("v").alias(name)))
+                top = (
+                    modes[name]
+                    .drop_nulls("v")
+                    .sort(["n", "v"], descending=[True, False])
+                    .group_by("k", "w", maintain_order=True)
+                    .first()
+                    .select("k", "w", pl.col("v").alias(name))
+                )
                 table = table.join(top, on=["k", "w"], how="left")
                 columns.append(pl.col(name))
         start = pl.from_epoch(pl.col("w") * self.window, time_unit="s")
         out = table.select(
             (pl.col("k").cast(pl.String) + "@" + start.dt.strftime("%Y-%m-%dT%H:%MZ")).alias(self.id_column),
-            pl.col("k").alias(self.raw.key), start.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").alias("window_start"),
-            *columns)
+            pl.col("k").alias(self.raw.key),
+            start.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").alias("window_start"),
+            *columns,
+        )
         return out.sort(self.id_column).to_pandas()
 
 

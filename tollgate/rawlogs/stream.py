@@ -12,7 +12,7 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -23,9 +23,9 @@ import polars as pl
 from tollgate.config.spec import DatasetSpec, RawLogs
 from tollgate.rawlogs.parse import (
     SAMPLES_PER_KIND,
+    FastPath,
     LazyLines,
     LineParser,
-    FastPath,
     ParseReport,
     RawLogError,
     parse_lines,
@@ -40,8 +40,15 @@ LINE_SAMPLE = 20_000  # lines (parsed or not) drawn uniformly from the whole inp
 NEVER = 2**62  # a window number after every real one
 
 
-def _line_sample(outcomes: np.ndarray, events: pl.DataFrame, bad: np.ndarray, outside: np.ndarray, late: np.ndarray,
-                 raw: RawLogs, rng: np.random.Generator) -> pd.DataFrame:
+def _line_sample(
+    outcomes: np.ndarray,
+    events: pl.DataFrame,
+    bad: np.ndarray,
+    outside: np.ndarray,
+    late: np.ndarray,
+    raw: RawLogs,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """The block's lines with the ``LINE_SAMPLE`` smallest random keys (``_key``): parsed or not, timestamp
     readable, inside the month, on time (not a ``late_event``), fields. Keeping the smallest keys across blocks
     is a uniform sample of the input."""
@@ -66,7 +73,7 @@ def _month_range(month: str | None) -> tuple[float, float] | None:
     still this month's traffic)."""
     if month is None:
         return None
-    start = pd.Timestamp(datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc))
+    start = pd.Timestamp(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
     slack = pd.Timedelta(days=1)
     return (start - slack).timestamp(), (start + pd.offsets.MonthBegin(1) + slack).timestamp()
 
@@ -211,8 +218,15 @@ class SessionStream:
     ``report`` and ``sample`` (a uniform sample of lines for the raw-log expectations) are complete once
     the stream is exhausted."""
 
-    def __init__(self, files: list[Path], spec: DatasetSpec, month: str | None = None,
-                 chunk_lines: int = CHUNK_LINES, progress=None, workers: int | None = None):
+    def __init__(
+        self,
+        files: list[Path],
+        spec: DatasetSpec,
+        month: str | None = None,
+        chunk_lines: int = CHUNK_LINES,
+        progress=None,
+        workers: int | None = None,
+    ):
         if spec.raw_logs is None:
             raise RawLogError(f"spec '{spec.name}' has no raw_logs section: it cannot read raw logs")
         if not spec.id_column:
@@ -247,8 +261,7 @@ class SessionStream:
         small = sum(path.stat().st_size for path in self.files) < 2 * self.chunk_lines * 160
         if self.workers == 1 or small:
             for number, (span, closed, after) in enumerate(self._jobs()):
-                yield from self._absorb(_process_block(self.spec, span, bounds, number, closed),
-                                        sessioniser, after)
+                yield from self._absorb(_process_block(self.spec, span, bounds, number, closed), sessioniser, after)
         else:
             with ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn")) as pool:
                 pending = deque()
@@ -266,8 +279,8 @@ class SessionStream:
         report = self.report
         if report.parsed == 0:
             raise RawLogError(f"no usable event in {len(self.files)} file(s): {dict(report.problems)}")
-        report.first_event = datetime.fromtimestamp(self._first, timezone.utc).isoformat()
-        report.last_event = datetime.fromtimestamp(self._last, timezone.utc).isoformat()
+        report.first_event = datetime.fromtimestamp(self._first, UTC).isoformat()
+        report.last_event = datetime.fromtimestamp(self._last, UTC).isoformat()
         self.sample = self._samples[0].drop(columns="_key").reset_index(drop=True)
 
     def _absorb(self, result: dict, sessioniser: Sessioniser, closed: int):
@@ -279,7 +292,7 @@ class SessionStream:
         for kind, count in part.problems.items():
             report.problems[kind] += count
             room = SAMPLES_PER_KIND - len(report.samples[kind])
-            report.samples[kind].extend(part.samples[kind][:max(room, 0)])
+            report.samples[kind].extend(part.samples[kind][: max(room, 0)])
         sample = result["sample"]
         if self._samples and len(self._samples[0]) >= LINE_SAMPLE:  # only keys below the kept ones can enter
             sample = sample[sample["_key"].to_numpy() < self._samples[0]["_key"].max()]
@@ -296,8 +309,14 @@ class SessionStream:
             yield final
 
 
-def sessionise(files: list[Path], spec: DatasetSpec, month: str | None = None, chunk_lines: int = CHUNK_LINES,
-               progress=None, workers: int | None = None) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
+def sessionise(
+    files: list[Path],
+    spec: DatasetSpec,
+    month: str | None = None,
+    chunk_lines: int = CHUNK_LINES,
+    progress=None,
+    workers: int | None = None,
+) -> tuple[pd.DataFrame, ParseReport, pd.DataFrame]:
     """All sessions of ``files`` (see ``SessionStream``) in one table, sorted by the spec's id column.
     Returns (sessions, report, a uniform sample of lines for the raw-log expectations)."""
     stream = SessionStream(files, spec, month, chunk_lines, progress, workers)

@@ -111,8 +111,10 @@ def verify_checksums(tag: str) -> dict[str, str]:
     for name, expected in checksums.items():
         actual = sha256_file(Path(stored.path_of(name)))
         if actual != expected:
-            raise ModelIntegrityError(f"{stored.tag}: {name} has SHA-256 {actual[:12]}…, "
-                                      f"recorded {expected[:12]}… when it was verified; refusing to load it")
+            raise ModelIntegrityError(
+                f"{stored.tag}: {name} has SHA-256 {actual[:12]}…, "
+                f"recorded {expected[:12]}… when it was verified; refusing to load it"
+            )
     return checksums
 
 
@@ -144,9 +146,16 @@ def load_packaged_model(tag: str) -> PackagedModel:
     )
 
 
-def save_model(tag: str, pipeline: Pipeline, background: pd.DataFrame, serving: dict[str, Any],
-               reference: dict[str, Any], run_metadata: dict[str, Any], labels: dict[str, str],
-               summary: dict[str, Any]) -> str:
+def save_model(
+    tag: str,
+    pipeline: Pipeline,
+    background: pd.DataFrame,
+    serving: dict[str, Any],
+    reference: dict[str, Any],
+    run_metadata: dict[str, Any],
+    labels: dict[str, str],
+    summary: dict[str, Any],
+) -> str:
     """Write a model's files into the store and record each file's SHA-256; returns the stored tag.
 
     ``summary`` goes into BentoML's own metadata, which takes plain values only (no None); the full
@@ -168,15 +177,19 @@ def verify_loaded(loaded: Pipeline, expected: np.ndarray, holdout: pd.DataFrame,
     features, _ = features_and_target(holdout, spec)
     actual = loaded.predict_proba(features)[:, 1]
     if not np.array_equal(expected, actual):
-        raise PackagingError(f"the stored model's holdout probabilities differ from the evaluated model's "
-                             f"(max difference {np.max(np.abs(expected - actual)):.3g})")
+        raise PackagingError(
+            f"the stored model's holdout probabilities differ from the evaluated model's "
+            f"(max difference {np.max(np.abs(expected - actual)):.3g})"
+        )
     scorer = FastScorer.compile(loaded)
     sample = features.head(FAST_PATH_CHECK_ROWS)
     fast = np.array([scorer.predict_proba(record) for record in sample.to_dict(orient="records")])
     fast_difference = float(np.max(np.abs(fast - expected[: len(sample)]))) if len(sample) else 0.0
     if fast_difference > FAST_PATH_TOLERANCE:
-        raise PackagingError(f"the fast scoring path differs from the Pipeline by {fast_difference:.3g} "
-                             f"(tolerance {FAST_PATH_TOLERANCE:g})")
+        raise PackagingError(
+            f"the fast scoring path differs from the Pipeline by {fast_difference:.3g} "
+            f"(tolerance {FAST_PATH_TOLERANCE:g})"
+        )
     return Verification(len(features), len(sample), fast_difference)
 
 
@@ -191,15 +204,32 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
     model at import time, so each build needs its own interpreter); returns the bento tag.
 
     The bentofile used is ``service/bentofile.yaml`` with its packages taken from ``serving_requirements``."""
-    environment = {**os.environ, "TOLLGATE_DATASET": dataset, "TOLLGATE_MODEL_TAG": model_tag,
-                   "BENTOML_DO_NOT_TRACK": "true"}
+    environment = {
+        **os.environ,
+        "TOLLGATE_DATASET": dataset,
+        "TOLLGATE_MODEL_TAG": model_tag,
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
     config = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
     config["python"] = {**config.get("python", {}), "packages": serving_requirements()}
     with tempfile.TemporaryDirectory(prefix="tollgate-bentofile-") as folder:
         bentofile = Path(folder) / "bentofile.yaml"
         bentofile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        command = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--version", version,
-                   "--name", model_name(dataset), "-o", "tag", str(PROJECT_ROOT)]
+        command = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "build",
+            "-f",
+            str(bentofile),
+            "--version",
+            version,
+            "--name",
+            model_name(dataset),
+            "-o",
+            "tag",
+            str(PROJECT_ROOT),
+        ]
         result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         last_lines = "\n".join(result.stderr.strip().splitlines()[-8:])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,26 @@ class PredictionLog:
             self._logger.info(lines.decode())
 
 
-def prediction_entries(request_id: str, endpoint: str, inputs: list[dict[str, Any]], answers: list[dict[str, Any]],
-                       latency_ms: float) -> list[dict[str, Any]]:
+def prediction_entries(
+    request_id: str, endpoint: str, inputs: list[dict[str, Any]], answers: list[dict[str, Any]], latency_ms: float
+) -> list[dict[str, Any]]:
     """The log lines of one request: one per record, with its inputs, answer and the request's latency."""
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    return [{"time": now, "request_id": request_id, "endpoint": endpoint, "index": index,
-             "model_version": answer["model_version"], "inputs": record, "probability": answer["probability"],
-             "decision": answer["prediction"], "risk_level": answer["risk_level"], "latency_ms": round(latency_ms, 3)}
-            for index, (record, answer) in enumerate(zip(inputs, answers))]
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return [
+        {
+            "time": now,
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "index": index,
+            "model_version": answer["model_version"],
+            "inputs": record,
+            "probability": answer["probability"],
+            "decision": answer["prediction"],
+            "risk_level": answer["risk_level"],
+            "latency_ms": round(latency_ms, 3),
+        }
+        for index, (record, answer) in enumerate(zip(inputs, answers, strict=False))
+    ]
 
 
 def read_prediction_log(directory: Path, model_version: str | None = None) -> pd.DataFrame:

@@ -8,12 +8,13 @@ lock, so two runs for the same dataset cannot interleave their read-decide-write
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from filelock import FileLock
+
 from tollgate.config.settings import Settings
 from tollgate.store.files import write_json_atomic
 
@@ -53,7 +54,7 @@ def locked_registry(path: Path) -> Iterator[dict]:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def rollback(path: Path, reason: str = "manual rollback") -> dict:
@@ -66,6 +67,13 @@ def rollback(path: Path, reason: str = "manual rollback") -> dict:
         demoted = registry["champion"]
         restored = registry["previous"].pop()
         registry["champion"] = {**restored, "promoted_at": now()}
-        registry["history"].append({"at": now(), "decision": "rolled_back", "reason": reason,
-                                    "champion": restored["tag"], "replaced": demoted["tag"] if demoted else None})
+        registry["history"].append(
+            {
+                "at": now(),
+                "decision": "rolled_back",
+                "reason": reason,
+                "champion": restored["tag"],
+                "replaced": demoted["tag"] if demoted else None,
+            }
+        )
     return registry["champion"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tollgate.config.settings import Settings
@@ -27,7 +27,7 @@ class RunPaths:
 
 def new_run(dataset: str, settings: Settings) -> RunPaths:
     """A new, unique run folder under the dataset's artifacts (UTC time and a random suffix)."""
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     run_dir = settings.dataset_artifacts(dataset) / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     return RunPaths(run_id=run_id, dir=run_dir)

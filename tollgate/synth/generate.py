@@ -50,7 +50,7 @@ def _churn_rows(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFra
     letters = np.array(list(string.ascii_uppercase))
     ids = [
         f"{n:04d}-{''.join(code)}"
-        for n, code in zip(rng.integers(1000, 9999, rows), rng.choice(letters, size=(rows, 5)))
+        for n, code in zip(rng.integers(1000, 9999, rows), rng.choice(letters, size=(rows, 5)), strict=False)
     ]
     senior = (rng.random(rows) < 0.16).astype(int)
     partner = rng.random(rows) < 0.48
@@ -77,9 +77,7 @@ def _churn_rows(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFra
     multiple = np.where(phone, np.where(rng.random(rows) < 0.45, "Yes", "No"), "No phone service")
     internet_draw = rng.random(rows)
     p_fiber = 0.40 + 0.08 * drift
-    internet = np.where(
-        internet_draw < p_fiber, "Fiber optic", np.where(internet_draw < p_fiber + 0.36, "DSL", "No")
-    )
+    internet = np.where(internet_draw < p_fiber, "Fiber optic", np.where(internet_draw < p_fiber + 0.36, "DSL", "No"))
     has_internet = internet != "No"
     addon_rates = {
         "online_security": 0.35,
@@ -156,8 +154,16 @@ def _churn_rows(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFra
 
 
 CHURN_DEFECTS = {
-    "categorical": ["gender", "partner", "dependents", "phone_service", "contract",
-                    "paperless_billing", "internet_service", "churn"],
+    "categorical": [
+        "gender",
+        "partner",
+        "dependents",
+        "phone_service",
+        "contract",
+        "paperless_billing",
+        "internet_service",
+        "churn",
+    ],
     "missing": ["partner", "payment_method", "monthly_charges", "online_security"],
     "bad_numbers": {"monthly_charges": [-29.85, -5.0, 99999.0]},
     "as_text": ["total_charges", "monthly_charges"],
@@ -241,8 +247,11 @@ def _security_rows(rng: np.random.Generator, rows: int, drift: float, month: str
     hour = np.where(look_alike & (which == 2), rng.integers(0, 5, rows), hour)
 
     octets = rng.integers(1, 255, size=(rows, 2))
-    internal = [f"10.{a}.{b}.{c}" for (a, b), c in zip(octets, rng.integers(1, 255, rows))]
-    external = [f"{a}.{b}.{c}.{d}" for (a, b), c, d in zip(octets, rng.integers(1, 255, rows), rng.integers(1, 255, rows))]
+    internal = [f"10.{a}.{b}.{c}" for (a, b), c in zip(octets, rng.integers(1, 255, rows), strict=False)]
+    external = [
+        f"{a}.{b}.{c}.{d}"
+        for (a, b), c, d in zip(octets, rng.integers(1, 255, rows), rng.integers(1, 255, rows), strict=False)
+    ]
     src_ip = np.where(kind == "normal", internal, external)
 
     frame = pd.DataFrame(
@@ -294,9 +303,7 @@ def _number_as_text(value: object) -> object:
     return f"{number:,.2f}" if number >= 1000 else f" {number} "
 
 
-def inject_defects(
-    frame: pd.DataFrame, rules: dict, rng: np.random.Generator, defects: Defects
-) -> pd.DataFrame:
+def inject_defects(frame: pd.DataFrame, rules: dict, rng: np.random.Generator, defects: Defects) -> pd.DataFrame:
     """Add the defects real exports have, at the rates in ``defects``."""
     rows = len(frame)
     for column in rules["categorical"]:
@@ -322,8 +329,16 @@ def inject_defects(
     return combined.sample(frac=1.0, random_state=int(rng.integers(0, 2**31))).reset_index(drop=True)
 
 
-def make_batch(dataset: str, month: str, month_index: int, months: int, rows: int,
-               seed: int, defects: Defects = Defects(), jitter: bool = True) -> pd.DataFrame:
+def make_batch(
+    dataset: str,
+    month: str,
+    month_index: int,
+    months: int,
+    rows: int,
+    seed: int,
+    defects: Defects = Defects(),
+    jitter: bool = True,
+) -> pd.DataFrame:
     """One raw monthly batch, reproducible from (seed, dataset, month).
 
     Months vary in size by ±5 % unless ``jitter`` is off (benchmarks want exact sizes); duplicated
@@ -343,15 +358,23 @@ def make_batch(dataset: str, month: str, month_index: int, months: int, rows: in
     raise ValueError(f"unknown dataset '{dataset}': choose churn or security")
 
 
-def generate(out_dir: Path, datasets: list[str], months: int = DEFAULT_MONTHS,
-             rows: int | None = None, seed: int = 7, first_month: str = FIRST_MONTH,
-             overwrite: bool = False, progress: bool = True) -> list[Path]:
+def generate(
+    out_dir: Path,
+    datasets: list[str],
+    months: int = DEFAULT_MONTHS,
+    rows: int | None = None,
+    seed: int = 7,
+    first_month: str = FIRST_MONTH,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Path]:
     """Write ``out_dir/<dataset>/YYYY-MM.csv``; existing files are kept unless ``overwrite``."""
     names = month_names(first_month, months)
     jobs = [(dataset, index, month) for dataset in datasets for index, month in enumerate(names)]
     written = []
-    for dataset, index, month in tqdm(jobs, desc="generating batches", unit="batch",
-                                      disable=not progress, file=sys.stderr):
+    for dataset, index, month in tqdm(
+        jobs, desc="generating batches", unit="batch", disable=not progress, file=sys.stderr
+    ):
         path = out_dir / dataset / f"{month}.csv"
         if path.exists() and not overwrite:
             continue
@@ -367,7 +390,9 @@ def generate(out_dir: Path, datasets: list[str], months: int = DEFAULT_MONTHS,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["churn", "security", "all"], default="all")
-    parser.add_argument("--out", type=Path, default=Settings().raw_data_dir, help="default: TOLLGATE_RAW_DATA_DIR, else data/raw")
+    parser.add_argument(
+        "--out", type=Path, default=Settings().raw_data_dir, help="default: TOLLGATE_RAW_DATA_DIR, else data/raw"
+    )
     parser.add_argument("--months", type=int, default=DEFAULT_MONTHS)
     parser.add_argument("--rows", type=int, default=None, help="rows per month (default 2,000 churn / 5,000 security)")
     parser.add_argument("--first-month", default=FIRST_MONTH)

@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +37,14 @@ from tollgate.config.settings import PROJECT_ROOT
 EVENTS = np.array(["login_success", "login_failure", "connect", "transfer"])
 PORTS = np.array([443, 80, 53, 22, 445, 3389, 21, 8080])
 PORT_WEIGHTS = np.array([0.45, 0.17, 0.12, 0.1, 0.07, 0.04, 0.02, 0.03])
-BROWSERS = np.array([
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0",
-])
+BROWSERS = np.array(
+    [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",  # noqa: E501
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0",  # noqa: E501
+    ]
+)
 TOOLS = {"ssh": "OpenSSH_8.9p1", "python": "python-requests/2.32.3", "curl": "curl/8.5.0", "scanner": "masscan/1.3"}
 USERS = np.array(["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"])
 ATTACK_KINDS = ("brute_force", "credential_stuffing", "horizontal_scan", "vertical_scan", "exfiltration")
@@ -66,7 +68,7 @@ class Events:
     agent: np.ndarray
 
     @staticmethod
-    def concat(parts: list["Events"]) -> "Events":
+    def concat(parts: list[Events]) -> Events:
         return Events(*(np.concatenate([getattr(p, name) for p in parts]) for name in Events.__dataclass_fields__))
 
     def __len__(self) -> int:
@@ -74,7 +76,7 @@ class Events:
 
 
 def _month_bounds(month: str) -> tuple[int, int]:
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     end = (pd.Timestamp(start) + pd.offsets.MonthBegin(1)).to_pydatetime()
     return int(start.timestamp()), int(end.timestamp())
 
@@ -94,11 +96,21 @@ def _normal(rng: np.random.Generator, n: int, start: int, end: int, hosts: np.nd
     src = hosts[rng.integers(0, len(hosts), n)]
     port = rng.choice(PORTS, size=n, p=PORT_WEIGHTS)
     event = rng.choice(EVENTS, size=n, p=[0.08, 0.01, 0.71, 0.20])
-    size = np.where(event == "transfer", rng.lognormal(9.0, 1.4, n), np.where(event == "connect", rng.lognormal(10.5, 1.4, n), 0))
+    size = np.where(
+        event == "transfer", rng.lognormal(9.0, 1.4, n), np.where(event == "connect", rng.lognormal(10.5, 1.4, n), 0)
+    )
     agent = np.where(port == 22, TOOLS["ssh"], BROWSERS[rng.integers(0, len(BROWSERS), n)])
-    return Events(ts, src, _external(rng, n) if n else np.array([], dtype=object), port,
-                  USERS[rng.integers(0, len(USERS), n)], event, np.round(size).astype(np.int64),
-                  np.where(port == 53, "udp", "tcp").astype(object), agent.astype(object))
+    return Events(
+        ts,
+        src,
+        _external(rng, n) if n else np.array([], dtype=object),
+        port,
+        USERS[rng.integers(0, len(USERS), n)],
+        event,
+        np.round(size).astype(np.int64),
+        np.where(port == 53, "udp", "tcp").astype(object),
+        agent.astype(object),
+    )
 
 
 def _campaign(rng: np.random.Generator, kind: str, start: int, end: int, hosts: np.ndarray, size: int) -> Events:
@@ -114,7 +126,10 @@ def _campaign(rng: np.random.Generator, kind: str, start: int, end: int, hosts: 
     proto = np.full(size, "tcp", dtype=object)
     if kind == "brute_force":
         port = np.full(size, rng.choice([22, 3389]))
-        dst, event = np.full(size, target, dtype=object), np.where(rng.random(size) < 0.98, "login_failure", "login_success")
+        dst, event = (
+            np.full(size, target, dtype=object),
+            np.where(rng.random(size) < 0.98, "login_failure", "login_success"),
+        )
         agent, nbytes = np.full(size, TOOLS["ssh"] if port[0] == 22 else TOOLS["python"], dtype=object), np.zeros(size)
         user = np.full(size, rng.choice(["root", "admin", "administrator"]), dtype=object)
     elif kind == "credential_stuffing":
@@ -139,7 +154,7 @@ def _campaign(rng: np.random.Generator, kind: str, start: int, end: int, hosts: 
 
 def session_id(src_ip: str, window_start: int) -> str:
     """The session an event belongs to: its source and the UTC hour (the spec's window) it falls in."""
-    return f"{src_ip}@{datetime.fromtimestamp(window_start, timezone.utc):%Y-%m-%dT%H:%MZ}"
+    return f"{src_ip}@{datetime.fromtimestamp(window_start, UTC):%Y-%m-%dT%H:%MZ}"
 
 
 def month_events(month: str, lines: int, seed: int) -> tuple[Events, pd.DataFrame]:
@@ -153,21 +168,27 @@ def month_events(month: str, lines: int, seed: int) -> tuple[Events, pd.DataFram
         size = int(rng.integers(20, 150)) if kind != "exfiltration" else int(rng.integers(3, 30))
         campaigns.append((kind, _campaign(rng, kind, start, end, hosts, size)))
         attack_lines += size
-    events = Events.concat([_normal(rng, max(lines - attack_lines, 0), start, end, hosts),
-                            *(part for _, part in campaigns)])
+    events = Events.concat(
+        [_normal(rng, max(lines - attack_lines, 0), start, end, hosts), *(part for _, part in campaigns)]
+    )
     truth = {}
     for kind, part in campaigns:
-        for src, window in set(zip(part.src, part.ts - part.ts % WINDOW_SECONDS)):
-            truth[session_id(src, int(window))] = (src, datetime.fromtimestamp(int(window), timezone.utc).isoformat(), kind)
+        for src, window in set(zip(part.src, part.ts - part.ts % WINDOW_SECONDS, strict=False)):
+            truth[session_id(src, int(window))] = (
+                src,
+                datetime.fromtimestamp(int(window), UTC).isoformat(),
+                kind,
+            )
     order = np.argsort(events.ts, kind="stable")
     events = Events(*(getattr(events, name)[order] for name in Events.__dataclass_fields__))
-    ground_truth = pd.DataFrame([(sid, *rest) for sid, rest in truth.items()],
-                                columns=["session_id", "src_ip", "window_start", "attack_kind"])
+    ground_truth = pd.DataFrame(
+        [(sid, *rest) for sid, rest in truth.items()], columns=["session_id", "src_ip", "window_start", "attack_kind"]
+    )
     return events, ground_truth.sort_values("session_id").reset_index(drop=True)
 
 
 def _timestamp(ts: int, offset_hours: int) -> str:
-    moment = datetime.fromtimestamp(ts + offset_hours * 3600, timezone.utc)
+    moment = datetime.fromtimestamp(ts + offset_hours * 3600, UTC)
     if offset_hours == 0:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     sign = "+" if offset_hours > 0 else "-"
@@ -175,14 +196,26 @@ def _timestamp(ts: int, offset_hours: int) -> str:
 
 
 def _json_line(e: Events, i: int, stamp: str) -> bytes:
-    return orjson.dumps({"timestamp": stamp, "src_ip": e.src[i], "dst_ip": e.dst[i], "dst_port": int(e.port[i]),
-                         "user": e.user[i], "event": e.event[i], "bytes": int(e.bytes[i]), "protocol": e.protocol[i],
-                         "user_agent": e.agent[i]})
+    return orjson.dumps(
+        {
+            "timestamp": stamp,
+            "src_ip": e.src[i],
+            "dst_ip": e.dst[i],
+            "dst_port": int(e.port[i]),
+            "user": e.user[i],
+            "event": e.event[i],
+            "bytes": int(e.bytes[i]),
+            "protocol": e.protocol[i],
+            "user_agent": e.agent[i],
+        }
+    )
 
 
 def _syslog_line(e: Events, i: int, stamp: str) -> bytes:
-    return (f"{stamp} gw01 tollgate-sensor: event={e.event[i]} src={e.src[i]} dst={e.dst[i]} port={e.port[i]} "
-            f"user={e.user[i]} bytes={e.bytes[i]} proto={e.protocol[i]} ua=\"{e.agent[i]}\"").encode()
+    return (
+        f"{stamp} gw01 tollgate-sensor: event={e.event[i]} src={e.src[i]} dst={e.dst[i]} port={e.port[i]} "
+        f'user={e.user[i]} bytes={e.bytes[i]} proto={e.protocol[i]} ua="{e.agent[i]}"'
+    ).encode()
 
 
 def _break(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
@@ -191,14 +224,22 @@ def _break(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
     if kind == "missing_field":
         return line.replace(b"src_ip", b"source", 1).replace(b" src=", b" ", 1)
     if kind == "bad_timestamp":
-        return line.replace(line[line.find(b"20"):line.find(b"20") + 10], b"32/13/2026", 1)
+        return line.replace(line[line.find(b"20") : line.find(b"20") + 10], b"32/13/2026", 1)
     if kind == "bad_number":
         return line.replace(b'"bytes":', b'"bytes":"lots",' + b'"_":', 1).replace(b" bytes=", b" bytes=lots", 1)
     return bytes(rng.integers(32, 127, size=int(rng.integers(10, 80))).astype(np.uint8))
 
 
-def write_month(month: str, lines: int, out: Path, seed: int = 7, malformed: float = 0.01,
-                duplicates: float = 0.005, skewed_sources: float = 0.1, progress: bool = True) -> dict:
+def write_month(
+    month: str,
+    lines: int,
+    out: Path,
+    seed: int = 7,
+    malformed: float = 0.01,
+    duplicates: float = 0.005,
+    skewed_sources: float = 0.1,
+    progress: bool = True,
+) -> dict:
     """Write the month's two log files and its ground truth; returns what was written. The files are
     written beside ``out`` first and moved in when complete (the ground truth last), so an interrupted
     run never leaves half a month that looks whole."""
@@ -250,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", action="append", required=True, help="YYYY-MM (repeat for several months)")
     parser.add_argument("--lines", type=int, default=200_000, help="events per month (default 200,000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the month folders (default data/raw_logs/security)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the month folders (default data/raw_logs/security)"
+    )
     args = parser.parse_args(argv)
     root = args.out or PROJECT_ROOT / "data" / "raw_logs" / "security"
     for month in args.month:
