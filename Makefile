@@ -8,7 +8,7 @@ export PREFECT_LOGGING_LEVEL ?= INFO
 export GX_ANALYTICS_ENABLED := false
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: run test install data security raw telco serve clean-artifacts
+.PHONY: run test test-fast lint install data security raw telco serve clean-artifacts
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,19 @@ telco: install
 serve: install
 	TOLLGATE_DATASET=$(DATASET) $(BIN)/bentoml serve service.service:Tollgate --host 127.0.0.1 --port 3000
 
+## The whole suite (unit, integration with real servers, slow end-to-end runs).
 test: install
 	$(BIN)/python -m pytest
+
+## Unit tests only: no server, no full retrain.
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not slow"
+
+## ruff (lint and format check) and mypy (strict on tollgate.config, .core and .store).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean-artifacts:
 	rm -rf artifacts/churn artifacts/security

@@ -359,7 +359,7 @@ class DatasetSpec(_Strict):
         return settings.raw_data_dir / self.name
 
 
-def _columns_used_by(feature: BaseModel) -> list[str]:
+def _columns_used_by(feature: FeatureDef) -> list[str]:
     if isinstance(feature, RatioFeature):
         return [feature.numerator, *feature.denominator]
     if isinstance(feature, CountEqualFeature):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from tollgate.config.spec import DatasetSpec, load_spec
 
@@ -20,11 +21,11 @@ RANGE_TOLERANCE = 0.95  # critical: at least 95 % of values in the declared rang
 CATEGORY_TOLERANCE = 0.9  # critical: at least 90 % of values among the known categories
 
 
-def _expectation(kind: str, severity: str, notes: str, **kwargs) -> dict:
+def _expectation(kind: str, severity: str, notes: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": kind, "kwargs": kwargs, "severity": severity, "meta": {"notes": notes}}
 
 
-def suite_from_spec(spec: DatasetSpec, target_rate: tuple[float, float], rows: tuple[int, int]) -> dict:
+def suite_from_spec(spec: DatasetSpec, target_rate: tuple[float, float], rows: tuple[int, int]) -> dict[str, Any]:
     """The suite as GE 1.x JSON (``ExpectationSuite(**payload)`` reads it)."""
     target = spec.target.column
     expectations = [

@@ -42,7 +42,7 @@ def anomaly_scores(spec: DatasetSpec, fit_rows: pd.DataFrame, score_rows: pd.Dat
     """IsolationForest score (higher = stranger) after the model's own preprocessing, fitted on ``fit_rows``."""
     preprocess = build_preprocessor(spec)  # ends with the IsolationForest step (tournament.anomaly_feature)
     preprocess.fit(fit_rows[spec.input_columns])
-    return preprocess.transform(score_rows[spec.input_columns])[:, -1]
+    return np.asarray(preprocess.transform(score_rows[spec.input_columns]))[:, -1]
 
 
 def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
@@ -56,7 +56,8 @@ def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
     training_kinds = set(train.loc[train[spec.target.column] == 1, column].dropna().astype(str))
     results = []
     all_scores = None
-    for kind, rows in kinds.groupby(kinds).groups.items():
+    for group, rows in kinds.groupby(kinds).groups.items():
+        kind = str(group)
         in_training = kind in training_kinds
         if len(rows) < MIN_ROWS:
             results.append(KindResult(kind, len(rows), in_training, None, None))

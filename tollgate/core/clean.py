@@ -8,9 +8,10 @@ training and in production.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,12 +31,12 @@ class CleaningReport:
     rows_dropped: dict[str, int] = field(default_factory=dict)
     values_repaired: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, kind: str, column: str, number: int) -> None:
+    def count(self, kind: str, column: str, number: float) -> None:
         if number:
             per_column = self.values_repaired.setdefault(kind, {})
             per_column[column] = per_column.get(column, 0) + int(number)
 
-    def drop(self, reason: str, number: int) -> None:
+    def drop(self, reason: str, number: float) -> None:
         if number:
             self.rows_dropped[reason] = self.rows_dropped.get(reason, 0) + int(number)
 
@@ -123,7 +124,7 @@ def _canonical_lookup(categories: tuple[str, ...]) -> dict[str, str]:
     return {category.strip().casefold(): category for category in categories}
 
 
-def _per_value(values: pd.Series, function) -> pd.Series:
+def _per_value(values: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
     """``values.map(function)``, computed once per distinct value when the column is all text.
 
     Categorical columns hold a handful of distinct values over millions of rows; mapping those and
@@ -181,9 +182,11 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
             continue
         canonical = _canonical_categories(categories)
         values = cleaned[column]
-        fixed = _per_value(
-            values, lambda v, canonical=canonical: canonical.get(str(v).casefold(), v) if pd.notna(v) else v
-        )
+
+        def to_canonical(value: Any, canonical: dict[str, str] = canonical) -> Any:
+            return canonical.get(str(value).casefold(), value) if pd.notna(value) else value
+
+        fixed = _per_value(values, to_canonical)
         report.count("case_fixed", column, (fixed.notna() & (fixed != values)).sum())
         unknown = fixed.notna() & ~fixed.isin(categories)
         report.count("unknown_category_kept", column, unknown.sum())

@@ -9,9 +9,11 @@ the predicted-positive rate against the holdout's, and latency percentiles.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.stats import ks_2samp
 
 from tollgate.config.spec import DatasetSpec
@@ -23,22 +25,31 @@ MISSING = "(missing)"
 OTHER = "(other)"
 
 
-def reference_profile(train: pd.DataFrame, spec: DatasetSpec, holdout_positive_rate: float, seed: int) -> dict:
+def reference_profile(
+    train: pd.DataFrame, spec: DatasetSpec, holdout_positive_rate: float, seed: int
+) -> dict[str, Any]:
     """What the champion was trained on, per input: decile edges and bin shares (numeric), category
     shares (categorical), a sample of values for KS; plus the holdout's predicted-positive rate."""
-    profile = {"rows": len(train), "positive_rate": holdout_positive_rate, "numeric": {}, "categorical": {}}
+    numeric: dict[str, dict[str, list[float]]] = {}
+    categorical: dict[str, dict[str, float]] = {}
+    profile = {
+        "rows": len(train),
+        "positive_rate": holdout_positive_rate,
+        "numeric": numeric,
+        "categorical": categorical,
+    }
     for column in spec.columns.numeric:
         values = train[column].astype(float)
         present = values.dropna()
         edges = np.unique(np.quantile(present, np.linspace(0, 1, 11))) if len(present) else np.array([0.0])
-        profile["numeric"][column] = {
+        numeric[column] = {
             "edges": edges.tolist(),
             "shares": _numeric_shares(values, edges).tolist(),
             "sample": present.sample(min(REFERENCE_SAMPLE, len(present)), random_state=seed).tolist(),
         }
     for column in spec.columns.categorical:
         shares = train[column].fillna(MISSING).value_counts(normalize=True)
-        profile["categorical"][column] = {str(k): float(v) for k, v in shares.items()}
+        categorical[column] = {str(k): float(v) for k, v in shares.items()}
     return profile
 
 
@@ -52,11 +63,11 @@ def _numeric_shares(values: pd.Series, edges: np.ndarray) -> np.ndarray:
     return counts / max(len(numbers), 1)
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+def psi(expected: ArrayLike, actual: ArrayLike) -> float:
     """Population stability index; shares are floored so empty bins stay finite."""
-    expected = np.maximum(np.asarray(expected, dtype=float), PSI_FLOOR)
-    actual = np.maximum(np.asarray(actual, dtype=float), PSI_FLOOR)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    reference = np.maximum(np.asarray(expected, dtype=float), PSI_FLOOR)
+    observed = np.maximum(np.asarray(actual, dtype=float), PSI_FLOOR)
+    return float(np.sum((observed - reference) * np.log(observed / reference)))
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class DriftReport:
     drifted: bool = False
     reasons: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         worst = sorted(self.features, key=lambda f: -f.psi)[:5]
         return {
             "dataset": self.dataset,
@@ -98,7 +109,9 @@ class DriftReport:
         }
 
 
-def drift_report(log: pd.DataFrame, reference: dict, spec: DatasetSpec, model_version: str | None) -> DriftReport:
+def drift_report(
+    log: pd.DataFrame, reference: dict[str, Any], spec: DatasetSpec, model_version: str | None
+) -> DriftReport:
     """Compare logged traffic with the champion's training reference, by the spec's thresholds."""
     rule = spec.monitoring
     report = DriftReport(dataset=spec.name, model_version=model_version, predictions=len(log))
@@ -133,12 +146,12 @@ def drift_report(log: pd.DataFrame, reference: dict, spec: DatasetSpec, model_ve
     report.reference_positive_rate = reference.get("positive_rate")
     latency = log["latency_ms"].astype(float)
     report.latency_p50_ms, report.latency_p99_ms = float(latency.quantile(0.5)), float(latency.quantile(0.99))
-    drifted = [f for f in report.features if f.drifted]
-    if drifted:
+    drifted_inputs = [f for f in report.features if f.drifted]
+    if drifted_inputs:
         report.reasons.append(
             "PSI above "
             + f"{rule.psi_threshold:g}: "
-            + ", ".join(f"{f.feature} {f.psi:.3f}" for f in sorted(drifted, key=lambda f: -f.psi))
+            + ", ".join(f"{f.feature} {f.psi:.3f}" for f in sorted(drifted_inputs, key=lambda f: -f.psi))
         )
     if report.reference_positive_rate is not None:
         change = abs(report.positive_rate - report.reference_positive_rate)
@@ -181,5 +194,5 @@ def drift_markdown(report: DriftReport) -> str:
     return "\n".join(lines)
 
 
-def as_json(report: DriftReport) -> dict:
+def as_json(report: DriftReport) -> dict[str, Any]:
     return asdict(report)

@@ -7,6 +7,7 @@ signed contributions (in log-odds, the model's own scale) for any candidate type
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,13 +50,13 @@ class Explainer:
     def values(self, frame: pd.DataFrame) -> np.ndarray:
         encoded = np.asarray(self.pipeline[:-1].transform(frame), dtype=float)
         if self._explainer is None:
-            return self.pipeline[-1].booster_.predict(encoded, pred_contrib=True)[:, :-1]
+            return np.asarray(self.pipeline[-1].booster_.predict(encoded, pred_contrib=True))[:, :-1]
         if isinstance(self.pipeline[-1], LogisticRegression):
             return np.asarray(self._explainer.shap_values(encoded))
         values = np.asarray(self._explainer.shap_values(encoded, check_additivity=False))
         return values[..., 1] if values.ndim == 3 else values
 
-    def top_contributions(self, frame: pd.DataFrame, top_k: int = 5) -> list[list[dict]]:
+    def top_contributions(self, frame: pd.DataFrame, top_k: int = 5) -> list[list[dict[str, Any]]]:
         """Each record's top-k features by absolute contribution, signed (+ pushes towards positive)."""
         explanations = []
         for row in self.values(frame):
@@ -71,7 +72,7 @@ def shap_values(pipeline: Pipeline, frame: pd.DataFrame, background: pd.DataFram
 
 def explain_records(
     pipeline: Pipeline, frame: pd.DataFrame, top_k: int = 5, background: pd.DataFrame | None = None
-) -> list[list[dict]]:
+) -> list[list[dict[str, Any]]]:
     """Each record's top-k signed contributions (see ``Explainer.top_contributions``)."""
     return Explainer(pipeline, frame if background is None else background).top_contributions(frame, top_k)
 
@@ -82,7 +83,7 @@ class GlobalExplanation:
 
     permutation: pd.DataFrame  # input column → mean/std drop in ROC-AUC on the holdout
     shap_mean_abs: pd.DataFrame  # encoded feature → mean |SHAP|
-    examples: list[dict]  # a few holdout records with their top contributions
+    examples: list[dict[str, Any]]  # a few holdout records with their top contributions
     background: pd.DataFrame  # training rows a linear model's contributions are taken against
 
 

@@ -9,6 +9,7 @@ Probabilities equal ``pipeline.predict_proba`` (tests check 1e-9 on whole holdou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from lightgbm import LGBMClassifier
@@ -70,7 +71,7 @@ class FastScorer:
             trees=_compile_trees(pipeline[-1]),
         )
 
-    def encode(self, record: dict) -> np.ndarray:
+    def encode(self, record: dict[str, Any]) -> np.ndarray:
         """The model's input row for one cleaned record, without pandas."""
         values = {column: np.array([_as_float(record.get(column))]) for column in self.inputs_numeric}
         values.update({column: np.array([record.get(column)], dtype=object) for column in self.inputs_categorical})
@@ -94,7 +95,7 @@ class FastScorer:
     def feature_names(self) -> list[str]:
         return [str(name) for name in self.pipeline[:-1].get_feature_names_out()]
 
-    def predict_proba(self, record: dict) -> float:
+    def predict_proba(self, record: dict[str, Any]) -> float:
         """Probability of the positive class for one cleaned record."""
         row = self.encode(record)
         model = self.pipeline[-1]
@@ -107,7 +108,7 @@ class FastScorer:
         return float(model.predict_proba(row)[0, 1])
 
 
-def _as_float(value) -> float:
+def _as_float(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -131,7 +132,7 @@ class TreeArrays:
     float32: bool  # scikit-learn's trees compare float32 inputs; HistGradientBoosting compares float64
 
     @classmethod
-    def from_sklearn(cls, trees: list, feature_maps: list | None = None) -> TreeArrays:
+    def from_sklearn(cls, trees: list[Any], feature_maps: list[Any] | None = None) -> TreeArrays:
         parts, offset, roots, depth = [], 0, [], 0
         for index, tree in enumerate(trees):
             count = tree.node_count
@@ -151,15 +152,19 @@ class TreeArrays:
             roots.append(offset)
             offset += count
             depth = max(depth, tree.max_depth)
+        feature, threshold, left, right = (np.concatenate(column) for column in zip(*parts, strict=True))
         return cls(
-            *(np.concatenate(column) for column in zip(*parts, strict=False)),
+            feature,
+            threshold,
+            left,
+            right,
             roots=np.asarray(roots),
             depth=depth,
             float32=True,
         )
 
     @classmethod
-    def from_hist_gradient_boosting(cls, predictors: list) -> TreeArrays:
+    def from_hist_gradient_boosting(cls, predictors: list[Any]) -> TreeArrays:
         parts, offset, roots, depth = [], 0, [], 0
         for predictor in predictors:
             nodes = predictor.nodes
@@ -178,8 +183,12 @@ class TreeArrays:
             roots.append(offset)
             offset += len(nodes)
             depth = max(depth, int(nodes["depth"].max()))
+        feature, threshold, left, right = (np.concatenate(column) for column in zip(*parts, strict=True))
         return cls(
-            *(np.concatenate(column) for column in zip(*parts, strict=False)),
+            feature,
+            threshold,
+            left,
+            right,
             roots=np.asarray(roots),
             depth=depth,
             float32=False,
@@ -273,7 +282,7 @@ class CompiledIsolationForest:
         return float(2 ** (-np.divide(depth, self.denominator))) if self.denominator != 0 else 1.0
 
 
-def _compile_trees(model) -> CompiledForestClassifier | CompiledBoosting | None:
+def _compile_trees(model: Any) -> CompiledForestClassifier | CompiledBoosting | None:
     """A compiled form of tree ensembles that scikit-learn scores tree by tree; None otherwise."""
     if isinstance(model, RandomForestClassifier) and model.n_classes_ == 2:
         return CompiledForestClassifier.compile(model)

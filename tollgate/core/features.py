@@ -7,10 +7,11 @@ Everything learned is learned in ``fit`` on training rows only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -28,16 +29,18 @@ from tollgate.config.spec import (
 )
 
 UNKNOWN_CATEGORY = "Unknown"
+Frame = pd.DataFrame | Mapping[str, np.ndarray]
+"""Columns by name: a DataFrame, or the service's single record as arrays."""
 
 
-def _numbers(frame, column: str) -> np.ndarray:
+def _numbers(frame: Frame, column: str) -> np.ndarray:
     values = frame[column]
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values  # already parsed (the service's cleaned records)
     return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=float)
 
 
-def derive(frame, feature: FeatureDef) -> np.ndarray:
+def derive(frame: Frame, feature: FeatureDef) -> np.ndarray:
     """The values of one derived feature; missing inputs give missing outputs.
 
     ``frame`` is a DataFrame or a mapping of column → array (the service's single records).
@@ -49,9 +52,13 @@ def derive(frame, feature: FeatureDef) -> np.ndarray:
         return np.where(np.isfinite(ratio), ratio, np.nan)
     if isinstance(feature, LogFeature):
         values = _numbers(frame, feature.column)
-        return np.log1p(np.where(values >= 0, values, np.nan))
+        logs: np.ndarray = np.log1p(np.where(values >= 0, values, np.nan))
+        return logs
     if isinstance(feature, CountEqualFeature):
-        return sum(np.asarray(frame[c] == feature.value, dtype=float) for c in feature.columns)
+        counts: np.ndarray = np.sum(
+            [np.asarray(frame[c] == feature.value, dtype=float) for c in feature.columns], axis=0
+        )
+        return counts
     if isinstance(feature, BucketFeature):
         values = _numbers(frame, feature.column)
         index = np.searchsorted(np.asarray(feature.edges), values, side="right") - 1
@@ -64,13 +71,13 @@ def derive(frame, feature: FeatureDef) -> np.ndarray:
     raise TypeError(f"unknown feature kind: {feature!r}")
 
 
-class SpecFeatures(BaseEstimator, TransformerMixin):
+class SpecFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]  # sklearn is untyped
     """Adds the spec's derived columns to a DataFrame; learns nothing."""
 
     def __init__(self, features: Sequence[FeatureDef] = ()):
         self.features = features
 
-    def fit(self, X: pd.DataFrame, y=None) -> SpecFeatures:
+    def fit(self, X: pd.DataFrame, y: object = None) -> SpecFeatures:
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
@@ -79,12 +86,12 @@ class SpecFeatures(BaseEstimator, TransformerMixin):
         derived = {feature.name: derive(X, feature) for feature in self.features}
         return X.assign(**derived)
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        names = list(input_features if input_features is not None else self.feature_names_in_)
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        names = list(np.asarray(input_features if input_features is not None else self.feature_names_in_))
         return np.asarray(names + [f.name for f in self.features], dtype=object)
 
 
-class AnomalyScore(BaseEstimator, TransformerMixin):
+class AnomalyScore(BaseEstimator, TransformerMixin):  # type: ignore[misc]  # sklearn is untyped
     """Appends an IsolationForest anomaly score (higher = stranger) to the encoded features.
 
     Fitted on training rows only, it flags sessions unlike anything seen, including attack
@@ -96,24 +103,28 @@ class AnomalyScore(BaseEstimator, TransformerMixin):
         self.max_samples = max_samples
         self.random_state = random_state
 
-    def fit(self, X, y=None) -> AnomalyScore:
+    def fit(self, X: ArrayLike, y: object = None) -> AnomalyScore:
         from sklearn.ensemble import IsolationForest
 
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
-            max_samples=min(self.max_samples, len(X)),
+            max_samples=min(self.max_samples, len(np.asarray(X))),
             random_state=self.random_state,
             n_jobs=1,
         ).fit(X)
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: ArrayLike) -> np.ndarray:
         values = np.asarray(X, dtype=float)
         return np.column_stack([values, -self.forest_.score_samples(values)])
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        names = list(input_features) if input_features is not None else [f"x{i}" for i in range(self.n_features_in_)]
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        names = (
+            list(np.asarray(input_features))
+            if input_features is not None
+            else [f"x{i}" for i in range(self.n_features_in_)]
+        )
         return np.asarray(names + ["anomaly_score"], dtype=object)
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
-from tollgate.rawlogs.parse import RawLogError, log_files
+from tollgate.rawlogs.parse import ParseReport, RawLogError, log_files
 from tollgate.rawlogs.sessions import attach_labels
 from tollgate.rawlogs.stream import sessionise
 from tollgate.store.files import file_sha256
@@ -51,7 +53,9 @@ class RawData:
     files: list[BatchFile]
     holdout_month: str | None
     renamed: dict[str, str] = field(default_factory=dict)
-    parse_reports: dict[str, dict] = field(default_factory=dict)  # raw logs: what happened to every line, by month
+    parse_reports: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # raw logs: what happened to every line, by month
     line_samples: dict[str, pd.DataFrame] = field(default_factory=dict)  # raw logs: lines for the expectations
 
     @property
@@ -98,7 +102,7 @@ def plan_batches(source: Path, month: str | None, window: int) -> tuple[list[Pat
     files = sorted(p for p in source.iterdir() if p.suffix in READABLE_SUFFIXES and p.is_file())
     if not files:
         raise IngestError(f"no .csv or .parquet batches in {source}")
-    monthly = {month_of(p): p for p in files if month_of(p)}
+    monthly = {label: p for p in files if (label := month_of(p))}
     if len(monthly) != len(files):
         if month is not None:
             raise IngestError(f"--month needs every file in {source} named YYYY-MM.csv or .parquet")
@@ -110,7 +114,7 @@ def plan_batches(source: Path, month: str | None, window: int) -> tuple[list[Pat
 
 
 def holdout_window(
-    available: dict[str, object], month: str | None, window: int, source: Path, what: str
+    available: Mapping[str, object], month: str | None, window: int, source: Path, what: str
 ) -> list[str] | None:
     """The ``window`` months before the holdout month (default: the latest), then the holdout itself;
     None when no month precedes it."""
@@ -167,20 +171,28 @@ def month_of_folder(folder: Path) -> str:
     return folder.name or "logs"
 
 
-def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.DataFrame], list[BatchFile], dict, dict]:
+def read_raw_logs(
+    spec: DatasetSpec, months: dict[str, Path]
+) -> tuple[list[pd.DataFrame], list[BatchFile], dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
     """Sessionise each month's logs and attach its incident records; lineage per log file."""
-    frames, files, reports, samples = [], [], {}, {}
+    if spec.raw_logs is None:
+        raise IngestError(f"spec '{spec.name}' has no raw_logs section: it cannot read raw logs")
+    raw_logs = spec.raw_logs
+    frames: list[pd.DataFrame] = []
+    files: list[BatchFile] = []
+    reports: dict[str, dict[str, Any]] = {}
+    samples: dict[str, pd.DataFrame] = {}
     for month, folder in months.items():
         try:
             paths = log_files(folder)
 
-            def progress(report, month=month):
+            def progress(report: ParseReport, month: str = month) -> None:
                 print(f"  {month}: {report.lines:,} lines read, {report.parsed:,} events")
 
             sessions, report, sample = sessionise(
                 paths, spec, month if MONTH_FOLDER.match(month) else None, progress=progress
             )
-            labelled = attach_labels(sessions, folder / spec.raw_logs.labels_file, spec)
+            labelled = attach_labels(sessions, folder / raw_logs.labels_file, spec)
         except RawLogError as error:
             raise IngestError(f"{folder}: {error}") from error
         print(
@@ -200,7 +212,7 @@ def read_raw_logs(spec: DatasetSpec, months: dict[str, Path]) -> tuple[list[pd.D
                     columns if number == 0 else (),
                 )
             )
-        labels = folder / spec.raw_logs.labels_file
+        labels = folder / raw_logs.labels_file
         files.append(BatchFile(str(labels), month, 0, file_sha256(labels), ()))
         reports[month], samples[month] = report.as_dict(), sample
     return frames, files, reports, samples

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -16,7 +19,7 @@ from sklearn.metrics import (
 from tollgate.config.spec import Costs
 
 
-def confusion(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, int]:
+def confusion(y_true: ArrayLike, probability: ArrayLike, threshold: float) -> dict[str, int]:
     """TP/FP/FN/TN when acting on every row with probability >= threshold."""
     y_true = np.asarray(y_true).astype(bool)
     act = np.asarray(probability) >= threshold
@@ -35,16 +38,16 @@ def cost_of(counts: dict[str, int], costs: Costs) -> float:
     )
 
 
-def expected_cost(y_true, probability, threshold: float, costs: Costs) -> float:
+def expected_cost(y_true: ArrayLike, probability: ArrayLike, threshold: float, costs: Costs) -> float:
     return cost_of(confusion(y_true, probability, threshold), costs)
 
 
-def cost_of_doing_nothing(y_true, costs: Costs) -> float:
+def cost_of_doing_nothing(y_true: ArrayLike, costs: Costs) -> float:
     """Acting on nobody: every positive is missed."""
     return float(np.sum(np.asarray(y_true) == 1) * costs.false_negative)
 
 
-def classification_metrics(y_true, probability, threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(y_true: ArrayLike, probability: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     """Ranking, decision and calibration metrics at one threshold."""
     y_true = np.asarray(y_true)
     decision = (np.asarray(probability) >= threshold).astype(int)
@@ -59,7 +62,7 @@ def classification_metrics(y_true, probability, threshold: float = 0.5) -> dict[
     }
 
 
-def decision_report(y_true, probability, threshold: float, costs: Costs) -> dict:
+def decision_report(y_true: ArrayLike, probability: ArrayLike, threshold: float, costs: Costs) -> dict[str, Any]:
     """What acting at ``threshold`` means on these rows: counts, rates, dollars, value vs nothing."""
     counts = confusion(y_true, probability, threshold)
     cost = cost_of(counts, costs)
@@ -77,7 +80,7 @@ def decision_report(y_true, probability, threshold: float, costs: Costs) -> dict
     }
 
 
-def calibration_error(y_true, probability, bins: int = 10) -> float:
+def calibration_error(y_true: ArrayLike, probability: ArrayLike, bins: int = 10) -> float:
     """Expected calibration error: the row-weighted gap between predicted and observed rates."""
     y_true = np.asarray(y_true, dtype=float)
     probability = np.asarray(probability, dtype=float)

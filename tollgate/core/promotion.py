@@ -113,12 +113,12 @@ def paired_bootstrap(
     else:
         score = roc_auc_score if rule.metric == "roc_auc" else average_precision_score
         delta = float(score(y_true, challenger) - score(y_true, champion))
-        draws = []
-        while len(draws) < resamples:
+        scores: list[float] = []
+        while len(scores) < resamples:
             rows = rng.integers(0, n, size=n)
             if y_true[rows].min() != y_true[rows].max():  # both classes drawn
-                draws.append(score(y_true[rows], challenger[rows]) - score(y_true[rows], champion[rows]))
-        draws = np.asarray(draws)
+                scores.append(score(y_true[rows], challenger[rows]) - score(y_true[rows], champion[rows]))
+        draws = np.asarray(scores)
     low, high = np.quantile(draws, [1 - rule.confidence, rule.confidence])
     return Comparison(
         metric=rule.metric,

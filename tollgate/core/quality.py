@@ -8,6 +8,7 @@ are reported and repaired by cleaning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -49,12 +50,12 @@ class QualityResult:
     outcomes: list[ExpectationOutcome]
     data_docs: str
     report_dir: str = ""
-    profile: list[dict] = field(default_factory=list)
-    segments: dict[str, list[dict]] = field(default_factory=dict)
+    profile: list[dict[str, Any]] = field(default_factory=list)
+    segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def failures(self, severity: str | None = None) -> list[dict]:
+    def failures(self, severity: str | None = None) -> list[dict[str, Any]]:
         """Failed expectations grouped across batches: one entry per expectation and column."""
-        grouped: dict[tuple, dict] = {}
+        grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
         batches = sorted({o.batch for o in self.outcomes})
         for outcome in self.outcomes:
             if outcome.success or (severity and (outcome.severity == "critical") != (severity == "critical")):
@@ -94,13 +95,13 @@ class QualityResult:
     def success(self) -> bool:
         return not self.critical_failed
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"success": self.success, "critical_failed": self.critical_failed, "warnings": self.warnings}
 
 
-def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
     """Missing %, distinct values, min/max and unparseable text of every spec column."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for column in [*spec.id_columns, *spec.input_columns, spec.target.column]:
         if column not in frame:
             rows.append(
@@ -141,7 +142,7 @@ def _category_order(spec: DatasetSpec, column: str) -> dict[str, int]:
     return {label: position for position, label in enumerate(labels)}
 
 
-def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, list[dict]]:
+def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, list[dict[str, Any]]]:
     """Target rate per value of each of the spec's segment columns, after cleaning's repairs."""
     if spec.target.column not in frame or not spec.quality.segment_columns:
         return {}
@@ -150,7 +151,7 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
         enriched = SpecFeatures(spec.features).transform(repaired)
     except (KeyError, ValueError, TypeError):
         return {}
-    segments = {}
+    segments: dict[str, list[dict[str, Any]]] = {}
     for column in spec.quality.segment_columns:
         if column not in enriched:
             continue
@@ -164,7 +165,7 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
         order = _category_order(spec, column)
         rank = {value: order.get(value, len(order)) for value in table["value"]}
         table = table.sort_values("value", key=lambda values: values.map(rank), kind="stable")
-        segments[column] = table.to_dict(orient="records")
+        segments[column] = [{str(key): value for key, value in row.items()} for row in table.to_dict(orient="records")]
     return segments
 
 

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -63,7 +64,7 @@ def _number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, 
     return None
 
 
-def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseModel]:
+def record_model(spec: DatasetSpec, example: dict[str, Any] | None = None) -> type[BaseModel]:
     """A pydantic model of one record (named e.g. ``ChurnRecord``) that reports every problem at once."""
     title = f"{spec.name.replace('-', ' ').title().replace(' ', '')}Record"
     fields: dict[str, Any] = {}
@@ -81,13 +82,16 @@ def record_model(spec: DatasetSpec, example: dict | None = None) -> type[BaseMod
     for column in [*spec.id_columns, *spec.columns.extra]:
         fields[column] = (str | int | None, Field(None, description="kept in the prediction log, not a feature"))
 
-    def check(cls, data: Any) -> Any:
+    def check(cls: type[BaseModel], data: Any) -> Any:
         raise_problems(title, [(None, field, kind, message) for field, kind, message in record_problems(data, spec)])
         return data
 
     config = ConfigDict(extra="forbid", title=title, json_schema_extra={"example": example} if example else None)
     return create_model(
-        title, __config__=config, __validators__={"check_record": model_validator(mode="before")(check)}, **fields
+        title,
+        __config__=config,
+        __validators__={"check_record": model_validator(mode="before")(check)},  # type: ignore[dict-item]
+        **fields,
     )
 
 
@@ -108,7 +112,7 @@ def batch_problems(records: Any, spec: DatasetSpec) -> list[tuple[int | None, st
     ]
 
 
-def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
+def _batch_is_valid(records: list[Any], spec: DatasetSpec) -> bool:
     required = set(spec.input_columns)
     allowed = required | {*spec.id_columns, *spec.columns.extra}
     if not all(type(record) is dict and required <= record.keys() <= allowed for record in records):
@@ -136,7 +140,7 @@ def _batch_is_valid(records: list, spec: DatasetSpec) -> bool:
     return True
 
 
-def raise_problems(title: str, problems: list[tuple]) -> None:
+def raise_problems(title: str, problems: list[tuple[Any, ...]]) -> None:
     """Raise one pydantic ``ValidationError`` with an entry per problem (BentoML answers it with 400)."""
     if problems:
         raise ValidationError.from_exception_data(
@@ -152,14 +156,13 @@ def raise_problems(title: str, problems: list[tuple]) -> None:
         )
 
 
-def request_records(frame, spec: DatasetSpec) -> list[dict]:
+def request_records(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
     """Cleaned rows as a client sends them: ``None`` for missing, integers as integers."""
-    import pandas as pd
-
     records = []
     for row in frame[spec.input_columns].to_dict(orient="records"):
-        record = {}
-        for column, value in row.items():
+        record: dict[str, Any] = {}
+        for key, value in row.items():
+            column = str(key)
             rule = spec.columns.numeric.get(column)
             if pd.isna(value):
                 record[column] = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tollgate.config.spec import Costs
 
@@ -18,7 +19,7 @@ class ThresholdChoice:
     cost_at_0_5: float
 
 
-def cost_curve(y_true, probability, costs: Costs, thresholds: np.ndarray = GRID) -> np.ndarray:
+def cost_curve(y_true: ArrayLike, probability: ArrayLike, costs: Costs, thresholds: np.ndarray = GRID) -> np.ndarray:
     """Expected cost at every threshold, vectorised: acting on rows with probability >= t."""
     y_true = np.asarray(y_true).astype(bool)
     probability = np.asarray(probability, dtype=float)
@@ -27,10 +28,11 @@ def cost_curve(y_true, probability, costs: Costs, thresholds: np.ndarray = GRID)
     tp = len(positives) - np.searchsorted(positives, thresholds, side="left")
     fp = len(negatives) - np.searchsorted(negatives, thresholds, side="left")
     fn = len(positives) - tp
-    return fn * costs.false_negative + fp * costs.false_positive + tp * costs.true_positive
+    curve: np.ndarray = fn * costs.false_negative + fp * costs.false_positive + tp * costs.true_positive
+    return curve
 
 
-def tune_threshold(y_true, probability, costs: Costs) -> ThresholdChoice:
+def tune_threshold(y_true: ArrayLike, probability: ArrayLike, costs: Costs) -> ThresholdChoice:
     """The threshold on the grid with the lowest expected cost (0.5 is on the grid, so never worse)."""
     curve = cost_curve(y_true, probability, costs)
     best = int(np.argmin(curve))

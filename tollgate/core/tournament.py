@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,8 @@ def make_estimator(candidate: Candidate, seed: int) -> BaseEstimator:
 class CandidateResult:
     name: str
     estimator: str
-    params: dict
-    fold_metrics: list[dict]
+    params: dict[str, Any]
+    fold_metrics: list[dict[str, Any]]
     oof_target: np.ndarray
     oof_probability: np.ndarray
     oof_threshold: float
@@ -65,11 +66,11 @@ class CandidateResult:
     oof_cost_at_0_5: float
     pipeline: Pipeline
     holdout_probability: np.ndarray
-    holdout_metrics: dict
+    holdout_metrics: dict[str, Any]
     fit_seconds: float
     cv: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def leaderboard_row(self) -> dict:
+    def leaderboard_row(self) -> dict[str, Any]:
         return {
             "model": self.name,
             "cv_roc_auc": round(self.cv["roc_auc"]["mean"], 4),
@@ -189,7 +190,7 @@ class Leaderboard:
     def winner(self) -> CandidateResult:
         return self.results[0]
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         return [{"rank": rank, **result.leaderboard_row()} for rank, result in enumerate(self.results, start=1)]
 
 
@@ -197,7 +198,7 @@ def rank_candidates(results: list[CandidateResult], spec: DatasetSpec) -> Leader
     """Rank candidates by the spec's metric, on training (out-of-fold) evidence only."""
     metric = spec.promotion.metric
 
-    def key(result: CandidateResult) -> tuple:
+    def key(result: CandidateResult) -> tuple[Any, ...]:
         roc, pr = result.cv["roc_auc"]["mean"], result.cv["pr_auc"]["mean"]
         if metric == "roc_auc":
             return (-round(roc, 6), result.oof_expected_cost, result.name)

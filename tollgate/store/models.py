@@ -105,7 +105,8 @@ def stored_file(tag: str, name: str) -> Path:
 def verify_checksums(tag: str) -> dict[str, str]:
     """Check every file of a stored model against the SHA-256 recorded when it was verified."""
     stored = bentoml.models.get(tag)
-    checksums = dict(stored.info.metadata.get("sha256") or {})
+    recorded = stored.info.metadata.get("sha256")
+    checksums = {str(name): str(value) for name, value in recorded.items()} if isinstance(recorded, dict) else {}
     if not checksums:
         raise ModelIntegrityError(f"{stored.tag} has no recorded checksums; it was not packaged by Tollgate")
     for name, expected in checksums.items():
@@ -167,7 +168,8 @@ def save_model(
         for name, payload in ((SERVING_FILE, serving), (REFERENCE_FILE, reference), (METADATA_FILE, run_metadata)):
             Path(stored.path_of(name)).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
         checksums = {name: sha256_file(Path(stored.path_of(name))) for name in STORED_FILES}
-        stored.info.metadata.update({**summary, "sha256": checksums})
+        stored.info.metadata.update(summary)
+        stored.info.metadata["sha256"] = checksums  # type: ignore[assignment]  # BentoML stores nested dicts too
     return str(stored.tag)
 
 
@@ -183,7 +185,8 @@ def verify_loaded(loaded: Pipeline, expected: np.ndarray, holdout: pd.DataFrame,
         )
     scorer = FastScorer.compile(loaded)
     sample = features.head(FAST_PATH_CHECK_ROWS)
-    fast = np.array([scorer.predict_proba(record) for record in sample.to_dict(orient="records")])
+    records = [{str(key): value for key, value in row.items()} for row in sample.to_dict(orient="records")]
+    fast = np.array([scorer.predict_proba(record) for record in records])
     fast_difference = float(np.max(np.abs(fast - expected[: len(sample)]))) if len(sample) else 0.0
     if fast_difference > FAST_PATH_TOLERANCE:
         raise PackagingError(

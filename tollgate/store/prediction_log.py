@@ -67,7 +67,7 @@ def prediction_entries(
 
 def read_prediction_log(directory: Path, model_version: str | None = None) -> pd.DataFrame:
     """Every logged prediction (all workers, rotated files included), optionally for one model version."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob(f"{FILE_PREFIX}*.jsonl*")):
         with open(path, encoding="utf-8") as handle:
             rows.extend(json.loads(line) for line in handle if line.strip())

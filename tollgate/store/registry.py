@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -29,19 +30,25 @@ def registry_path(dataset: str, settings: Settings) -> Path:
     return settings.dataset_artifacts(dataset) / "registry.json"
 
 
-def read_registry(path: Path) -> dict:
+Registry = dict[str, Any]
+"""The registry file's content: ``champion``, ``previous`` champions, ``history`` of decisions."""
+
+
+def read_registry(path: Path) -> Registry:
     """The registry as a dict; an empty one (no champion, no history) if none was written yet."""
     if not path.is_file():
         return {"champion": None, "previous": [], "history": []}
-    return json.loads(path.read_text(encoding="utf-8"))
+    registry: Registry = json.loads(path.read_text(encoding="utf-8"))
+    return registry
 
 
-def champion_entry(path: Path) -> dict | None:
-    return read_registry(path).get("champion")
+def champion_entry(path: Path) -> dict[str, Any] | None:
+    champion: dict[str, Any] | None = read_registry(path).get("champion")
+    return champion
 
 
 @contextmanager
-def locked_registry(path: Path) -> Iterator[dict]:
+def locked_registry(path: Path) -> Iterator[Registry]:
     """Hold the dataset's registry lock; yields the registry, written back atomically on success.
 
     If the body raises (or the process dies), the file on disk is left exactly as it was.
@@ -57,7 +64,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def rollback(path: Path, reason: str = "manual rollback") -> dict:
+def rollback(path: Path, reason: str = "manual rollback") -> dict[str, Any]:
     """Make the previous champion the champion again and record it; returns the new champion."""
     if not path.is_file():
         raise RegistryError(f"no registry at {path}: nothing was ever promoted for this dataset")
@@ -66,7 +73,8 @@ def rollback(path: Path, reason: str = "manual rollback") -> dict:
             raise RegistryError(f"{path}: no previous champion to roll back to")
         demoted = registry["champion"]
         restored = registry["previous"].pop()
-        registry["champion"] = {**restored, "promoted_at": now()}
+        champion: dict[str, Any] = {**restored, "promoted_at": now()}
+        registry["champion"] = champion
         registry["history"].append(
             {
                 "at": now(),
@@ -76,4 +84,4 @@ def rollback(path: Path, reason: str = "manual rollback") -> dict:
                 "replaced": demoted["tag"] if demoted else None,
             }
         )
-    return registry["champion"]
+    return champion
