@@ -1,4 +1,5 @@
-"""Shared fixtures: small seeded data from the generator, the real specs, one Prefect test server."""
+"""Shared fixtures: small seeded data from the generator, the real specs, and one Prefect test API for the tests
+that ask for it (``prefect_api``; every test under ``tests/integration`` does)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ TELCO_CSV = SHARED_DATA / "telco_churn.csv"
 SEED = 7
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_server():
-    """One ephemeral Prefect API for the whole session (starting one takes ~20 s)."""
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One ephemeral Prefect API for the session (starting one takes ~20 s): only for tests that run flows or
+    publish artifacts, so unit tests never wait for it."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

@@ -6,6 +6,8 @@ from tasks.quality import QualityGateFailed, load_suite, quality_gate, validate
 from tasks.run import start_run
 from tollgate.core.ingest import BATCH_COLUMN, BatchFile, RawData
 
+pytestmark = pytest.mark.usefixtures("prefect_api")  # the gate publishes a Prefect artifact
+
 
 def _raw(frame) -> RawData:
     """One month's batch, as ingest would hand it over."""

@@ -84,6 +84,7 @@ def prefect(*args: str, env: dict[str, str], timeout: float = 300) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batches, tmp_path):
     """Check that prefect.yaml deploys as written and a worker runs churn-monthly-retrain to Completed."""
     env = {

@@ -28,11 +28,11 @@ from tollgate.synth.generate import make_batch
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("promotion-artifacts")
+def artifacts(churn_champion):
+    """The session champion's artifacts folder: its registry is the one these runs challenge."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(root))
-        yield root
+        patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(churn_champion["artifacts"]))
+        yield churn_champion["artifacts"]
 
 
 def sabotaged_copy(source: Path, target: Path, holdout_month: str) -> Path:
@@ -47,21 +47,21 @@ def sabotaged_copy(source: Path, target: Path, holdout_month: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_runs(monthly_batches, artifacts, tmp_path_factory):
-    """Run 1 on honest data (first champion), run 2 on sabotaged labels (a challenger to refuse)."""
-    first = retrain(dataset="churn", data=str(monthly_batches / "churn"))
-    registry_file = Path(first["registry"])
-    after_first = registry_file.read_bytes()
-    bentos_after_first = sorted(p.name for p in (artifacts / "churn" / "bentos").iterdir())
+def two_runs(churn_champion, monthly_batches, artifacts, tmp_path_factory):
+    """Run 1 on honest data (the session's first champion), run 2 on sabotaged labels (a challenger to refuse,
+    its bento built so that not exporting it is checked)."""
+    first = churn_champion["summary"]
     bad_data = sabotaged_copy(
         monthly_batches / "churn", tmp_path_factory.mktemp("sabotaged") / "churn", first["holdout_month"]
     )
-    second = retrain(dataset="churn", data=str(bad_data))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_BUILD_BENTO", "true")
+        second = retrain(dataset="churn", data=str(bad_data))
     return {
         "first": first,
         "second": second,
-        "registry_after_first": json.loads(after_first),
-        "bentos_after_first": bentos_after_first,
+        "registry_after_first": json.loads(churn_champion["registry_bytes"]),
+        "bentos_after_first": churn_champion["bentos"],
     }
 
 

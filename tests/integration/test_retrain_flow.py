@@ -15,6 +15,7 @@ import yaml
 
 from flows.retrain import retrain
 from tests.conftest import SEED, TELCO_CSV
+from tests.integration.conftest import SHIPPED_SPECS
 from tollgate.config.settings import PROJECT_ROOT
 from tollgate.config.spec import load_spec
 from tollgate.synth.generate import make_batch
@@ -53,9 +54,10 @@ def run_cli(*args: str, artifacts: Path) -> tuple[int, dict, str]:
 
 
 @pytest.mark.parametrize("dataset", ["churn", "security"])
-def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, artifacts):
-    """Check that the flow takes raw months through the gate to a saved, usable model."""
-    summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
+def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, artifacts, with_bento):
+    """Check that the flow takes raw months through the gate and the full tournament (the shipped spec) to a
+    saved, usable model and its bento."""
+    summary = retrain(spec=str(SHIPPED_SPECS / f"{dataset}.yaml"), data=str(monthly_batches / dataset))
     assert set(summary) >= SUMMARY_KEYS and summary["status"] == "completed"
     assert summary["holdout_month"] == "2026-02"
     assert summary["quality"]["success"] and summary["quality"]["warnings"]
@@ -97,6 +99,7 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert [m.tag for m in bentoml.bentos.get(summary["bento_tag"]).info.services[0].models] == [stored.tag]
 
 
+@pytest.mark.slow
 def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
     """Check the IBM export loads unchanged; its 11 blank TotalCharges are repaired by cleaning."""
     summary = retrain(dataset="churn", data=str(TELCO_CSV))
@@ -108,6 +111,7 @@ def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
     assert summary["winner"]["expected_cost"] <= summary["winner"]["expected_cost_at_0_5"]
 
 
+@pytest.mark.slow
 def test_nsl_kdd_runs_through_the_same_flow(artifacts, capsys):
     """Check the real NSL-KDD benchmark (KDDTrain+ trains, KDDTest+ with unseen attack kinds is the
     holdout) runs through the unchanged flow and beats the published 77–82 % accuracy; print its figures."""
@@ -126,6 +130,7 @@ def test_nsl_kdd_runs_through_the_same_flow(artifacts, capsys):
     assert summary["promotion"]["decision"] == "promoted"
 
 
+@pytest.mark.slow
 def test_security_from_raw_log_lines_to_a_served_model(tmp_path, artifacts):
     """Check `--raw` takes three months of raw JSON/syslog lines through sessions, the raw-line
     expectations, the tournament and the anomaly report to a packaged, promoted model."""

@@ -74,26 +74,29 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def trained(monthly_batches, tmp_path_factory) -> dict[str, dict]:
-    """Both datasets trained and packaged by the real flow, with holdout rows to send."""
+def trained(churn_champion, monthly_batches, tmp_path_factory) -> dict[str, dict]:
+    """Both datasets trained and packaged by the real flow (churn: the session's champion; security here, with
+    its bento), with holdout rows to send."""
     artifacts = tmp_path_factory.mktemp("service-artifacts")
-    models = {}
+    summaries = {"churn": churn_champion["summary"]}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(artifacts))
-        for dataset in ("churn", "security"):
-            summary = retrain(dataset=dataset, data=str(monthly_batches / dataset))
-            spec = load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
-            raw = pd.read_csv(
-                monthly_batches / dataset / f"{summary['holdout_month']}.csv", dtype=str, keep_default_na=False
-            )
-            holdout = clean_frame(raw.rename(columns=spec.rename), spec).frame
-            models[dataset] = {
-                "summary": summary,
-                "spec": spec,
-                "holdout": holdout,
-                "records": request_records(holdout, spec),
-                "pipeline": joblib.load(summary["model_path"]),
-            }
+        patch.setenv("TOLLGATE_BUILD_BENTO", "true")  # test_the_built_bento_serves_its_own_model serves it
+        summaries["security"] = retrain(dataset="security", data=str(monthly_batches / "security"))
+    models = {}
+    for dataset, summary in summaries.items():
+        spec = load_spec(PROJECT_ROOT / "data" / "specs" / f"{dataset}.yaml")
+        raw = pd.read_csv(
+            monthly_batches / dataset / f"{summary['holdout_month']}.csv", dtype=str, keep_default_na=False
+        )
+        holdout = clean_frame(raw.rename(columns=spec.rename), spec).frame
+        models[dataset] = {
+            "summary": summary,
+            "spec": spec,
+            "holdout": holdout,
+            "records": request_records(holdout, spec),
+            "pipeline": joblib.load(summary["model_path"]),
+        }
     return models
 
 
@@ -362,6 +365,21 @@ def test_the_built_bento_serves_its_own_model(trained, tmp_path):
         assert metadata["dataset"] == "security" and metadata["model_tag"] == security["summary"]["model_tag"]
     finally:
         server.stop()
+
+
+def test_the_bento_carries_the_serving_requirements_only(trained):
+    """Check the built bento installs pyproject's `serving` extra: neither Prefect nor Great Expectations, and
+    only the library and the service as code."""
+    import bentoml
+
+    from tollgate.store.models import serving_requirements
+
+    bento = Path(bentoml.bentos.get(trained["security"]["summary"]["bento_tag"]).path)
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text().lower()
+    assert "prefect" not in requirements and "great-expectations" not in requirements
+    assert all(requirement.lower() in requirements for requirement in serving_requirements())
+    code = {path.relative_to(bento / "src").parts[0] for path in (bento / "src").rglob("*.py")}
+    assert code == {"service", "tollgate"}
 
 
 def test_a_tampered_model_is_refused_at_start(trained, tmp_path):
