@@ -17,12 +17,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.clean import clean_frame  # noqa: E402
-from tasks.tournament import features_and_target, make_estimator  # noqa: E402
 from tollgate.config.settings import Settings  # noqa: E402
 from tollgate.config.spec import resolve_spec  # noqa: E402
+from tollgate.core.clean import clean_frame  # noqa: E402
 from tollgate.core.fastpath import FastScorer  # noqa: E402
-from tollgate.core.features import build_pipeline  # noqa: E402
+from tollgate.core.features import (
+    build_pipeline,  # noqa: E402
+    features_and_target,  # noqa: E402
+)
+from tollgate.core.tournament import make_estimator  # noqa: E402
 from tollgate.synth.generate import make_batch  # noqa: E402
 
 RECORDS = 300

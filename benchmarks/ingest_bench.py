@@ -38,7 +38,8 @@ def measure(folder: str) -> dict:
     import pyarrow.parquet as pq
 
     from tollgate.config.spec import load_spec
-    from tollgate.rawlogs.stream import SessionStream, log_files
+    from tollgate.rawlogs.parse import log_files
+    from tollgate.rawlogs.stream import SessionStream
 
     spec = load_spec(ROOT / "data" / "specs" / "security.yaml")
     baseline = peak_rss_kib()

@@ -27,11 +27,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.clean import clean_frame  # noqa: E402
-from tasks.package import champion_tag, load_packaged_model  # noqa: E402
 from tollgate.config.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tollgate.core.clean import clean_frame  # noqa: E402
 from tollgate.core.fastpath import FastScorer  # noqa: E402
 from tollgate.core.schema import request_records  # noqa: E402
+from tollgate.store.models import champion_tag, load_packaged_model  # noqa: E402
 
 TARGETS = {"fast_p50_ms": 0.3, "c1_p50_ms": 8.0, "c1_p99_ms": 25.0, "c32_rps": 600.0, "batch_rows_per_s": 50_000.0}
 
