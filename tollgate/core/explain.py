@@ -37,7 +37,7 @@ class Explainer:
         self._explainer = None
         if isinstance(model, LGBMClassifier):
             return  # LightGBM's pred_contrib is exact TreeSHAP, no explainer needed
-        import shap
+        import shap  # seconds to import, and only linear and forest models need it
 
         if isinstance(model, LogisticRegression):
             if background is None:

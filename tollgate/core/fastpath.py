@@ -8,6 +8,7 @@ Probabilities equal ``pipeline.predict_proba`` (tests check 1e-9 on whole holdou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from lightgbm import LGBMClassifier
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest, RandomForestClassifier
+from sklearn.ensemble._iforest import _average_path_length
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -152,16 +154,7 @@ class TreeArrays:
             roots.append(offset)
             offset += count
             depth = max(depth, tree.max_depth)
-        feature, threshold, left, right = (np.concatenate(column) for column in zip(*parts, strict=True))
-        return cls(
-            feature,
-            threshold,
-            left,
-            right,
-            roots=np.asarray(roots),
-            depth=depth,
-            float32=True,
-        )
+        return cls.joined(parts, roots, depth, float32=True)
 
     @classmethod
     def from_hist_gradient_boosting(cls, predictors: list[Any]) -> TreeArrays:
@@ -183,16 +176,13 @@ class TreeArrays:
             roots.append(offset)
             offset += len(nodes)
             depth = max(depth, int(nodes["depth"].max()))
+        return cls.joined(parts, roots, depth, float32=False)
+
+    @classmethod
+    def joined(cls, parts: Sequence[tuple[Any, ...]], roots: list[int], depth: int, float32: bool) -> TreeArrays:
+        """One set of flat arrays from each tree's (feature, threshold, left, right), node numbers already offset."""
         feature, threshold, left, right = (np.concatenate(column) for column in zip(*parts, strict=True))
-        return cls(
-            feature,
-            threshold,
-            left,
-            right,
-            roots=np.asarray(roots),
-            depth=depth,
-            float32=False,
-        )
+        return cls(feature, threshold, left, right, roots=np.asarray(roots), depth=depth, float32=float32)
 
     def leaves(self, row: np.ndarray) -> np.ndarray:
         """The leaf each tree sends ``row`` to."""
@@ -262,8 +252,6 @@ class CompiledIsolationForest:
 
     @classmethod
     def compile(cls, forest: IsolationForest) -> CompiledIsolationForest:
-        from sklearn.ensemble._iforest import _average_path_length
-
         subsampled = forest._max_features != forest.n_features_in_
         lengths = [
             decision + average - 1.0

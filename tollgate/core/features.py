@@ -14,6 +14,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -104,8 +105,6 @@ class AnomalyScore(BaseEstimator, TransformerMixin):  # type: ignore[misc]  # sk
         self.random_state = random_state
 
     def fit(self, X: ArrayLike, y: object = None) -> AnomalyScore:
-        from sklearn.ensemble import IsolationForest
-
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, len(np.asarray(X))),
