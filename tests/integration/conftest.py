@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tollgate.config.settings import Settings
+from tollgate.config.settings import PROJECT_ROOT, Settings
 
 FAST_CANDIDATES = ("logistic_regression", "lightgbm")
 FAST_FOLDS = 2
@@ -67,7 +67,7 @@ def with_bento(monkeypatch) -> None:
     monkeypatch.setenv("TOLLGATE_BUILD_BENTO", "true")
 
 
-SHIPPED_SPECS = Path(__file__).resolve().parents[2] / "data" / "specs"
+SHIPPED_SPECS = PROJECT_ROOT / "data" / "specs"
 """The full specs (every candidate, 5 folds), for the tests that check the full tournament."""
 
 

@@ -9,7 +9,7 @@ atomic write, so a run that fails or is killed leaves the champion exactly as it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -210,13 +210,5 @@ class PromotionResult:
     registry: str
 
     def summary(self) -> dict[str, Any]:
-        decision = self.decision
-        return {
-            "decision": decision.decision,
-            "reason": decision.reason,
-            "champion": decision.champion,
-            "challenger": decision.challenger,
-            "delta": decision.delta,
-            "ci_low": decision.ci_low,
-            "ci_high": decision.ci_high,
-        }
+        """The decision's fields for the run's JSON line."""
+        return asdict(self.decision)

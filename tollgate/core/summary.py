@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from tollgate.config.spec import DatasetSpec
@@ -56,11 +57,7 @@ def run_summary(
             "model_tag": package.model_tag,
             "model_sha256": package.model_sha256,
             "bento_tag": package.bento_tag,
-            "verification": {
-                "holdout_rows_checked": package.verification.holdout_rows_checked,
-                "fast_path_rows_checked": package.verification.fast_path_rows_checked,
-                "fast_path_max_difference": package.verification.fast_path_max_difference,
-            },
+            "verification": asdict(package.verification),
             "promotion": promotion.summary(),
             "registry": promotion.registry,
         }

@@ -29,7 +29,7 @@ from tollgate.config.settings import PROJECT_ROOT, Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.features import features_and_target
-from tollgate.store.files import sha256_file
+from tollgate.store.files import sha256_file, write_json_atomic
 from tollgate.store.registry import champion_entry, registry_path
 
 MODEL_FILE = "model.joblib"
@@ -166,7 +166,7 @@ def save_model(
         joblib.dump(pipeline, stored.path_of(MODEL_FILE))
         joblib.dump(background.reset_index(drop=True), stored.path_of(BACKGROUND_FILE))
         for name, payload in ((SERVING_FILE, serving), (REFERENCE_FILE, reference), (METADATA_FILE, run_metadata)):
-            Path(stored.path_of(name)).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+            write_json_atomic(Path(stored.path_of(name)), payload)
         checksums = {name: sha256_file(Path(stored.path_of(name))) for name in STORED_FILES}
         stored.info.metadata.update(summary)
         stored.info.metadata["sha256"] = checksums  # type: ignore[assignment]  # BentoML stores nested dicts too
