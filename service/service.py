@@ -33,6 +33,7 @@ from tollgate.core.clean import clean_frame, clean_record
 from tollgate.core.decision import decide, decide_many
 from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
+from tollgate.core.policy import expected_value, percentiles
 from tollgate.core.schema import batch_problems, raise_problems, record_model
 from tollgate.store.models import (
     PackagedModel,
@@ -94,9 +95,11 @@ decisions = bentoml.metrics.Counter(
 class Prediction(BaseModel):
     prediction: str | int = Field(description="the label acted on: the positive label at or above the threshold")
     probability: float = Field(description="probability of the positive label")
-    threshold: float = Field(description="cost-tuned decision threshold")
+    threshold: float = Field(description="the decision threshold (/metadata says how it was set)")
     risk_level: Literal["High", "Medium", "Low"]
     recommendation: str
+    expected_value: float = Field(description="expected dollars of acting on this record rather than not")
+    percentile: float | None = Field(description="share of training records scored below this one, in percent")
     model_version: str
 
 
@@ -116,11 +119,23 @@ class Served:
     model: PackagedModel
     scorer: FastScorer
     explainer: Explainer
+    quantiles: np.ndarray | None  # training scores a record's percentile is read from (None: not recorded)
 
     @classmethod
     def load(cls, tag: str) -> Served:
         model = load_packaged_model(tag)
-        return cls(model, FastScorer.compile(model.pipeline), Explainer(model.pipeline, model.background))
+        recorded = model.metadata.get("score_quantiles")
+        return cls(
+            model,
+            FastScorer.compile(model.pipeline),
+            Explainer(model.pipeline, model.background),
+            np.asarray(recorded, dtype=float) if recorded else None,
+        )
+
+    def percentiles(self, probabilities: np.ndarray) -> list[float | None]:
+        if self.quantiles is None:
+            return [None] * len(probabilities)
+        return percentiles(probabilities, self.quantiles).tolist()
 
 
 metadata_app = FastAPI(title="Tollgate metadata")
@@ -189,6 +204,8 @@ class Tollgate:
             "threshold": served.model.threshold,
             "risk_level": decision.risk_level,
             "recommendation": decision.recommendation,
+            "expected_value": round(float(expected_value(probability, self.spec.costs)), 2),
+            "percentile": served.percentiles(np.array([probability]))[0],
             "model_version": served.model.version,
         }
 
@@ -241,6 +258,7 @@ class Tollgate:
         for level, count in zip(*np.unique(levels.astype(str), return_counts=True), strict=False):
             decisions.labels(dataset=self.spec.name, risk_level=level).inc(int(count))
         threshold, version = served.model.threshold, served.model.version
+        values = np.round(expected_value(probabilities, self.spec.costs), 2).tolist()
         answers = [
             {
                 "prediction": label,
@@ -248,9 +266,13 @@ class Tollgate:
                 "threshold": threshold,
                 "risk_level": level,
                 "recommendation": text,
+                "expected_value": value,
+                "percentile": rank,
                 "model_version": version,
             }
-            for label, probability, level, text in zip(labels, probabilities.tolist(), levels, advice, strict=False)
+            for label, probability, level, text, value, rank in zip(
+                labels, probabilities.tolist(), levels, advice, values, served.percentiles(probabilities), strict=False
+            )
         ]
         self._log(ctx, "predict_batch", records, answers, started)
         return answers
@@ -282,6 +304,8 @@ class Tollgate:
             "run_id": info.get("run_id"),
             "algorithm": info.get("algorithm"),
             "threshold": served.model.threshold,
+            "threshold_rule": info.get("threshold_rule", "cost-tuned on out-of-fold training predictions"),
+            "decision_policy": self.spec.decision.model_dump() if self.spec.decision else None,
             "holdout_month": info.get("holdout_month"),
             "holdout_metrics": info.get("holdout_metrics"),
             "cv_roc_auc": info.get("cv_metrics", {}).get("roc_auc", {}).get("mean"),

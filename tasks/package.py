@@ -15,9 +15,10 @@ from tollgate.config.spec import DatasetSpec
 from tollgate.core.drift import reference_profile
 from tollgate.core.explain import GlobalExplanation
 from tollgate.core.ingest import RawData
-from tollgate.core.report import ReportResult
+from tollgate.core.policy import score_quantiles
+from tollgate.core.report import ReportResult, threshold_rule
 from tollgate.core.schema import record_model, request_records
-from tollgate.core.split import TrainHoldout
+from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
 from tollgate.store.models import (
     MODEL_FILE,
@@ -50,6 +51,8 @@ def package_model(
     serving = {
         "run_id": run.run_id,
         "threshold": winner.oof_threshold,
+        "threshold_rule": threshold_rule(winner.oof_threshold, spec),
+        "score_quantiles": score_quantiles(winner.oof_probability),
         "algorithm": winner.estimator,
         "input_sha256": raw.sha256,
         "holdout_month": split.holdout_month,
@@ -66,6 +69,7 @@ def package_model(
         serving,
         reference_profile(split.train, spec, predicted_positive_rate, spec.split.seed),
         report.metadata,
+        row_keys(split.train, spec),
         labels={"dataset": spec.name, "algorithm": winner.estimator, "run_id": run.run_id},
         summary={
             "dataset": spec.name,

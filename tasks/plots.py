@@ -16,6 +16,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from tollgate.config.spec import DatasetSpec  # noqa: E402
 from tollgate.core.explain import GlobalExplanation  # noqa: E402
+from tollgate.core.policy import value_curve  # noqa: E402
 from tollgate.core.quality import QualityResult  # noqa: E402
 from tollgate.core.threshold import GRID, cost_curve  # noqa: E402
 from tollgate.core.tournament import Leaderboard  # noqa: E402
@@ -157,6 +158,31 @@ def cost_vs_threshold(leaderboard: Leaderboard, spec: DatasetSpec, path: Path) -
         f"Cost vs threshold (FN ${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
         f"TP ${spec.costs.true_positive:,.0f})"
     )
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def value_vs_actions(leaderboard: Leaderboard, holdout_target: pd.Series, spec: DatasetSpec, path: Path) -> Path:
+    """Net value of acting on the top k holdout records, per model, with capacity and the baselines marked."""
+    policy = spec.decision
+    assert policy is not None
+    figure, axis = plt.subplots(figsize=(8, 5))
+    y = holdout_target.to_numpy()
+    n = len(y)
+    for colour, result in zip(COLOURS, leaderboard.results, strict=False):
+        k, value = value_curve(y, result.holdout_probability, policy)
+        axis.plot(k, value / 1000, color=colour, lw=2.2 if result is leaderboard.winner else 1.1, label=result.name)
+    per_record = y.mean() * policy.saved_value - policy.action_cost
+    axis.plot([0, n], [0, n * per_record / 1000], color="grey", ls="--", label="random draw of k (expected)")
+    axis.scatter([n], [n * per_record / 1000], color="black", zorder=5, label="everyone")
+    axis.axhline(0, color="black", lw=0.8, label="nobody")
+    winner = leaderboard.winner.holdout_policy
+    if winner is not None:
+        axis.axvline(winner.capacity, color="red", ls=":", label=f"capacity ({winner.capacity:,})")
+        axis.scatter([winner.acted], [winner.net_value / 1000], color="red", zorder=6, label="the policy")
+    axis.set_xlabel("records acted on (highest probability first)")
+    axis.set_ylabel("net value vs acting on nobody ($ thousands)")
+    axis.set_title(f"Value vs actions on the holdout ({n:,} records)")
     axis.legend(fontsize=8)
     return _save(figure, path)
 

@@ -4,8 +4,9 @@ the champion exactly as it was)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
+import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -16,16 +17,19 @@ from tollgate.config.spec import DatasetSpec
 from tollgate.core.features import features_and_target
 from tollgate.core.ingest import RawData
 from tollgate.core.promotion import (
+    PromotionDecision,
     PromotionResult,
     holdout_score,
     paired_bootstrap,
     promotion_markdown,
     should_promote,
+    too_few_rows,
+    unseen_rows,
 )
-from tollgate.core.split import TrainHoldout
+from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
 from tollgate.store.files import write_json_atomic
-from tollgate.store.models import PackageResult, export_bento, load_packaged_model
+from tollgate.store.models import PackageResult, export_bento, load_packaged_model, read_trained_rows
 from tollgate.store.registry import locked_registry, now, registry_path
 from tollgate.store.runs import RunPaths
 
@@ -41,24 +45,45 @@ def promote(
     settings: Settings,
 ) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
-    y_true = features_and_target(split.holdout, spec)[1].to_numpy()
+    y_all = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
-    challenger_probability = winner.holdout_probability  # scored once, in the tournament
-    challenger = holdout_score(package.model_tag, y_true, challenger_probability, winner.oof_threshold, spec.costs)
+    keys = row_keys(split.holdout, spec)
     path = registry_path(spec.name, settings)
     with locked_registry(path) as registry:
         current = registry.get("champion")
         champion = comparison = None
+        unseen = np.ones(len(y_all), dtype=bool)
         if current is not None:
             champion_model = load_packaged_model(current["tag"])  # checksums verified
-            champion_probability = champion_model.pipeline.predict_proba(
-                split.holdout[list(champion_model.pipeline.feature_names_in_)]
-            )[:, 1]
-            champion = holdout_score(current["tag"], y_true, champion_probability, champion_model.threshold, spec.costs)
-            comparison = paired_bootstrap(
-                y_true, challenger_probability, champion_probability, (challenger.threshold, champion.threshold), spec
+            unseen = unseen_rows(keys, read_trained_rows(current["tag"]))
+        refusal = too_few_rows(y_all[unseen], spec.promotion) if current is not None else None
+        if refusal is not None:
+            challenger = holdout_score(package.model_tag, y_all, winner.holdout_probability, winner.oof_threshold, spec)
+            decision = PromotionDecision(
+                "rejected",
+                f"no fair comparison: {refusal} once the {int((~unseen).sum()):,} rows the champion trained on "
+                "are left out",
+                current["tag"] if current else None,
+                challenger.tag,
             )
-        decision = should_promote(challenger, champion, comparison, spec.promotion)
+        else:
+            y_true = y_all[unseen]
+            challenger_probability = winner.holdout_probability[unseen]  # scored once, in the tournament
+            challenger = holdout_score(package.model_tag, y_true, challenger_probability, winner.oof_threshold, spec)
+            if current is not None:
+                champion_probability = champion_model.pipeline.predict_proba(
+                    split.holdout.loc[unseen, list(champion_model.pipeline.feature_names_in_)]
+                )[:, 1]
+                champion = holdout_score(current["tag"], y_true, champion_probability, champion_model.threshold, spec)
+                comparison = paired_bootstrap(
+                    y_true,
+                    challenger_probability,
+                    champion_probability,
+                    (challenger.threshold, champion.threshold),
+                    spec,
+                )
+            decision = should_promote(challenger, champion, comparison, spec.promotion)
+        decision = replace(decision, compared_rows=int(unseen.sum()), excluded_rows=int((~unseen).sum()))
         record = {
             "at": now(),
             "run_id": run.run_id,

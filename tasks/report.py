@@ -22,7 +22,14 @@ from tollgate.core.explain import GlobalExplanation
 from tollgate.core.ingest import RawData
 from tollgate.core.quality import QualityResult
 from tollgate.core.render import html_report, markdown_table
-from tollgate.core.report import ReportResult, decision_table, run_metadata, summary_markdown
+from tollgate.core.report import (
+    ReportResult,
+    decision_table,
+    policy_table,
+    run_metadata,
+    summary_markdown,
+    targets_table,
+)
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import Leaderboard
 from tollgate.store.files import write_json_atomic
@@ -37,7 +44,13 @@ def _make_plots(
     train_target = split.train[spec.target.column]
     holdout_target = split.holdout[spec.target.column]
     winner = leaderboard.winner
+    leading = (
+        {"Value vs actions": plots.value_vs_actions(leaderboard, holdout_target, spec, folder / "value.png")}
+        if spec.decision is not None
+        else {}
+    )
     return {
+        **leading,
         "Target distribution": plots.target_distribution(train_target, holdout_target, spec, folder / "target.png"),
         "Model comparison": plots.model_comparison(leaderboard, folder / "comparison.png"),
         "ROC curves": plots.roc_curves(leaderboard, holdout_target, folder / "roc.png"),
@@ -69,7 +82,16 @@ def write_report(
 
     figures = _make_plots(run, spec, split, leaderboard, explanation)
     summary = summary_markdown(spec, run, split, leaderboard, explanation, quality, cleaning)
+    policy_tables = (
+        {
+            "The decision policy on the holdout, against the alternatives": policy_table(winner, spec),
+            "The team's targets at the operating point": targets_table(winner, spec),
+        }
+        if spec.decision is not None
+        else {}
+    )
     tables = {
+        **policy_tables,
         "Leaderboard": pd.DataFrame(leaderboard_rows),
         "Decisions on the holdout": decision_table(winner),
         "Cross-validation of the winner, fold by fold": pd.DataFrame(winner.fold_metrics).round(4),

@@ -21,9 +21,11 @@ def churn_dict(churn_spec) -> dict:
 
 
 def test_sample_specs_load(churn_spec, security_spec):
-    """Check that both shipped specs load with their costs and rename maps."""
+    """Check that both shipped specs load with their decision policies, derived costs and rename maps."""
     assert churn_spec.target.positive == "Yes"
-    assert churn_spec.costs.false_negative == 2400 and churn_spec.costs.false_positive == 50
+    assert churn_spec.decision.capacity.as_share == 0.08 and churn_spec.decision.value == 2400
+    # costs follow from the policy: a missed churner loses 30 % × $2,400, every offer costs $50
+    assert churn_spec.costs.false_negative == 720 and churn_spec.costs.false_positive == 50
     assert churn_spec.rename["tenure"] == "tenure_months"
     assert security_spec.costs.false_negative > 100 * security_spec.costs.false_positive
     assert "src_ip" not in security_spec.input_columns
@@ -33,8 +35,8 @@ def test_sample_specs_load(churn_spec, security_spec):
 @pytest.mark.parametrize(
     "edit, key",
     [
-        (lambda s: s["costs"].update(false_negativ=10), "costs.false_negativ"),
-        (lambda s: s["costs"].update(false_negative=-1), "costs.false_negative"),
+        (lambda s: s["decision"].update(valu=10), "decision.valu"),
+        (lambda s: s["decision"].update(action_cost=-1), "decision.action_cost"),
         (lambda s: s.update(id_column=["a", "b"]), "id_column"),
         (lambda s: s["split"].update(strategy="file"), "split: Value error, strategy 'file' needs holdout_file"),
         (lambda s: s["split"].update(strategy="random"), "split.strategy"),
@@ -57,7 +59,12 @@ def test_nsl_kdd_spec_reads_the_shared_data_in_place(security_spec):
     assert spec.split.strategy == "file" and spec.split.holdout_file == "KDDTest+.csv"
     assert (spec.raw_path(Settings()) / "KDDTrain+.csv").is_file()
     assert "difficulty" not in spec.input_columns and len(spec.input_columns) == 41
-    assert spec.costs == security_spec.costs.model_copy(update={"rationale": spec.costs.rationale})
+    # the SOC's economics without a capacity policy: a missed intrusion's cost, an analyst's hour
+    assert (spec.costs.false_negative, spec.costs.false_positive) == (
+        security_spec.decision.value,
+        security_spec.decision.action_cost,
+    )
+    assert spec.decision is None
 
 
 def test_unknown_dataset_lists_known_ones():
@@ -71,3 +78,24 @@ def test_suite_path_is_relative_to_the_spec(tmp_path, churn_dict):
     churn_dict["quality"]["suite"] = "suites/mine.json"
     spec = load_spec(_write_spec(tmp_path, churn_dict))
     assert spec.suite_path(Settings()) == (tmp_path / "suites" / "mine.json").resolve()
+
+
+def test_a_decision_policy_is_validated_and_sets_the_costs(churn_dict, tmp_path):
+    """The policy's costs are derived; costs that disagree, two capacity measures, or a count without the
+    records a period holds are refused with the key named."""
+    spec = load_spec(_write_spec(tmp_path, churn_dict))
+    assert spec.decision.break_even == pytest.approx(50 / 720)
+    assert spec.costs.true_positive == 50
+
+    for edit, message in [
+        ({"costs": {"false_negative": 2400, "false_positive": 50}}, "costs disagree with decision"),
+        ({"decision": {**churn_dict["decision"], "capacity": {"share": 0.08, "count": 5}}}, "exactly one"),
+        ({"decision": {**churn_dict["decision"], "capacity": {"count": 5}}}, "period_records"),
+        ({"decision": {**churn_dict["decision"], "success_rate": 1.5}}, "decision.success_rate"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            load_spec(_write_spec(tmp_path, {**churn_dict, **edit}))
+    without = {key: value for key, value in churn_dict.items() if key != "decision"}
+    without["promotion"] = {**churn_dict["promotion"], "metric": "net_value"}
+    with pytest.raises(SpecError, match="net_value needs a decision"):
+        load_spec(_write_spec(tmp_path, {**without, "costs": {"false_negative": 1, "false_positive": 1}}))

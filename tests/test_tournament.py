@@ -71,10 +71,18 @@ def test_same_seed_same_leaderboard(split, small_spec, results):
     assert scores(rank_candidates(results, small_spec)) == scores(rank_candidates(again, small_spec))
 
 
-def test_tuned_threshold_never_costs_more_than_half(results):
-    """Check on every candidate's out-of-fold predictions that the tuned threshold beats or ties 0.5."""
+def test_the_policy_respects_capacity_and_break_even(results, small_spec):
+    """Check every candidate's policy acts on at most capacity, never below break-even, and that the
+    single-record threshold is the larger of break-even and the capacity quantile of its OOF scores."""
+    policy = small_spec.decision
     for result in results:
-        assert result.oof_expected_cost <= result.oof_cost_at_0_5
+        for outcome in (result.oof_policy, result.holdout_policy):
+            assert 0 < outcome.acted <= outcome.capacity == int(policy.capacity.as_share * outcome.rows)
+            assert outcome.cutoff >= policy.break_even
+            assert outcome.net_value == outcome.caught * policy.saved_value - outcome.acted * policy.action_cost
+        quantile = np.quantile(result.oof_probability, 1 - policy.capacity.as_share)
+        assert result.oof_threshold == pytest.approx(max(policy.break_even, quantile), abs=1e-6)
+        assert result.holdout_metrics["policy"]["acted"] == result.holdout_policy.acted
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -91,12 +99,17 @@ def test_tune_threshold_is_the_minimum_of_the_cost_curve(seed, churn_spec):
     assert choice.expected_cost == curve.min() <= choice.cost_at_0_5
 
 
-def test_selection_follows_the_rule(results, small_spec):
-    """Check the winner has the lowest out-of-fold cost and the ranking is sorted by it."""
+def test_selection_follows_the_rule(results, small_spec, security_spec):
+    """Check the winner has the highest out-of-fold net value at capacity and the ranking is sorted by it;
+    a spec ranking on expected cost sorts by that instead."""
     board = rank_candidates(results, small_spec)
-    costs = [result.oof_expected_cost for result in board.results]
-    assert costs == sorted(costs) and board.winner.oof_expected_cost == min(costs)
-    assert "out-of-fold" in board.rule
+    values = [result.oof_policy.net_value for result in board.results]
+    assert values == sorted(values, reverse=True) and "out-of-fold" in board.rule and "capacity" in board.rule
+    by_cost = small_spec.model_copy(
+        update={"promotion": small_spec.promotion.model_copy(update={"metric": "expected_cost"})}
+    )
+    costs = [result.oof_expected_cost for result in rank_candidates(results, by_cost).results]
+    assert costs == sorted(costs)
 
 
 @pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"])

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -73,11 +74,94 @@ class Costs(_Strict):
     rationale: str = ""
 
 
+class Capacity(_Strict):
+    """The most actions a period allows: a share of the records scored in it, or a count.
+
+    A count needs ``period_records`` (how many records a period usually holds), so holdout figures and
+    single-record serving can turn it into a share; a scored batch is cut at the count itself."""
+
+    share: float | None = Field(default=None, gt=0, le=1, description="share of a period's records")
+    count: int | None = Field(default=None, ge=1, description="actions per period")
+    period_records: int | None = Field(default=None, ge=1, description="records a period usually holds")
+    period: str = Field(default="month", description="what a period is, in words (month, day)")
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Capacity:
+        if (self.share is None) == (self.count is None):
+            raise ValueError("give exactly one of share or count")
+        if self.count is not None and self.period_records is None:
+            raise ValueError("a count needs period_records (how many records a period holds)")
+        return self
+
+    @property
+    def as_share(self) -> float:
+        """The capacity as a share of a period's records."""
+        if self.share is not None:
+            return self.share
+        assert self.count is not None and self.period_records is not None
+        return min(1.0, self.count / self.period_records)
+
+    def for_rows(self, rows: int) -> int:
+        """The most actions among ``rows`` records: the count for one period, else the share of them."""
+        if self.count is not None:
+            return min(rows, self.count)
+        return int(np.floor(self.as_share * rows + 1e-9))
+
+    def for_sample(self, rows: int) -> int:
+        """The most actions among ``rows`` records drawn from several periods (holdout, out-of-fold): the share."""
+        return int(np.floor(self.as_share * rows + 1e-9))
+
+    def describe(self) -> str:
+        if self.count is not None:
+            return f"{self.count:,} per {self.period} (of ~{self.period_records:,} records, {self.as_share:.1%})"
+        return f"{self.as_share:.1%} of the records scored per {self.period}"
+
+
+class DecisionPolicy(_Strict):
+    """Whom to act on: records in order of expected value ``p × success_rate × value − action_cost``,
+    never one whose expected value is below zero, never more than capacity."""
+
+    value: float = Field(gt=0, description="what one positive caught is worth when the action saves it ($)")
+    success_rate: float = Field(gt=0, le=1, description="share of caught positives the action actually saves")
+    action_cost: float = Field(ge=0, description="what one action costs, whoever receives it ($)")
+    capacity: Capacity
+    targets: dict[Literal["recall", "precision", "f1", "roc_auc"], float] = Field(
+        default_factory=dict, description="the team's targets at the operating point: met or not, in the report"
+    )
+    value_drop_tolerance: float = Field(
+        default=0.25, gt=0, lt=1, description="realised value below predicted by more than this share: retrain"
+    )
+    rationale: str = ""
+
+    @property
+    def saved_value(self) -> float:
+        """What acting on one positive is worth on average: success rate × value."""
+        return self.success_rate * self.value
+
+    @property
+    def break_even(self) -> float:
+        """The probability at which acting is worth exactly its cost."""
+        return min(1.0, self.action_cost / self.saved_value)
+
+    def costs(self) -> Costs:
+        """The same economics as costs against acting on nobody: a missed positive loses the saved value,
+        every action costs its price."""
+        return Costs(
+            false_negative=self.saved_value,
+            false_positive=self.action_cost,
+            true_positive=self.action_cost,
+            rationale=self.rationale,
+        )
+
+
 class Promotion(_Strict):
-    metric: Literal["expected_cost", "roc_auc", "pr_auc"] = "expected_cost"
+    metric: Literal["net_value", "expected_cost", "roc_auc", "pr_auc"] = "expected_cost"
     min_gain: float = 0.0
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70})
+    min_compared_rows: int = Field(
+        default=200, ge=10, description="fewer holdout rows that neither model trained on: no comparison, rejected"
+    )
 
 
 class RatioFeature(_Strict):
@@ -289,6 +373,9 @@ class DatasetSpec(_Strict):
     rename: dict[str, str] = Field(default_factory=dict)
     split: Split = Field(default_factory=Split)
     costs: Costs
+    decision: DecisionPolicy | None = Field(
+        default=None, description="value, success rate, action cost and capacity; replaces costs"
+    )
     promotion: Promotion = Field(default_factory=Promotion)
     features: list[FeatureDef] = Field(default_factory=list)
     tournament: Tournament = Field(default_factory=Tournament)
@@ -299,6 +386,29 @@ class DatasetSpec(_Strict):
     raw_logs: RawLogs | None = Field(default=None, description="how to build this table from raw event logs")
     source_path: Path | None = Field(default=None, exclude=True)
     content_sha256: str = Field(default="", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _costs_from_decision(cls, raw: object) -> object:
+        """With a decision policy the costs follow from it (and must agree with it when also given)."""
+        if not isinstance(raw, dict) or raw.get("decision") is None:
+            return raw
+        decision = raw["decision"]
+        try:
+            policy = decision if isinstance(decision, DecisionPolicy) else DecisionPolicy.model_validate(decision)
+        except ValidationError:  # reported under decision.<key> by the field's own validation
+            return {**raw, "costs": raw.get("costs") or {"false_negative": 0, "false_positive": 0}}
+        derived = policy.costs()
+        given = raw.get("costs")
+        if given is not None:
+            given_costs = given if isinstance(given, Costs) else Costs(**given)
+            if given_costs.model_dump(exclude={"rationale"}) != derived.model_dump(exclude={"rationale"}):
+                raise ValueError(
+                    "costs disagree with decision (a decision policy sets them: false_negative = "
+                    "success_rate × value, false_positive = true_positive = action_cost); drop costs"
+                )
+            return raw
+        return {**raw, "costs": derived}
 
     @model_validator(mode="after")
     def _references_exist(self) -> DatasetSpec:
@@ -316,6 +426,8 @@ class DatasetSpec(_Strict):
             missing = [c for c in self.input_columns if c not in self.raw_logs.sessions]
             if missing:
                 raise ValueError(f"raw_logs.sessions does not build input column(s) {missing}")
+        if self.promotion.metric == "net_value" and self.decision is None:
+            raise ValueError("promotion.metric net_value needs a decision section")
         overlap = set(self.columns.numeric) & set(self.columns.categorical)
         if overlap:
             raise ValueError(f"columns {sorted(overlap)} are declared both numeric and categorical")

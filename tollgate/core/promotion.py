@@ -1,10 +1,13 @@
 """Champion/challenger promotion on the same fresh holdout: the rule, as pure functions.
 
-The challenger (this run's winner) and the serving champion are scored on month M, which neither
-trained on. ``should_promote`` is a pure rule: floors first, then the spec's metric must improve by
-at least ``min_gain`` with a paired bootstrap's one-sided lower bound above zero at the spec's
-confidence. The promote stage applies it under the registry lock and re-points the registry last, in one
-atomic write, so a run that fails or is killed leaves the champion exactly as it was.
+The challenger (this run's winner) and the serving champion are scored on the holdout rows neither trained
+on: the challenger never sees the holdout, and the rows the champion trained on (recorded with it as row
+keys) are left out, so a re-exported file cannot flatter the champion with rows it memorised.
+
+``should_promote`` is a pure rule: floors first, then the spec's metric must improve by at least
+``min_gain`` with a paired bootstrap's one-sided lower bound above zero at the spec's confidence. The
+promote stage applies it under the registry lock and re-points the registry last, in one atomic write, so a
+run that fails or is killed leaves the champion exactly as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tollgate.config.spec import Costs, DatasetSpec, Promotion
+from tollgate.core.policy import evaluate_policy, net_value_bootstrap
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_CHUNK = 50
@@ -31,6 +35,8 @@ class HoldoutScore:
     pr_auc: float
     expected_cost: float
     expected_cost_per_row: float
+    net_value: float | None = None  # the decision policy's, cut at capacity on these rows
+    net_value_per_row: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class PromotionDecision:
     delta: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    compared_rows: int | None = None  # holdout rows both models were scored on
+    excluded_rows: int | None = None  # holdout rows left out because the champion trained on them
 
 
 def row_costs(y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs) -> np.ndarray:
@@ -70,9 +78,10 @@ def row_costs(y_true: np.ndarray, probability: np.ndarray, threshold: float, cos
 
 
 def holdout_score(
-    tag: str, y_true: np.ndarray, probability: np.ndarray, threshold: float, costs: Costs
+    tag: str, y_true: np.ndarray, probability: np.ndarray, threshold: float, spec: DatasetSpec
 ) -> HoldoutScore:
-    cost = row_costs(y_true, probability, threshold, costs)
+    cost = row_costs(y_true, probability, threshold, spec.costs)
+    policy = evaluate_policy(y_true, probability, spec.decision) if spec.decision is not None else None
     return HoldoutScore(
         tag=tag,
         threshold=threshold,
@@ -80,6 +89,8 @@ def holdout_score(
         pr_auc=float(average_precision_score(y_true, probability)),
         expected_cost=float(cost.sum()),
         expected_cost_per_row=float(cost.mean()),
+        net_value=policy.net_value if policy else None,
+        net_value_per_row=policy.net_value / max(policy.rows, 1) if policy else None,
     )
 
 
@@ -93,13 +104,17 @@ def paired_bootstrap(
 ) -> Comparison:
     """Resample holdout rows (the same rows for both models, seeded) and measure the improvement.
 
-    For ``expected_cost`` the improvement is the champion's cost per row minus the challenger's;
-    for ``roc_auc``/``pr_auc`` the challenger's score minus the champion's.
+    For ``net_value`` the challenger's net value per row minus the champion's, both cut at capacity inside
+    each resample; for ``expected_cost`` the champion's cost per row minus the challenger's; for
+    ``roc_auc``/``pr_auc`` the challenger's score minus the champion's.
     """
     rule = spec.promotion
     rng = np.random.default_rng(spec.split.seed)
     n = len(y_true)
-    if rule.metric == "expected_cost":
+    if rule.metric == "net_value":
+        assert spec.decision is not None  # the spec refuses net_value without a decision policy
+        delta, draws = net_value_bootstrap(y_true, challenger, champion, spec.decision, spec.split.seed, resamples)
+    elif rule.metric == "expected_cost":
         saving = row_costs(y_true, champion, thresholds[1], spec.costs) - row_costs(
             y_true, challenger, thresholds[0], spec.costs
         )
@@ -130,6 +145,22 @@ def paired_bootstrap(
     )
 
 
+def unseen_rows(holdout_keys: np.ndarray, champion_trained: np.ndarray | None) -> np.ndarray:
+    """Which holdout rows the champion did not train on (all, when its training rows were not recorded)."""
+    if champion_trained is None:
+        return np.ones(len(holdout_keys), dtype=bool)
+    return ~np.isin(holdout_keys, champion_trained)
+
+
+def too_few_rows(y_true: np.ndarray, rule: Promotion) -> str | None:
+    """Why the rows left for a comparison cannot decide anything, or None when they can."""
+    if len(y_true) < rule.min_compared_rows:
+        return f"{len(y_true):,} holdout rows are left, fewer than min_compared_rows ({rule.min_compared_rows:,})"
+    if len(np.unique(y_true)) < 2:
+        return "the rows left hold only one class"
+    return None
+
+
 def should_promote(
     challenger: HoldoutScore, champion: HoldoutScore | None, comparison: Comparison | None, rule: Promotion
 ) -> PromotionDecision:
@@ -146,8 +177,8 @@ def should_promote(
     if champion is None or comparison is None:
         floors = ", ".join(f"{m} ≥ {f:g}" for m, f in sorted(rule.floors.items())) or "none set"
         return PromotionDecision("promoted", f"first champion: floors met ({floors})", None, challenger.tag)
-    figures = dict(delta=comparison.delta, ci_low=comparison.ci_low, ci_high=comparison.ci_high)
-    unit = " per holdout row" if comparison.metric == "expected_cost" else ""
+    figures: dict[str, Any] = dict(delta=comparison.delta, ci_low=comparison.ci_low, ci_high=comparison.ci_high)
+    unit = " per holdout row" if comparison.metric in ("expected_cost", "net_value") else ""
     if comparison.delta < rule.min_gain or comparison.delta <= 0:
         return PromotionDecision(
             "rejected",
@@ -184,7 +215,8 @@ def promotion_markdown(
     holdout_month: str | None,
 ) -> str:
     rows = ["| | challenger | champion |", "|---|---|---|"]
-    for field in ("tag", "threshold", "roc_auc", "pr_auc", "expected_cost"):
+    fields = ("tag", "threshold", "roc_auc", "pr_auc", "expected_cost") + (("net_value",) if spec.decision else ())
+    for field in fields:
         values = [getattr(score, field) if score else "—" for score in (challenger, champion)]
         rows.append(
             f"| {field} | " + " | ".join(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in values) + " |"
@@ -195,9 +227,21 @@ def promotion_markdown(
         else ""
     )
     where = f"month {holdout_month}" if holdout_month else "the holdout"
+    compared = decision.compared_rows
+    if not decision.excluded_rows:
+        rows_line = (
+            f"Both models scored on {where}"
+            + (f" ({compared:,} rows)" if compared else "")
+            + (", which neither trained on." if champion or compared else ", which the challenger never trained on.")
+        )
+    else:
+        rows_line = (
+            f"Both models scored on the {compared:,} rows of {where} that neither trained on: "
+            f"{decision.excluded_rows:,} rows the champion trained on were left out."
+        )
     return (
         f"# {spec.name}: challenger {decision.decision.upper()}\n\n{decision.reason}.\n\n"
-        f"Both models scored on {where}, which neither trained on.{interval}\n\n" + "\n".join(rows)
+        f"{rows_line}{interval}\n\n" + "\n".join(rows)
     )
 
 

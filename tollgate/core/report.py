@@ -19,6 +19,7 @@ from tollgate.core.clean import CleaningReport
 from tollgate.core.explain import GlobalExplanation
 from tollgate.core.features import feature_names
 from tollgate.core.ingest import RawData
+from tollgate.core.policy import MOST_ACTED_SHARE, check_targets
 from tollgate.core.quality import QualityResult
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import CandidateResult, Leaderboard
@@ -52,6 +53,132 @@ def winner_summary(leaderboard: Leaderboard) -> dict[str, Any]:
         "expected_cost": round(at_threshold["expected_cost"], 2),
         "expected_cost_at_0_5": round(at_half["expected_cost"], 2),
     }
+
+
+def policy_table(winner: CandidateResult, spec: DatasetSpec) -> pd.DataFrame:
+    """The policy's operating point on the holdout beside acting on nobody, a random draw and everyone."""
+    outcome, policy = winner.holdout_policy, spec.decision
+    assert outcome is not None and policy is not None
+    base_rate = outcome.positives / outcome.rows if outcome.rows else 0.0
+    rows = [
+        ("the policy (" + winner.name + ")", outcome.acted, outcome.precision, outcome.recall, outcome.net_value),
+        ("nobody", 0, None, 0.0, outcome.net_value_nobody),
+        (
+            f"a random draw of {outcome.acted:,} (expected)",
+            outcome.acted,
+            base_rate,
+            outcome.acted / outcome.rows,
+            outcome.net_value_random,
+        ),
+        ("everyone", outcome.rows, base_rate, 1.0, outcome.net_value_everyone),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "act on": name,
+                "records": f"{acted:,}",
+                "share": f"{acted / outcome.rows:.1%}" if outcome.rows else "—",
+                "within capacity": "yes"
+                if acted <= outcome.capacity
+                else f"no ({acted / max(outcome.capacity, 1):.0f}×)",
+                "precision": "—" if precision is None else f"{precision:.3f}",
+                "recall": f"{recall:.3f}",
+                "lift": "—" if precision is None or not base_rate else f"{precision / base_rate:.2f}",
+                "net value $": f"{value:,.0f}",
+            }
+            for name, acted, precision, recall, value in rows
+        ]
+    )
+
+
+def targets_table(winner: CandidateResult, spec: DatasetSpec) -> pd.DataFrame:
+    outcome, policy = winner.holdout_policy, spec.decision
+    assert outcome is not None and policy is not None
+    checks = check_targets(outcome, winner.holdout_metrics["roc_auc"], policy)
+    return pd.DataFrame(
+        [
+            {
+                "target": c.metric,
+                "needs": f"> {c.target:.2f}",
+                "at the operating point": f"{c.value:.3f}",
+                "met": "yes" if c.met else "NO",
+            }
+            for c in checks
+        ],
+        columns=["target", "needs", "at the operating point", "met"],
+    )
+
+
+def policy_lines(winner: CandidateResult, spec: DatasetSpec) -> list[str]:
+    """The report's lead: whom the policy acts on, what it is worth, against what, and what it cannot do."""
+    outcome, policy = winner.holdout_policy, spec.decision
+    if outcome is None or policy is None:
+        return []
+    lines = [
+        f"- **Decision policy**: act on records in order of expected value (p × {policy.success_rate:.0%} × "
+        f"${policy.value:,.0f} − ${policy.action_cost:,.0f}), none below break-even (p ≥ {policy.break_even:.3f}), "
+        f"at most {policy.capacity.describe()}.",
+        f"- **On the holdout** ({outcome.rows:,} records, capacity {outcome.capacity:,}): the policy acts on "
+        f"{outcome.acted:,} ({outcome.acted_share:.1%}), precision {outcome.precision:.3f} (lift {outcome.lift:.2f}), "
+        f"recall {outcome.recall:.3f}; net value **${outcome.net_value:,.0f}** against $0 for nobody and "
+        f"${outcome.net_value_random:,.0f} for a random draw of the same size.",
+    ]
+    everyone = outcome.net_value_everyone
+    if everyone > outcome.net_value:
+        lines.append(
+            f"- **Capacity binds**: acting on everyone would be worth ${everyone:,.0f}, more than the policy, but "
+            f"needs {outcome.rows:,} actions, {outcome.rows / max(outcome.capacity, 1):.0f}× the capacity. "
+            f"An average record is worth acting on (${everyone / max(outcome.rows, 1):,.2f} each): more capacity pays."
+        )
+    else:
+        lines.append(f"- Acting on everyone would be worth ${everyone:,.0f}: the policy beats it.")
+    if outcome.acted_share > MOST_ACTED_SHARE:
+        lines.append(
+            f"- **Warning**: the policy acts on {outcome.acted_share:.0%} of the records: a model adds little "
+            "when nearly everyone is acted on."
+        )
+    checks = check_targets(outcome, winner.holdout_metrics["roc_auc"], policy)
+    if checks:
+        lines.append(
+            "- **Targets at the operating point**: "
+            + "; ".join(f"{c.metric} {c.value:.3f} vs > {c.target:.2f} {'met' if c.met else 'NOT met'}" for c in checks)
+            + "."
+        )
+    return lines
+
+
+def threshold_rule(threshold: float, spec: DatasetSpec) -> str:
+    """How the single-record threshold was set, in words (the service's /metadata says the same)."""
+    if spec.decision is None:
+        return (
+            f"{threshold:.4f}: the lowest expected cost on out-of-fold training predictions (FN "
+            f"${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
+            f"TP ${spec.costs.true_positive:,.0f})"
+        )
+    policy = spec.decision
+    which = "break-even" if threshold <= policy.break_even + 1e-9 else "capacity"
+    return (
+        f"{threshold:.4f} = the larger of the break-even probability {policy.break_even:.4f} (acting pays above it) "
+        f"and the out-of-fold training score at the capacity quantile ({1 - policy.capacity.as_share:.1%}); "
+        f"here the {which} bound"
+    )
+
+
+def threshold_line(winner: CandidateResult, spec: DatasetSpec) -> str:
+    at_threshold, at_half = winner.holdout_metrics["at_threshold"], winner.holdout_metrics["at_0_5"]
+    if spec.decision is not None:
+        flagged = at_threshold["tp"] + at_threshold["fp"]
+        return (
+            f"- **Threshold for one record at a time** (the service's answer while on the phone): "
+            f"{threshold_rule(winner.oof_threshold, spec)}. On the holdout {flagged:,} records "
+            f"({flagged / max(sum(at_threshold[k] for k in ('tp', 'fp', 'fn', 'tn')), 1):.1%}) score at or above it, "
+            f"precision {at_threshold['precision']:.3f}."
+        )
+    return (
+        f"- **Threshold for one record at a time**: {threshold_rule(winner.oof_threshold, spec)}. On the holdout "
+        f"it costs ${at_threshold['expected_cost']:,.0f} against ${at_half['expected_cost']:,.0f}"
+        f" at 0.5 and ${at_threshold['cost_of_doing_nothing']:,.0f} for doing nothing."
+    )
 
 
 def decision_table(winner: CandidateResult) -> pd.DataFrame:
@@ -101,15 +228,12 @@ def summary_markdown(
             f"- **Data**: {split.describe()}; quality gate {quality_line}; "
             f"{sum(cleaning.rows_dropped.values()):,} rows dropped and counted, "
             f"{cleaning.total_repaired:,} values repaired.",
+            *policy_lines(winner, spec),
             f"- **Selection rule**: {leaderboard.rule}.",
             f"- **Winner**: {winner.name}: "
             f"CV ROC-AUC {winner.cv['roc_auc']['mean']:.4f} ± {winner.cv['roc_auc']['std']:.4f}; "
             f"holdout ROC-AUC {summary['test_roc_auc']:.4f}, PR-AUC {summary['test_pr_auc']:.4f}.",
-            f"- **Threshold**: {summary['threshold']:.3f}, tuned on out-of-fold training predictions to minimise "
-            f"expected cost (FN ${spec.costs.false_negative:,.0f}, FP ${spec.costs.false_positive:,.0f}, "
-            f"TP ${spec.costs.true_positive:,.0f}). On the holdout it costs ${summary['expected_cost']:,.0f} "
-            f"against ${summary['expected_cost_at_0_5']:,.0f} at 0.5 and "
-            f"${winner.holdout_metrics['at_threshold']['cost_of_doing_nothing']:,.0f} for doing nothing.",
+            threshold_line(winner, spec),
             f"- **Calibration**: expected calibration error {ece:.3f} on the holdout, Brier "
             f"{winner.holdout_metrics['brier']:.4f}: {calibrated}.",
             f"- **Top drivers** (mean |SHAP|): {drivers}.",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.ingest import BATCH_COLUMN
+
+MONTH_LABEL = r"\d{4}-\d{2}"
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,18 @@ def split_rows(frame: pd.DataFrame, spec: DatasetSpec, holdout_month: str | None
         if rows[spec.target.column].nunique() < 2:
             raise ValueError(f"the {part} rows hold only one class of '{spec.target.column}'; cannot train or evaluate")
     return split
+
+
+def row_keys(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """One 64-bit key per row naming what it is, so a model can record what it trained on.
+
+    The id where the data has one, else the row's content (inputs and target); with the month where the
+    row came from a monthly batch (a customer's snapshot of another month is another row). A re-export of
+    the same rows, shuffled or renamed, gives the same keys."""
+    parts = frame[spec.id_columns] if spec.id_columns else frame[[*spec.input_columns, spec.target.column]]
+    parts = parts.astype(str)
+    if BATCH_COLUMN in frame:
+        batch = frame[BATCH_COLUMN].astype(str)
+        parts = parts.assign(**{BATCH_COLUMN: batch.where(batch.str.fullmatch(MONTH_LABEL), "")})
+    keys: np.ndarray = pd.util.hash_pandas_object(parts, index=False).to_numpy(dtype=np.uint64)
+    return keys

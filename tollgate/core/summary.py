@@ -47,6 +47,11 @@ def run_summary(
         "cleaning": {"rows_dropped": cleaning.rows_dropped, "values_repaired": cleaning.total_repaired},
         "leaderboard": leaderboard.rows(),
         "winner": winner_summary(leaderboard),
+        **(
+            {"decision": leaderboard.winner.holdout_policy.summary()}
+            if leaderboard.winner.holdout_policy is not None
+            else {}
+        ),
         "report": str(report.html),
         "model_path": str(package.model_path),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from tollgate.config.spec import Candidate, DatasetSpec
 from tollgate.core.features import build_pipeline, features_and_target
-from tollgate.core.metrics import calibration_error, classification_metrics, decision_report
+from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
+from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
 from tollgate.core.split import TrainHoldout
 from tollgate.core.threshold import tune_threshold
 
@@ -69,8 +70,19 @@ class CandidateResult:
     holdout_metrics: dict[str, Any]
     fit_seconds: float
     cv: dict[str, dict[str, float]] = field(default_factory=dict)
+    oof_policy: PolicyOutcome | None = None  # the decision policy on out-of-fold predictions
+    holdout_policy: PolicyOutcome | None = None  # … and on the holdout
 
     def leaderboard_row(self) -> dict[str, Any]:
+        policy = (
+            {
+                "oof_net_value": round(self.oof_policy.net_value, 2),
+                "test_net_value": round(self.holdout_policy.net_value, 2),
+                "test_precision_at_capacity": round(self.holdout_policy.precision, 4),
+            }
+            if self.oof_policy is not None and self.holdout_policy is not None
+            else {}
+        )
         return {
             "model": self.name,
             "cv_roc_auc": round(self.cv["roc_auc"]["mean"], 4),
@@ -79,6 +91,7 @@ class CandidateResult:
             "cv_brier": round(self.cv["brier"]["mean"], 4),
             "oof_threshold": self.oof_threshold,
             "oof_expected_cost": round(self.oof_expected_cost, 2),
+            **policy,
             "test_roc_auc": round(self.holdout_metrics["roc_auc"], 4),
             "test_pr_auc": round(self.holdout_metrics["pr_auc"], 4),
             "fit_seconds": round(self.fit_seconds, 2),
@@ -131,6 +144,10 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
             {"fold": fold, **classification_metrics(target.iloc[check_rows], oof[check_rows]), "fit_seconds": seconds}
         )
     tuned = tune_threshold(target, oof, spec.costs)
+    threshold, oof_cost = tuned.threshold, tuned.expected_cost
+    if spec.decision is not None:  # one record at a time: break-even, or the capacity quantile if higher
+        threshold = serving_threshold(oof, spec.decision)
+        oof_cost = expected_cost(target, oof, threshold, spec.costs)
 
     started = time.perf_counter()
     final = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(all_features, all_target)
@@ -141,8 +158,13 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         **classification_metrics(holdout_target, holdout_probability),
         "calibration_error": calibration_error(holdout_target, holdout_probability),
         "at_0_5": decision_report(holdout_target, holdout_probability, 0.5, spec.costs),
-        "at_threshold": decision_report(holdout_target, holdout_probability, tuned.threshold, spec.costs),
+        "at_threshold": decision_report(holdout_target, holdout_probability, threshold, spec.costs),
     }
+    oof_policy = holdout_policy = None
+    if spec.decision is not None:
+        oof_policy = evaluate_policy(target, oof, spec.decision)
+        holdout_policy = evaluate_policy(holdout_target, holdout_probability, spec.decision)
+        holdout_metrics["policy"] = asdict(holdout_policy)
     cv = {
         metric: {
             "mean": float(np.mean([f[metric] for f in fold_metrics])),
@@ -150,10 +172,14 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         }
         for metric in CV_METRICS
     }
+    economics = (
+        f"OOF net value ${oof_policy.net_value:,.0f} acting on {oof_policy.acted:,}"
+        if oof_policy is not None
+        else f"OOF cost ${oof_cost:,.0f} at {threshold:.3f}"
+    )
     print(
         f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
-        f"OOF cost ${tuned.expected_cost:,.0f} at {tuned.threshold:.3f}, "
-        f"holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}"
+        f"{economics}, holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}"
     )
     return CandidateResult(
         name=candidate.name,
@@ -162,18 +188,22 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         fold_metrics=fold_metrics,
         oof_target=target.to_numpy(),
         oof_probability=oof,
-        oof_threshold=tuned.threshold,
-        oof_expected_cost=tuned.expected_cost,
+        oof_threshold=threshold,
+        oof_expected_cost=oof_cost,
         oof_cost_at_0_5=tuned.cost_at_0_5,
         pipeline=final,
         holdout_probability=holdout_probability,
         holdout_metrics=holdout_metrics,
         fit_seconds=fit_seconds,
         cv=cv,
+        oof_policy=oof_policy,
+        holdout_policy=holdout_policy,
     )
 
 
 SELECTION_RULE = {
+    "net_value": "highest net value of the decision policy (records in order of expected value, none below zero, "
+    "at most capacity) on out-of-fold training predictions; ties broken by higher mean CV ROC-AUC",
     "expected_cost": "lowest expected business cost at each candidate's own cost-tuned threshold on out-of-fold "
     "training predictions; ties broken by higher mean CV ROC-AUC",
     "roc_auc": "highest mean CV ROC-AUC; ties broken by lower out-of-fold expected cost",
@@ -204,6 +234,8 @@ def rank_candidates(results: list[CandidateResult], spec: DatasetSpec) -> Leader
             return (-round(roc, 6), result.oof_expected_cost, result.name)
         if metric == "pr_auc":
             return (-round(pr, 6), -round(roc, 6), result.name)
+        if metric == "net_value" and result.oof_policy is not None:
+            return (-round(result.oof_policy.net_value, 2), -round(roc, 6), result.name)
         return (round(result.oof_expected_cost, 2), -round(roc, 6), result.name)
 
     return Leaderboard(results=sorted(results, key=key), rule=SELECTION_RULE[metric])

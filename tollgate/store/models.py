@@ -37,7 +37,8 @@ BACKGROUND_FILE = "background.joblib"
 SERVING_FILE = "serving.json"
 REFERENCE_FILE = "reference.json"
 METADATA_FILE = "metadata.json"
-STORED_FILES = (MODEL_FILE, BACKGROUND_FILE, SERVING_FILE, REFERENCE_FILE, METADATA_FILE)
+TRAINED_ROWS_FILE = "trained_rows.npy"  # sorted 64-bit keys of the rows the model trained on (split.row_keys)
+STORED_FILES = (MODEL_FILE, BACKGROUND_FILE, SERVING_FILE, REFERENCE_FILE, METADATA_FILE, TRAINED_ROWS_FILE)
 BENTOFILE = PROJECT_ROOT / "service/bentofile.yaml"
 PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 FAST_PATH_CHECK_ROWS = 2_000
@@ -131,6 +132,16 @@ def read_reference(tag: str) -> dict[str, Any]:
     return reference
 
 
+def read_trained_rows(tag: str) -> np.ndarray | None:
+    """The keys of the rows a stored model trained on (checksum verified), or None for a model packaged
+    before they were recorded."""
+    checksums = verify_checksums(tag)
+    if TRAINED_ROWS_FILE not in checksums:
+        return None
+    keys: np.ndarray = np.load(stored_file(tag, TRAINED_ROWS_FILE), allow_pickle=False)
+    return keys
+
+
 def load_packaged_model(tag: str) -> PackagedModel:
     """Load a model from the BentoML store after checking every file against its recorded SHA-256."""
     checksums = verify_checksums(tag)
@@ -154,6 +165,7 @@ def save_model(
     serving: dict[str, Any],
     reference: dict[str, Any],
     run_metadata: dict[str, Any],
+    trained_rows: np.ndarray,
     labels: dict[str, str],
     summary: dict[str, Any],
 ) -> str:
@@ -167,6 +179,7 @@ def save_model(
         joblib.dump(background.reset_index(drop=True), stored.path_of(BACKGROUND_FILE))
         for name, payload in ((SERVING_FILE, serving), (REFERENCE_FILE, reference), (METADATA_FILE, run_metadata)):
             write_json_atomic(Path(stored.path_of(name)), payload)
+        np.save(stored.path_of(TRAINED_ROWS_FILE), np.unique(np.asarray(trained_rows, dtype=np.uint64)))
         checksums = {name: sha256_file(Path(stored.path_of(name))) for name in STORED_FILES}
         stored.info.metadata.update(summary)
         stored.info.metadata["sha256"] = checksums  # type: ignore[assignment]  # BentoML stores nested dicts too
