@@ -4,8 +4,9 @@
 
 For each of the last N holdout months M: the retrain flow (holdout M, promotion against the
 champion); the champion then scores month M+1's records through the serving path into a
-simulation prediction log; the monitoring flow judges that traffic's drift. Prints the table of
-decisions and the champion's holdout metrics month by month, then one JSON line.
+simulation prediction log and makes month M+1's call list (labels hidden), which is then realised
+against M+1's labels; the monitoring flow judges drift and realised value. Prints the table of
+decisions, the champion's holdout metrics and its realised value month by month, then one JSON line.
 
 It runs in an artifacts folder of its own (``<artifacts>/simulation/``, started afresh), so the
 production registry, and the service that follows it, are never touched.
@@ -21,6 +22,7 @@ from prefect import flow
 
 from flows.monitor import monitor
 from flows.retrain import retrain
+from flows.score import realise, score
 from tasks.run import load_dataset_spec
 from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
 from tollgate.config.settings import Settings
@@ -35,11 +37,15 @@ def simulate(dataset: str = "churn", months: int = 6) -> dict:
     rows = []
     for holdout, following in plan_months(spec, settings, months):
         run = retrain(dataset=dataset, month=holdout, artifacts_dir=root)
-        traffic = drift = None
+        traffic = drift = outcome = None
         if following is not None:
             traffic = replay_traffic(spec, settings, following, log_dir)
+            if spec.decision is not None and spec.id_column is not None:
+                month_file = str(spec.raw_path(settings) / f"{following}.csv")
+                score(dataset=dataset, data=month_file, period=following, artifacts_dir=root)
+                outcome = realise(dataset=dataset, period=following, data=month_file, artifacts_dir=root)
             drift = monitor(dataset=dataset, log_dir=str(log_dir), retrain_on_drift=False, artifacts_dir=root)
-        rows.append(simulation_row(holdout, run, run["registry"], traffic, drift))
+        rows.append(simulation_row(holdout, run, run["registry"], traffic, drift, outcome))
     table = decisions_table(rows)
     print("\n" + table)
     return {"dataset": spec.name, "months": rows, "table": table}

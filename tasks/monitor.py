@@ -22,6 +22,7 @@ from tollgate.config.settings import Settings
 from tollgate.core.drift import DriftReport, as_json, drift_markdown, drift_report
 from tollgate.core.render import html_report
 from tollgate.store.files import write_json_atomic
+from tollgate.store.lists import lists_dir, read_outcomes
 from tollgate.store.models import ChampionReference, champion_reference
 from tollgate.store.prediction_log import read_prediction_log
 
@@ -81,6 +82,22 @@ def check_drift(log: pd.DataFrame, champion: ChampionReference, settings: Settin
         else "no drift: " + "; ".join(report.reasons or ["all inputs stable"])
     )
     return DriftCheck(report=report, report_path=folder / "drift.html")
+
+
+@task(name="check-realised-value", cache_policy=NO_CACHE, **IO_RETRIES)
+def check_realised(champion: ChampionReference, settings: Settings) -> dict[str, Any] | None:
+    """The newest realised outcome of a list the serving champion made (None when there is none yet):
+    realised net value below predicted by more than the spec's tolerance is a reason to retrain."""
+    mine = [o for o in read_outcomes(lists_dir(champion.spec.name, settings)) if o.get("model_tag") == champion.tag]
+    if not mine:
+        print("no realised outcome of this champion's lists yet")
+        return None
+    newest = mine[-1]
+    print(
+        f"realised value of the {newest['period']} list: ${newest['net_value']:,.0f} vs "
+        f"${newest['predicted_net_value']:,.0f} predicted" + (" — SHORTFALL" if newest["shortfall"] else "")
+    )
+    return newest
 
 
 @task(name="trigger-retrain", cache_policy=NO_CACHE)

@@ -93,9 +93,13 @@ SIMULATION_COLUMNS = [
     "decision",
     "champion",
     "champion_roc_auc",
-    "champion_cost",
+    "champion_net_value",
     "served_month",
     "flagged",
+    "listed",
+    "predicted_value",
+    "realised_value",
+    "realised_precision",
     "drift",
     "reason",
 ]
@@ -108,9 +112,15 @@ def decisions_table(rows: list[dict[str, Any]]) -> str:
 
 @task(name="simulation-row", cache_policy=NO_CACHE)
 def simulation_row(
-    month: str, run: dict[str, Any], registry_file: str, traffic: dict[str, Any] | None, drift: dict[str, Any] | None
+    month: str,
+    run: dict[str, Any],
+    registry_file: str,
+    traffic: dict[str, Any] | None,
+    drift: dict[str, Any] | None,
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One line of the table: the month's decision and the champion that served afterwards."""
+    """One line of the table: the month's decision, the champion that served afterwards and what its list for
+    the next month realised."""
     champion = read_registry(Path(registry_file))["champion"] or {}
     metrics = champion.get("metrics") or {}
     promotion = run.get("promotion") or {}
@@ -120,9 +130,13 @@ def simulation_row(
         "decision": promotion.get("decision"),
         "champion": champion.get("tag", "—").split(":")[-1],
         "champion_roc_auc": round(metrics.get("roc_auc", float("nan")), 4),
-        "champion_cost": round(metrics.get("expected_cost", float("nan")), 0),
+        "champion_net_value": round(metrics.get("net_value") or float("nan"), 0),
         "served_month": traffic["month"] if traffic else "—",
         "flagged": traffic["flagged"] if traffic else "—",
+        "listed": outcome["listed"] if outcome else "—",
+        "predicted_value": round(outcome["predicted_net_value"]) if outcome else "—",
+        "realised_value": round(outcome["net_value"]) if outcome else "—",
+        "realised_precision": round(outcome["precision"], 3) if outcome else "—",
         "drift": ("yes" if drift["drifted"] else "no") if drift else "—",
         "reason": promotion.get("reason", "")[:90],
     }

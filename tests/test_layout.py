@@ -167,7 +167,17 @@ def test_prefect_yaml_deployments_point_at_real_flows():
 
     config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     names = {deployment["name"] for deployment in config["deployments"]}
-    assert names == {"churn-monthly-retrain", "security-monthly-retrain", "churn-monitor", "security-monitor"}
+    assert names == {
+        "churn-monthly-retrain",
+        "security-monthly-retrain",
+        "churn-monthly-call-list",
+        "churn-monitor",
+        "security-monitor",
+    }
+    crons = {d["name"]: d["schedules"][0]["cron"].split() for d in config["deployments"]}
+    # the call list is made on the day of the retrain, after it
+    assert crons["churn-monthly-call-list"][2:] == crons["churn-monthly-retrain"][2:]
+    assert int(crons["churn-monthly-call-list"][1]) > int(crons["churn-monthly-retrain"][1])
     for deployment in config["deployments"]:
         path, name = deployment["entrypoint"].split(":")
         module = path.removesuffix(".py").replace("/", ".")

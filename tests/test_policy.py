@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from tollgate.config.spec import Capacity, DecisionPolicy
+from tollgate.core.calllist import CallListError, _words, build_call_list, realised_outcome
 from tollgate.core.ingest import BATCH_COLUMN
 from tollgate.core.policy import (
     _resampled_values,
@@ -108,3 +109,31 @@ def test_row_keys_name_rows_whatever_their_order_and_months_tell_snapshots_apart
     assert row_keys(frame, no_id)[0] != row_keys(frame.assign(churn="No"), no_id)[0]  # content, target included
     assert unseen_rows(keys, np.sort(keys[:1])).tolist() == [False, True, True]
     assert unseen_rows(keys, None).all()
+
+
+def test_a_call_list_is_ranked_by_expected_value_cut_at_capacity_and_realised_by_id(churn_spec):
+    """Check the list's order, cut and words, and the realised outcome's join on ids (as text)."""
+    rng = np.random.default_rng(3)
+    p = rng.random(500)
+    ids = pd.Series([f"C{i:03d}" for i in range(500)])
+    call_list = build_call_list(ids, p, churn_spec, "2026-10", "tollgate-churn:x")
+    assert call_list.capacity == 40 == call_list.listed and call_list.worth_acting == int((p > 50 / 720).sum())
+    assert call_list.table["probability"].tolist() == sorted(np.round(p, 4), reverse=True)[:40]
+    assert call_list.predicted_net_value == pytest.approx((p[call_list.positions] * 720 - 50).sum(), abs=0.01)
+    assert call_list.predicted_net_value > call_list.random_draw_value
+    labels = pd.DataFrame({"customer_id": ids, "churn": (rng.random(500) < p).astype(int)})
+    outcome = realised_outcome(call_list.table, labels, churn_spec, "2026-10", call_list.model_tag)
+    caught = int(labels["churn"].to_numpy()[call_list.positions].sum())
+    assert (outcome.labelled, outcome.caught) == (40, caught)
+    assert outcome.net_value == caught * 720 - 40 * 50 and outcome.positives == labels["churn"].sum()
+    everyone_lost = labels.assign(churn=0)
+    assert realised_outcome(call_list.table, everyone_lost, churn_spec, "2026-10", "x").shortfall
+    with pytest.raises(CallListError, match="id_column"):
+        build_call_list(ids, p, churn_spec.model_copy(update={"id_column": None}), "p", "x")
+
+
+def test_reasons_name_the_records_own_values():
+    words = _words("contract", "Month-to-month", 0.61)
+    assert words == "contract is Month-to-month (+0.61)"
+    assert _words("tenure_months", 2.0, 0.5) == "tenure_months = 2 (+0.50)"
+    assert _words("monthly_charges", float("nan"), 0.2) == "monthly_charges unknown (+0.20)"

@@ -86,7 +86,17 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert summary["winner"]["test_roc_auc"] > 0.7
     assert metadata["threshold"] == summary["winner"]["threshold"] and metadata["cv_metrics"]["roc_auc"]["std"] > 0
     report = Path(summary["report"]).read_text()
-    assert report.count("data:image/png;base64,") == 8 and "src='http" not in report
+    assert report.count("data:image/png;base64,") == 9 and "src='http" not in report
+    # the decision policy leads: acted on at most capacity, against nobody, a random draw and everyone
+    decision = summary["decision"]
+    assert (
+        0
+        < decision["acted"]
+        <= decision["capacity"]
+        == int(metadata["holdout_rows"] * (0.08 if dataset == "churn" else 10 / 170))
+    )
+    assert decision["net_value"] > decision["net_value_random"] and "Value vs actions" in report
+    assert report.index("The decision policy on the holdout") < report.index("Leaderboard")
     assert (run_dir / "report.md").is_file() and (run_dir / "leaderboard.csv").is_file()
     # Packaged: in the BentoML store with its checksum, verified on the whole holdout, bento built.
     import bentoml
@@ -108,6 +118,13 @@ def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
     cleaning = json.loads((Path(summary["report_dir"]) / "metadata.json").read_text())["cleaning"]
     assert cleaning["values_repaired"]["blank_to_missing"] == {"total_charges": 11}
     assert summary["winner"]["test_roc_auc"] >= 0.84
+    # churn's policy at 8 % capacity: the retention team's list is short, precise and worth more than a random one
+    decision = summary["decision"]
+    assert decision["acted_share"] <= 0.08 and decision["precision"] >= 0.65
+    assert decision["net_value"] > decision["net_value_random"] > 0
+    report = (Path(summary["report_dir"]) / "report.md").read_text()
+    if decision["net_value_everyone"] > decision["net_value"]:  # said plainly, never hidden
+        assert "Capacity binds" in report and "more capacity pays" in report
     assert summary["winner"]["expected_cost"] <= summary["winner"]["expected_cost_at_0_5"]
 
 

@@ -12,12 +12,17 @@ from typing import Any
 CHUNK_BYTES = 1 << 20
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """``write_text_atomic`` of ``payload`` as indented JSON."""
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
 
 
 def sha256_file(path: Path) -> str:

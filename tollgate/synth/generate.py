@@ -46,7 +46,12 @@ def month_names(first: str, count: int) -> list[str]:
 
 
 def _churn_rows(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFrame:
-    """One month of customers; ``drift`` in [0, 1] shifts prices, fiber uptake and churn."""
+    """One month of customers; ``drift`` in [0, 1] shifts prices, fiber uptake and churn.
+
+    From the middle of the year the world changes who churns, not just how many (concept drift): an
+    onboarding programme halves new customers' excess churn while a competitor's fibre offer pulls away
+    fibre customers on month-to-month contracts. A model trained before it ranks the wrong customers first;
+    one retrained on the newer months ranks better where the retention team acts."""
     letters = np.array(list(string.ascii_uppercase))
     ids = [
         f"{n:04d}-{''.join(code)}"
@@ -126,6 +131,12 @@ def _churn_rows(rng: np.random.Generator, rows: int, drift: float) -> pd.DataFra
         - 0.25 * partner
         + 0.004 * (monthly - 65)
         + 0.3 * drift
+    )
+    change = np.clip((drift - 0.4) / 0.6, 0.0, 1.0)  # 0 until ~40 % of the months, then up to 1
+    logit = (
+        logit
+        - 1.6 * change * (tenure < 3)
+        + 1.8 * change * ((internet == "Fiber optic") & (contract == "Month-to-month"))
     )
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
 

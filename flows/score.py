@@ -1,0 +1,71 @@
+"""Call lists and alert queues: score a period's records with the serving champion, rank them by expected
+value, cut at capacity, write ``artifacts/<dataset>/lists/<period>.csv``; later, realise the list against
+the period's labels.
+
+    python -m flows.score --dataset churn                                # this month's customers
+    python -m flows.score --dataset security --data day.csv --period 2026-10-14
+    python -m flows.score --dataset churn --period 2026-10 --outcomes --data data/raw/churn/2026-10.csv
+
+One file is one period: the list is cut at the spec's capacity count, or at its share of the records.
+The last stdout line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prefect import flow
+
+from flows.cli import run_and_report
+from tasks.run import load_dataset_spec
+from tasks.score import latest_batch, load_champion, make_list, publish_list, read_period, record_outcome
+from tollgate.config.settings import Settings
+from tollgate.core.ingest import month_of
+
+
+def _settings(artifacts_dir: str | None) -> Settings:
+    return Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
+
+
+@flow(name="score", log_prints=True)
+def score(
+    dataset: str = "churn", data: str | None = None, period: str | None = None, artifacts_dir: str | None = None
+) -> dict:
+    """Rank one period's records by expected value and write the list the team works through."""
+    settings = _settings(artifacts_dir)
+    path = Path(data) if data else latest_batch(load_dataset_spec(dataset, None, settings), settings)
+    label = period or month_of(path) or path.stem
+    model = load_champion(dataset, settings)
+    records = read_period(path, model.spec, labelled=False)
+    call_list = make_list(model, records, label)
+    written = publish_list(call_list, model.spec, settings)
+    return {**call_list.summary(), "list": str(written)}
+
+
+@flow(name="realise", log_prints=True)
+def realise(dataset: str = "churn", period: str = "", data: str = "", artifacts_dir: str | None = None) -> dict:
+    """Join a period's labels to the list made for it: realised precision, recall and net value."""
+    settings = _settings(artifacts_dir)
+    spec = load_dataset_spec(dataset, None, settings)
+    labels = read_period(Path(data), spec, labelled=True)
+    return record_outcome(spec, settings, period, labels).summary()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="churn")
+    parser.add_argument("--data", default=None, help="the period's records (default: the newest monthly batch)")
+    parser.add_argument("--period", default=None, help="the list's name (default: the file's month, else its name)")
+    parser.add_argument("--outcomes", action="store_true", help="realise the period's list against --data's labels")
+    args = parser.parse_args(argv)
+    if args.outcomes:
+        if not (args.period and args.data):
+            parser.error("--outcomes needs --period (the list) and --data (the period's labelled records)")
+        return run_and_report(realise, args.dataset, period=args.period, data=args.data)
+    return run_and_report(score, args.dataset, data=args.data, period=args.period)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
