@@ -31,7 +31,16 @@ from tollgate.core.schema import request_records
 API_KEY = "s3cret-test-key"
 MAX_BODY_BYTES = 400_000
 LOG_MAX_BYTES = 40_000
-ANSWER_KEYS = {"prediction", "probability", "threshold", "risk_level", "recommendation", "model_version"}
+ANSWER_KEYS = {
+    "prediction",
+    "probability",
+    "threshold",
+    "risk_level",
+    "recommendation",
+    "expected_value",
+    "percentile",
+    "model_version",
+}
 
 
 class Server:
@@ -142,6 +151,10 @@ def test_predict_answers_like_the_pipeline(client, trained):
         level = "High" if probability >= max(threshold, 0.5) else "Medium" if probability >= threshold else "Low"
         assert answer["risk_level"] == level and answer["recommendation"]
         assert answer["model_version"] == churn["summary"]["model_tag"].split(":")[1]
+        # the expected value of acting (p × 30 % × $2,400 − $50) and where the record sits among training scores
+        assert answer["expected_value"] == pytest.approx(probability * 720 - 50, abs=0.01)
+        assert 0 <= answer["percentile"] <= 100
+        assert (answer["percentile"] >= 92) == (probability >= threshold) or abs(probability - threshold) < 0.01
 
 
 def test_predict_batch_scores_every_record_in_order(client, trained):
@@ -197,6 +210,8 @@ def test_metadata_describes_the_served_model(client, trained):
     metadata = client.get("/metadata").json()
     assert metadata["model_tag"] == churn["summary"]["model_tag"]
     assert metadata["threshold"] == churn["summary"]["winner"]["threshold"]
+    assert "break-even" in metadata["threshold_rule"] and "capacity" in metadata["threshold_rule"]
+    assert metadata["decision_policy"]["capacity"]["share"] == 0.08
     assert metadata["model_sha256"]["model.joblib"] == churn["summary"]["model_sha256"]
     assert metadata["holdout_metrics"]["roc_auc"] == pytest.approx(churn["summary"]["winner"]["test_roc_auc"], abs=1e-4)
     assert metadata["cv_roc_auc"] == pytest.approx(churn["summary"]["winner"]["cv_roc_auc"], abs=1e-4)
