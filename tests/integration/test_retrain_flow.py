@@ -125,7 +125,6 @@ def test_ibm_telco_export_runs_with_only_the_rename_map(artifacts):
     report = (Path(summary["report_dir"]) / "report.md").read_text()
     if decision["net_value_everyone"] > decision["net_value"]:  # said plainly, never hidden
         assert "Capacity binds" in report and "more capacity pays" in report
-    assert summary["winner"]["expected_cost"] <= summary["winner"]["expected_cost_at_0_5"]
 
 
 @pytest.mark.slow

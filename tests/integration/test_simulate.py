@@ -22,7 +22,7 @@ def test_simulation_replays_months_in_order(monthly_batches, tmp_path):
     assert rows[0]["served_month"] == "2026-02" and rows[0]["flagged"] > 0 and rows[0]["drift"] in ("yes", "no")
     assert rows[1]["served_month"] == "—"  # no month after the last one to serve
     # the champion's list for the served month, realised against that month's labels
-    assert 0 < rows[0]["listed"] and isinstance(rows[0]["realised_value"], int)
+    assert rows[0]["listed"] > 0 and isinstance(rows[0]["realised_value"], int)
     assert 0 <= rows[0]["realised_precision"] <= 1 and rows[1]["realised_value"] == "—"
     lists = tmp_path / "artifacts" / "simulation" / "churn" / "lists"
     assert (lists / "2026-02.csv").is_file() and (lists / "2026-02.outcome.json").is_file()
