@@ -105,7 +105,7 @@ class Capacity(_Strict):
         """The most actions among ``rows`` records: the count for one period, else the share of them."""
         if self.count is not None:
             return min(rows, self.count)
-        return int(np.floor(self.as_share * rows + 1e-9))
+        return self.for_sample(rows)
 
     def for_sample(self, rows: int) -> int:
         """The most actions among ``rows`` records drawn from several periods (holdout, out-of-fold): the share."""

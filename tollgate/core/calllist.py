@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from tollgate.config.spec import DatasetSpec, DecisionPolicy
 from tollgate.core.explain import Explainer
 from tollgate.core.policy import act_on, expected_value
+from tollgate.core.render import markdown_table
 
 REASONS = 3
 LIST_COLUMNS = ["rank", "id", "probability", "expected_value", "reasons", "recommendation"]
@@ -199,16 +200,14 @@ def realised_outcome(
 def list_markdown(call_list: CallList, spec: DatasetSpec, top: int = 20) -> str:
     policy = require_policy(spec)
     head = call_list.table.head(top)
-    rows = ["| " + " | ".join(LIST_COLUMNS) + " |", "|" + "---|" * len(LIST_COLUMNS)]
-    for record in head.to_dict("records"):
-        rows.append("| " + " | ".join(str(record[c]).replace("|", "/") for c in LIST_COLUMNS) + " |")
+    cells = [{c: str(record[c]).replace("|", "/") for c in LIST_COLUMNS} for record in head.to_dict("records")]
     return (
         f"# {spec.name}: list for {call_list.period}\n\n"
         f"Scored {call_list.scored:,} records with {call_list.model_tag}; {call_list.worth_acting:,} are worth acting "
         f"on (expected value > 0); capacity {call_list.capacity:,} ({policy.capacity.describe()}); "
         f"listed **{call_list.listed:,}**, predicted net value **${call_list.predicted_net_value:,.0f}** "
         f"against ${call_list.random_draw_value:,.0f} for as many drawn at random.\n\n"
-        f"Top {len(head)}:\n\n" + "\n".join(rows)
+        f"Top {len(head)}:\n\n" + markdown_table(cells, LIST_COLUMNS)
     )
 
 

@@ -31,12 +31,18 @@ def expected_value(probability: ArrayLike, costs: Costs) -> np.ndarray:
     return ev
 
 
+def _worth_acting(probability: np.ndarray, policy: DecisionPolicy) -> np.ndarray:
+    """Records whose expected value of acting is above zero."""
+    result: np.ndarray = probability * policy.saved_value - policy.action_cost > 0
+    return result
+
+
 def act_on(probability: ArrayLike, policy: DecisionPolicy, capacity: int | None = None) -> np.ndarray:
     """Which records the policy acts on: the highest expected values, none below zero, at most capacity
     (``capacity`` defaults to the policy's share of these records)."""
     p = np.asarray(probability, dtype=float)
     limit = policy.capacity.for_sample(len(p)) if capacity is None else capacity
-    worth_it = p * policy.saved_value - policy.action_cost > 0
+    worth_it = _worth_acting(p, policy)
     order = np.argsort(-p, kind="stable")[:limit]
     acted = np.zeros(len(p), dtype=bool)
     acted[order[worth_it[order]]] = True
@@ -136,10 +142,8 @@ def evaluate_policy(
 
 def value_curve(y_true: ArrayLike, probability: ArrayLike, policy: DecisionPolicy) -> tuple[np.ndarray, np.ndarray]:
     """Net value of acting on the top k records by probability, for k = 0 … n: (k, net value)."""
-    y = np.asarray(y_true).astype(bool)
-    order = np.argsort(-np.asarray(probability, dtype=float), kind="stable")
-    gains = np.where(y[order], policy.saved_value, 0.0) - policy.action_cost
-    return np.arange(len(y) + 1), np.concatenate([[0.0], np.cumsum(gains)])
+    gains = row_values(np.asarray(y_true), policy)[np.argsort(-np.asarray(probability, dtype=float), kind="stable")]
+    return np.arange(len(gains) + 1), np.concatenate([[0.0], np.cumsum(gains)])
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def _resampled_values(
     """Net value of the policy on each resample (rows of ``weights``: how often each record was drawn),
     the capacity cut recomputed inside each resample: walk the records by probability, act until full."""
     order = np.argsort(-probability, kind="stable")
-    order = order[probability[order] * policy.saved_value - policy.action_cost > 0]
+    order = order[_worth_acting(probability[order], policy)]
     drawn = weights[:, order]
     before = np.cumsum(drawn, axis=1) - drawn
     acted = np.clip(capacity - before, 0, drawn)
