@@ -1,85 +1,325 @@
-"""ASGI middleware in front of the service: an API key and a request-size limit.
+"""ASGI middleware in front of the service: routes, an API key, the request body, and BentoML's metrics.
 
-Both are answered before any body is parsed: 401 when ``TOLLGATE_API_KEY`` is set and the request
-does not carry it (health, readiness, metrics and the docs stay open), 413 when the body is larger
-than ``TOLLGATE_MAX_BODY_BYTES``.
+Everything here is answered before BentoML parses a body, with the service's one error shape
+``{"error": "<summary>", "detail": [{"type", "loc", "msg"}, …]}``:
+
+- 404 for a path the service does not serve, before BentoML's request metrics see it
+  (``bound_request_metrics``): those metrics label a series by the raw path, so 10,000 made-up paths
+  would otherwise be 10,000 series in every worker's memory;
+- 401 when ``TOLLGATE_API_KEY`` is set and the request does not carry it (health, readiness, metrics
+  and the docs stay open);
+- for a POST to an API: 415 unless the body is JSON, 413 above ``TOLLGATE_MAX_BODY_BYTES`` (declared or
+  chunked), 408 when the body stops arriving (a Content-Length longer than what is sent), 400 for a
+  body that is not JSON a record parser can take (broken syntax, NUL bytes, not UTF-8, nested deeper
+  than any record, a number beyond a float). The body is read once here and handed on unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"})
-OPEN_PREFIXES = ("/static_content/", "/assets/")
+import orjson
+
+OPEN_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json"})
+JSON_MEDIA_TYPES = ("application/json", "text/plain")  # and any type ending in +json; none sent means JSON
+MAX_JSON_DEPTH = 32  # a batch is an array of objects of scalars (depth 2); nothing legitimate comes near
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "title": "Error",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "title": "Summary"},
+        "detail": {
+            "type": "array",
+            "title": "Every problem, each with where it is",
+            "items": {
+                "type": "object",
+                "required": ["type", "loc", "msg"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+"""The one error body every 4xx (ours and BentoML's validation errors) has; published in /docs.json."""
+
+GUARD_RESPONSES = {
+    "401": "missing or wrong API key",
+    "408": "the request body stopped arriving",
+    "413": "request body too large",
+    "415": "the body is not JSON",
+}
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The paths the service answers: exact paths (APIs, metadata, health, docs) and the docs' static files."""
+
+    api: frozenset[str]
+    exact: frozenset[str]
+    static: frozenset[str]
+
+    @classmethod
+    def of(cls, api: Iterable[str], other: Iterable[str], static_folder: Path | None = None) -> Routes:
+        static = (
+            frozenset(f"/static_content/{path.name}" for path in static_folder.iterdir())
+            if static_folder is not None and static_folder.is_dir()
+            else frozenset()
+        )
+        api = frozenset(api)
+        return cls(api=api, exact=api | frozenset(other) | OPEN_PATHS, static=static)
+
+    def known(self, path: str) -> bool:
+        return path in self.exact or path in self.static
+
+    def is_open(self, path: str) -> bool:
+        return path in OPEN_PATHS or path in self.static
 
 
 class RequestGuard:
-    def __init__(self, app, api_key: str | None = None, max_body_bytes: int = 8 * 1024 * 1024):
+    def __init__(
+        self,
+        app: Any,
+        routes: Routes,
+        api_key: str | None = None,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        body_timeout_seconds: float = 15.0,
+    ):
         self.app = app
+        self.routes = routes
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if not self.routes.known(path):
+            return await reply(send, 404, not_found(path, self.routes))
         headers = dict(scope.get("headers") or [])
-        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-        if self.api_key is not None and not is_open and not self._authorised(headers):
-            return await _reply(
+        if self.api_key is not None and not self.routes.is_open(path) and not self._authorised(headers):
+            return await reply(
                 send,
                 401,
-                "missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
+                problem(
+                    "missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
+                    "unauthorized",
+                    ("header", "X-API-Key"),
+                ),
+            )
+        if path == "/docs.json":
+            return await self.app(scope, receive, _publishing_error_schema(send))
+        if path not in self.routes.api or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().decode("latin-1")
+        if not (media_type.lower() in JSON_MEDIA_TYPES or media_type.lower().endswith("+json")):
+            return await reply(
+                send,
+                415,
+                problem(
+                    f"Content-Type {media_type!r} is not accepted: send the body as 'Content-Type: application/json'",
+                    "unsupported_media_type",
+                    ("header", "Content-Type"),
+                ),
             )
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                return await _reply(send, 400, "Content-Length is not a number")
+                return await reply(send, 400, problem("Content-Length is not a number", "content_length"))
             if int(declared) > self.max_body_bytes:
-                return await _reply(send, 413, self._too_large())
-            return await self.app(scope, receive, send)
-        if scope.get("method") in ("POST", "PUT", "PATCH"):
-            # No length declared (chunked): read the body here, counting, then replay it.
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                size += len(message.get("body", b""))
-                if size > self.max_body_bytes:
-                    return await _reply(send, 413, self._too_large())
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
-            replayed = False
+                return await reply(send, 413, self._too_large())
+        body = await self._read_body(receive)
+        if isinstance(body, tuple):
+            return await reply(send, *body)
+        if (trouble := json_problem(body)) is not None:
+            return await reply(send, 400, problem(f"the body is not usable JSON: {trouble}", "json_invalid", ()))
+        replayed = False
 
-            async def replay():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # the disconnect, when it comes
 
-            return await self.app(scope, replay, send)
-        return await self.app(scope, receive, send)
+        return await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Callable) -> bytes | tuple[int, dict]:
+        """The whole body, or the error to answer: 413 past the limit, 408 when it stops arriving."""
+        chunks, size = [], 0
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_seconds)
+            except TimeoutError:
+                return 408, problem(
+                    f"the request body stopped arriving ({size:,} bytes in {self.body_timeout_seconds:g} s); "
+                    "is Content-Length right?",
+                    "body_timeout",
+                )
+            if message["type"] != "http.request":
+                return 400, problem("the client disconnected before the body was complete", "body_incomplete")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return 413, self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _authorised(self, headers: dict[bytes, bytes]) -> bool:
         offered = headers.get(b"x-api-key")
         authorization = headers.get(b"authorization", b"")
         if offered is None and authorization[:7].lower() == b"bearer ":
             offered = authorization[7:].strip()
-        return offered is not None and hmac.compare_digest(offered, self.api_key)
+        return offered is not None and hmac.compare_digest(offered, self.api_key or b"")
 
-    def _too_large(self) -> str:
-        return f"request body is larger than {self.max_body_bytes:,} bytes; send fewer records per request"
+    def _too_large(self) -> dict:
+        return problem(
+            f"request body is larger than {self.max_body_bytes:,} bytes; send fewer records per request", "too_large"
+        )
 
 
-async def _reply(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+def problem(message: str, kind: str, loc: tuple[str, ...] = ()) -> dict:
+    """One error body in the service's shape, with a single problem."""
+    return {"error": message, "detail": [{"type": kind, "loc": list(loc), "msg": message}]}
+
+
+def not_found(path: str, routes: Routes) -> dict:
+    shown = path if len(path) <= 80 else path[:77] + "..."
+    return problem(f"no such path {shown!r}; the service answers {sorted(routes.exact)}", "not_found", ("path",))
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` cannot be handed to a record parser, or None when it can (an empty body can: it
+    reads as ``{}``, and the schema then names every missing field)."""
+    if not body.strip():
+        return None
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as fast_error:
+        # orjson refuses NaN/Infinity literals, which the schema answers field by field; the standard
+        # parser takes them (and refuses the rest with its own message).
+        try:
+            parsed = json.loads(body)
+        except RecursionError:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        except UnicodeDecodeError as error:
+            return f"not UTF-8 text ({error.reason} at byte {error.start})"
+        except json.JSONDecodeError:
+            return str(fast_error)
+        except ValueError:  # the standard parser's 4,300-digit limit on integers
+            return "a number has more digits than any field takes"
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(parsed) > MAX_JSON_DEPTH:
+        return f"nested deeper than {MAX_JSON_DEPTH} levels"
+    return None
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, level = 0, [value]
+    depth = 0
+    while level:
+        depth += 1
+        children: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                children.extend(child for child in item.values() if isinstance(child, (dict, list)))
+            elif isinstance(item, list):
+                children.extend(child for child in item if isinstance(child, (dict, list)))
+        deepest = depth
+        if depth > MAX_JSON_DEPTH:
+            break
+        level = children
+    return deepest
+
+
+def _publishing_error_schema(send: Callable) -> Callable[[dict], Awaitable[None]]:
+    """Wrap ``send`` so the OpenAPI document BentoML writes states the error body the service really sends
+    (BentoML documents ``detail`` as a string) and the statuses the guard answers."""
+    start: dict | None = None
+    chunks: list[bytes] = []
+
+    async def publish(message: dict) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        assert start is not None
+        if start["status"] == 200:
+            body = json.dumps(error_schema_published(json.loads(body))).encode()
+        headers = [(key, value) for key, value in start["headers"] if key.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return publish
+
+
+def error_schema_published(document: dict) -> dict:
+    """The OpenAPI ``document`` with BentoML's error schemas replaced by ``ERROR_SCHEMA`` and the guard's
+    statuses added to every API operation."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("InvalidArgument", "NotFound", "InternalServerError"):
+        schemas[name] = {**ERROR_SCHEMA, "title": name}
+    schemas["Error"] = ERROR_SCHEMA
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in GUARD_RESPONSES.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                )
+    return document
+
+
+async def reply(send: Callable, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="tollgate"'))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def bound_request_metrics(routes: Routes, count_unknown: Callable[[], None] = lambda: None) -> None:
+    """Answer unknown paths with 404 before BentoML's request-metrics middleware makes a series of them.
+
+    That middleware is the outermost layer of BentoML's app (``add_asgi_middleware`` puts ours inside
+    it) and labels every series by the raw path; it is wrapped here, in each worker, before the app is
+    built; ``count_unknown`` counts them in one series. Requires BentoML 1.4's
+    ``RunnerTrafficMetricsMiddleware`` (pinned); a missing class fails the
+    service's start rather than letting the series grow."""
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+
+    original = RunnerTrafficMetricsMiddleware.__call__
+    if getattr(original, "tollgate_routes", None) == routes:
+        return
+    original = getattr(original, "__wrapped__", original)
+
+    async def answer_unknown_paths_first(self: Any, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and not routes.known(scope.get("path", "")):
+            count_unknown()
+            return await reply(send, 404, not_found(scope.get("path", ""), routes))
+        return await original(self, scope, receive, send)
+
+    answer_unknown_paths_first.__wrapped__ = original  # type: ignore[attr-defined]
+    answer_unknown_paths_first.tollgate_routes = routes  # type: ignore[attr-defined]
+    RunnerTrafficMetricsMiddleware.__call__ = answer_unknown_paths_first  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
+import bentoml._internal.server as bentoml_server
 import numpy as np
 import pandas as pd
 import yaml
@@ -26,7 +27,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from service.guard import RequestGuard
+from service.guard import RequestGuard, Routes, bound_request_metrics
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import clean_frame, clean_record
@@ -34,7 +35,7 @@ from tollgate.core.decision import decide, decide_many
 from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.policy import expected_value, percentiles
-from tollgate.core.schema import batch_problems, raise_problems, record_model
+from tollgate.core.schema import batch_problems, identifiers_as_text, raise_problems, record_model
 from tollgate.store.models import (
     PackagedModel,
     champion_tag,
@@ -90,6 +91,16 @@ decisions = bentoml.metrics.Counter(
     documentation="Predictions by risk level",
     labelnames=["dataset", "risk_level"],
 )
+log_lines_lost = bentoml.metrics.Counter(
+    name="tollgate_prediction_log_lines_lost_total",
+    documentation="Predictions answered whose log line could not be written (disk full, folder gone)",
+    labelnames=["dataset"],
+)
+unknown_paths = bentoml.metrics.Counter(
+    name="tollgate_unknown_path_requests_total",
+    documentation="Requests to paths the service does not serve (answered 404, one series for all)",
+    labelnames=["dataset"],
+)
 
 
 class Prediction(BaseModel):
@@ -138,7 +149,8 @@ class Served:
         return percentiles(probabilities, self.quantiles).tolist()
 
 
-metadata_app = FastAPI(title="Tollgate metadata")
+METADATA_PATH = "/metadata"
+metadata_app = FastAPI(title="Tollgate metadata", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 # envs reach the workers and travel with a built bento. The model tag is pinned only when it was
@@ -170,6 +182,13 @@ class Tollgate:
             SETTINGS.prediction_log_backups,
         )
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
+
+    def __is_ready__(self) -> bool:
+        """Not ready (``/readyz`` 503) while predictions cannot be logged: answers would go unmonitored."""
+        health = self.log.health()
+        if not health.writable:
+            logger.error("not ready: the prediction log cannot be written (%s)", health.last_error)
+        return health.writable
 
     def _follow_registry(self, registry: Path) -> None:
         """Swap in a newly promoted champion without a restart: load and verify it beside the
@@ -218,11 +237,14 @@ class Tollgate:
     def _log(
         self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float
     ) -> None:
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        """Append the request's lines; a line that cannot be written is counted, never fails the answer."""
+        request_id = (ctx.request.headers.get("x-request-id") or "")[:128] or uuid.uuid4().hex
         ctx.response.headers["x-request-id"] = request_id
-        self.log.write(
+        lost = self.log.write(
             prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000)
         )
+        if lost:
+            log_lines_lost.labels(dataset=self.spec.name).inc(lost)
 
     @bentoml.api(route="/predict")
     async def predict(self, record: Record, /, ctx: bentoml.Context) -> Prediction:
@@ -248,6 +270,7 @@ class Tollgate:
         raise_problems(f"{Record.__name__} list", batch_problems(records, self.spec))
         if not records:
             return []
+        records = identifiers_as_text(records, self.spec)
         cleaned = clean_frame(pd.DataFrame(records, columns=self.spec.input_columns), self.spec, require_target=False)
         frame = cleaned.frame
         # clean_frame already counts the categories it kept without knowing them
@@ -292,7 +315,7 @@ class Tollgate:
         self._log(ctx, "explain", [inputs], [answer], started)
         return Explanation(**answer, contributions=contributions)
 
-    @metadata_app.get("/metadata")
+    @metadata_app.get(METADATA_PATH)
     def metadata(self) -> dict:
         """What is being served: version, metrics, threshold, costs and the request schema."""
         served = self.served
@@ -326,7 +349,7 @@ def _top_k(ctx: bentoml.Context, default: int) -> int:
     raw = ctx.request.query_params.get("top_k")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 50:  # isdigit alone takes '²'
         raise ValidationError.from_exception_data(
             "query",
             [
@@ -340,4 +363,16 @@ def _top_k(ctx: bentoml.Context, default: int) -> int:
     return int(raw)
 
 
-Tollgate.add_asgi_middleware(RequestGuard, api_key=SETTINGS.api_key, max_body_bytes=SETTINGS.max_body_bytes)
+ROUTES = Routes.of(
+    api=(api.route for api in Tollgate.apis.values()),
+    other=[METADATA_PATH],
+    static_folder=Path(bentoml_server.__file__).parent / "static_content",
+)
+bound_request_metrics(ROUTES, count_unknown=lambda: unknown_paths.labels(dataset=SPEC.name).inc())
+Tollgate.add_asgi_middleware(
+    RequestGuard,
+    routes=ROUTES,
+    api_key=SETTINGS.api_key,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    body_timeout_seconds=SETTINGS.body_timeout_seconds,
+)

@@ -50,9 +50,11 @@ def load_champion_reference(dataset: str, settings: Settings) -> ChampionReferen
 def load_prediction_log(champion: ChampionReference, settings: Settings, log_dir: str | None = None) -> pd.DataFrame:
     """The champion's logged predictions: from ``log_dir``, else the service's log folder."""
     directory = Path(log_dir) if log_dir else settings.prediction_logs(champion.spec.name)
-    log = read_prediction_log(directory, champion.version)
-    print(f"{len(log):,} logged predictions of {champion.tag} in {directory}")
-    return log
+    logged = read_prediction_log(directory, champion.version)
+    print(f"{len(logged.frame):,} logged predictions of {champion.tag} in {directory}")
+    if logged.unreadable_lines:
+        print(f"WARNING: {logged.unreadable_lines:,} unreadable line(s) in {directory} skipped (cut short)")
+    return logged.frame
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["monitor"])

@@ -84,4 +84,12 @@ def test_the_log_reader_takes_every_worker_and_rotated_file(tmp_path):
         ("predictions-w2.jsonl", "b"),
     ):
         (tmp_path / name).write_text(json.dumps({"model_version": version, "inputs": {}}) + "\n")
-    assert len(read_prediction_log(tmp_path)) == 3 and len(read_prediction_log(tmp_path, "a")) == 2
+    assert len(read_prediction_log(tmp_path).frame) == 3 and len(read_prediction_log(tmp_path, "a").frame) == 2
+
+
+def test_a_line_cut_short_is_counted_not_fatal(tmp_path):
+    """Check a half-written line (a full disk, a killed worker) is counted and the rest is read."""
+    whole = json.dumps({"model_version": "a", "inputs": {}})
+    (tmp_path / "predictions-w1.jsonl").write_text(whole + "\n" + whole[:17] + "\n" + whole + "\n")
+    logged = read_prediction_log(tmp_path)
+    assert len(logged.frame) == 2 and logged.unreadable_lines == 1

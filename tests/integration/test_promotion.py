@@ -19,7 +19,7 @@ import pytest
 
 from flows.retrain import retrain
 from tests.conftest import SEED
-from tests.integration.test_service import Server
+from tests.integration.processes import Server
 from tollgate.config.settings import PROJECT_ROOT, Settings
 from tollgate.core.schema import request_records
 from tollgate.store.models import champion_tag

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 
 from flows.retrain import retrain
-from tests.integration.processes import free_port, stop_group
+from tests.integration.processes import Server, free_port
 from tollgate.config.settings import PROJECT_ROOT
 from tollgate.config.spec import load_spec
 from tollgate.core.clean import clean_frame
@@ -41,45 +40,6 @@ ANSWER_KEYS = {
     "percentile",
     "model_version",
 }
-
-
-class Server:
-    """`bentoml serve` in a subprocess; stopped (SIGINT, then kill) when the test module ends."""
-
-    def __init__(self, target: str, env: dict[str, str], cwd: Path = PROJECT_ROOT, inherit_tollgate: bool = True):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output = Path(env["TOLLGATE_PREDICTION_LOG_DIR"]).parent / f"serve-{self.port}.log"
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.output, "w")  # noqa: SIM115 - open while the server runs, closed in stop()
-        base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=cwd,
-            env={**base, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"bentoml serve exited {self.process.returncode}:\n{self.output.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"bentoml serve not ready after {timeout} s:\n{self.output.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        stop_group(self.process)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 Every problem in a record is reported at once, each naming its field and what was expected
 (``tenure_months must be an integer``), so a caller can fix a request in one go. Keys must all
 be present; ``null`` says a value is unknown and is imputed like a missing value in training.
-Categories the model never saw are accepted (the encoder ignores them).
+Categories the model never saw are accepted (the encoder ignores them). Ids and extra columns are
+strings (an integer id is taken as its decimal text), at most ``MAX_ID_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tollgate.config.spec import DatasetSpec, NumericColumn
+
+MAX_ID_LENGTH = 256
+LARGEST_INTEGER = 2**63 - 1  # an integer field holds a 64-bit integer, as the model's features do
 
 
 def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
@@ -46,13 +50,26 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
         value = data.get(column)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
             problems.append((column, "string_type", f"{column} must be a string"))
+        elif value is not None and _id_too_long(value):
+            problems.append((column, "string_too_long", f"{column} must be at most {MAX_ID_LENGTH} characters"))
     return problems
+
+
+def identifier_text(value: str | int) -> str:
+    """An id as the text it is logged and listed as (an integer id is its decimal digits)."""
+    return value if isinstance(value, str) else str(value)
+
+
+def _id_too_long(value: str | int) -> bool:
+    return len(value) > MAX_ID_LENGTH if isinstance(value, str) else abs(value) >= 10**MAX_ID_LENGTH
 
 
 def _number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, str] | None:
     kind = "an integer" if rule.integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ("int_type" if rule.integer else "float_type"), f"{column} must be {kind}"
+    if isinstance(value, int) and abs(value) > LARGEST_INTEGER:  # float(value) may not even exist
+        return "number_too_large", f"{column} must be between {-LARGEST_INTEGER:,} and {LARGEST_INTEGER:,}"
     if not math.isfinite(value):
         return "finite_number", f"{column} must be a finite number"
     if rule.integer and value % 1 != 0:
@@ -79,12 +96,23 @@ def record_model(spec: DatasetSpec, example: dict[str, Any] | None = None) -> ty
                 description=f"known values: {', '.join(categories)}; others are accepted and ignored by the encoder",
             ),
         )
-    for column in [*spec.id_columns, *spec.columns.extra]:
-        fields[column] = (str | int | None, Field(None, description="kept in the prediction log, not a feature"))
+    optional = [*spec.id_columns, *spec.columns.extra]
+    for column in optional:
+        fields[column] = (
+            str | None,
+            Field(
+                None,
+                max_length=MAX_ID_LENGTH,
+                description="kept in the prediction log, not a feature (an integer is taken as its text)",
+            ),
+        )
 
     def check(cls: type[BaseModel], data: Any) -> Any:
         raise_problems(title, [(None, field, kind, message) for field, kind, message in record_problems(data, spec)])
-        return data
+        return {
+            **data,
+            **{column: identifier_text(data[column]) for column in optional if data.get(column) is not None},
+        }
 
     config = ConfigDict(extra="forbid", title=title, json_schema_extra={"example": example} if example else None)
     return create_model(
@@ -121,6 +149,8 @@ def _batch_is_valid(records: list[Any], spec: DatasetSpec) -> bool:
         values = [record[column] for record in records]
         if not {type(value) for value in values} <= {int, float, type(None)}:
             return False
+        if any(type(value) is int and abs(value) > LARGEST_INTEGER for value in values):
+            return False
         numbers = np.array(values, dtype=float)  # None → NaN
         present = numbers[~np.isnan(numbers)]
         if len(present) != sum(value is not None for value in values) or not np.isfinite(present).all():
@@ -135,9 +165,23 @@ def _batch_is_valid(records: list[Any], spec: DatasetSpec) -> bool:
         if not {type(record[column]) for record in records} <= {str, type(None)}:
             return False
     for column in allowed - required:
-        if not {type(record.get(column)) for record in records} <= {str, int, type(None)}:
+        values = [record.get(column) for record in records]
+        if not {type(value) for value in values} <= {str, int, type(None)}:
+            return False
+        if any(value is not None and _id_too_long(value) for value in values):
             return False
     return True
+
+
+def identifiers_as_text(records: list[dict[str, Any]], spec: DatasetSpec) -> list[dict[str, Any]]:
+    """A validated batch with every id and extra column as text (what /predict's model does per record)."""
+    optional = [*spec.id_columns, *spec.columns.extra]
+    if not any(type(record.get(column)) is int for record in records for column in optional):
+        return records
+    return [
+        {**record, **{column: identifier_text(record[column]) for column in optional if record.get(column) is not None}}
+        for record in records
+    ]
 
 
 def raise_problems(title: str, problems: list[tuple[Any, ...]]) -> None:

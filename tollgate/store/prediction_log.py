@@ -2,14 +2,20 @@
 
 Each worker process writes its own file (``predictions-w<N>.jsonl``, rotated to ``.1``, ``.2``, …)
 so rotation never races between processes; the monitoring flow reads them all.
+
+A write never raises: the request it logs has already been scored and answered. A write that fails
+(disk full, folder gone, read-only) is counted, its error kept, and the log reports itself unhealthy
+until a write succeeds again; the service shows that in ``/readyz`` and on ``/metrics``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +25,75 @@ import pandas as pd
 FILE_PREFIX = "predictions-w"
 """Each worker writes ``predictions-w<N>.jsonl`` (rotated to ``.1``, ``.2``, …); readers glob the prefix."""
 
+logger = logging.getLogger("tollgate.predictions")
+
 
 def log_file_name(worker: int) -> str:
     return f"{FILE_PREFIX}{worker}.jsonl"
 
 
+@dataclass(frozen=True)
+class LogHealth:
+    """Whether the last write reached the file, and how many lines could not be written so far."""
+
+    writable: bool
+    lines_lost: int
+    last_error: str | None
+
+
 class PredictionLog:
     def __init__(self, directory: Path, worker: int = 1, max_bytes: int = 50 * 1024 * 1024, backups: int = 10):
-        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         self.path = directory / log_file_name(worker)
-        self._logger = logging.getLogger(f"tollgate.predictions.{directory}.{worker}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        if not self._logger.handlers:
-            handler = RotatingFileHandler(self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            self._logger.addHandler(handler)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()  # sync APIs run in a thread pool: one writer at a time per file
+        self._lines_lost = 0
+        self._last_error: str | None = None
+        self._writable = True
 
-    def write(self, entries: list[dict[str, Any]]) -> None:
-        """Append one line per entry (a batch is one write; values must be plain JSON types)."""
-        if entries:
-            lines = b"\n".join(orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) for entry in entries)
-            self._logger.info(lines.decode())
+    def write(self, entries: list[dict[str, Any]]) -> int:
+        """Append one line per entry (a batch is one write); returns how many lines were lost (0 when all
+        reached the file). Values that are not plain JSON (an integer beyond 64 bits) are written as text."""
+        if not entries:
+            return 0
+        data = b"".join(_line(entry) for entry in entries)
+        with self._lock:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                if self.path.exists() and self.path.stat().st_size + len(data) > self.max_bytes:
+                    self._rotate()
+                with open(self.path, "ab") as handle:
+                    handle.write(data)
+                    handle.flush()
+            except OSError as error:
+                self._lines_lost += len(entries)
+                self._writable = False
+                self._last_error = f"{self.path}: {error.strerror or error}"
+                logger.error("prediction log: %d line(s) not written (%s)", len(entries), self._last_error)
+                return len(entries)
+            self._writable = True
+        return 0
+
+    def health(self) -> LogHealth:
+        return LogHealth(self._writable, self._lines_lost, self._last_error)
+
+    def _rotate(self) -> None:
+        for index in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.backups > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # e.g. an integer beyond 64 bits: kept as its text rather than lost
+        return (json.dumps(entry, default=str) + "\n").encode()
 
 
 def prediction_entries(
@@ -65,13 +118,34 @@ def prediction_entries(
     ]
 
 
-def read_prediction_log(directory: Path, model_version: str | None = None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class LoggedPredictions:
+    """The prediction log as read: one row per readable line, and the lines that were not (a line cut
+    short by a full disk or a killed worker), counted rather than skipped in silence."""
+
+    frame: pd.DataFrame
+    unreadable_lines: int
+
+
+def read_prediction_log(directory: Path, model_version: str | None = None) -> LoggedPredictions:
     """Every logged prediction (all workers, rotated files included), optionally for one model version."""
     rows: list[dict[str, Any]] = []
+    unreadable = 0
     for path in sorted(directory.glob(f"{FILE_PREFIX}*.jsonl*")):
-        with open(path, encoding="utf-8") as handle:
-            rows.extend(json.loads(line) for line in handle if line.strip())
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    unreadable += 1
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    unreadable += 1
     frame = pd.DataFrame(rows)
     if model_version is not None and len(frame):
         frame = frame[frame["model_version"] == model_version]
-    return frame.reset_index(drop=True)
+    return LoggedPredictions(frame.reset_index(drop=True), unreadable)
