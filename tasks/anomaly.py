@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import plots
-from tasks.run import TIMEOUTS
+from tasks.run import TIMEOUTS, write_markdown
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.anomaly import TOP_SHARE, AnomalyResult, anomaly_markdown, novelty_table
 from tollgate.core.split import TrainHoldout
@@ -28,7 +28,7 @@ def anomaly_report(run: RunPaths, split: TrainHoldout, spec: DatasetSpec) -> Ano
     picture = plots.anomaly_ranks(
         [r for r in results if r.normal_percentiles is not None], TOP_SHARE, run.dir / "anomaly.png"
     )
-    (run.dir / "anomaly.md").write_text(anomaly_markdown(spec, results, picture.name), encoding="utf-8")
+    write_markdown(run.dir / "anomaly.md", anomaly_markdown(spec, results, picture.name))
     write_json_atomic(run.dir / "anomaly.json", {"top_share": TOP_SHARE, "kinds": [r.as_row() for r in results]})
     result = AnomalyResult(kinds=results, report=run.dir / "anomaly.md")
     for row in result.judged():

@@ -10,14 +10,13 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from tasks import plots
-from tasks.run import IO_RETRIES, TIMEOUTS, artifact_key
+from tasks.run import IO_RETRIES, TIMEOUTS, artifact_key, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.core.drift import DriftReport, as_json, drift_markdown, drift_report
 from tollgate.core.render import html_report
@@ -65,7 +64,7 @@ def check_drift(log: pd.DataFrame, champion: ChampionReference, settings: Settin
     folder = settings.dataset_artifacts(spec.name) / "monitoring" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
     markdown_text = drift_markdown(report)
-    (folder / "drift.md").write_text(markdown_text, encoding="utf-8")
+    write_markdown(folder / "drift.md", markdown_text)
     write_json_atomic(folder / "drift.json", as_json(report))
     figures = {}
     if report.features:
@@ -73,7 +72,7 @@ def check_drift(log: pd.DataFrame, champion: ChampionReference, settings: Settin
     (folder / "drift.html").write_text(
         html_report(f"Tollgate {spec.name} drift", markdown_text, {}, figures), encoding="utf-8"
     )
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "drift"),
         markdown=markdown_text,
         description=f"{spec.name} drift of logged traffic vs {champion.tag}",

@@ -8,10 +8,9 @@ from dataclasses import asdict, replace
 
 import numpy as np
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import TIMEOUTS, artifact_key
+from tasks.run import TIMEOUTS, artifact_key, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.features import features_and_target
@@ -116,9 +115,9 @@ def promote(
         registry.setdefault("history", []).append(record)
         registry["dataset"] = spec.name
     markdown = promotion_markdown(spec, decision, challenger, champion, split.holdout_month)
-    (run.dir / "promotion.md").write_text(markdown, encoding="utf-8")
+    write_markdown(run.dir / "promotion.md", markdown)
     write_json_atomic(run.dir / "promotion.json", record)
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "promotion"),
         markdown=markdown,
         description=f"{spec.name} champion/challenger decision, run {run.run_id}",

@@ -18,11 +18,10 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.plots import plot_quality
-from tasks.run import TIMEOUTS, artifact_key, digest, input_cache
+from tasks.run import TIMEOUTS, artifact_key, digest, input_cache, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import typed_view
@@ -35,6 +34,7 @@ from tollgate.core.quality import (
     render_markdown,
     target_rate_by_segment,
 )
+from tollgate.core.render import defuse_markup
 from tollgate.store.files import write_json_atomic
 from tollgate.store.runs import RunPaths
 
@@ -98,8 +98,8 @@ def run_suite(
     )
     asset = context.data_sources.add_pandas("batches").add_dataframe_asset("raw")
     batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-    plan = [(label, frame, suite_path) for label, frame in batches.items()]
-    plan += [(label, frame, path) for label, (frame, path) in (extra or {}).items()]
+    plan = [(defuse_markup(label), _defused(frame), suite_path) for label, frame in batches.items()]
+    plan += [(defuse_markup(label), _defused(frame), path) for label, (frame, path) in (extra or {}).items()]
     checkpoints = {}
     for path in dict.fromkeys(path for _, _, path in plan):
         suite = context.suites.add(load_suite(path))
@@ -132,6 +132,24 @@ def run_suite(
                 )
     context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
+
+
+def _defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with no ``<``/``>`` in a column name or text value: GE's Data Docs put both into their pages
+    unescaped (a value ``<img src=x onerror=…>`` ran in analysts' browsers). Values without them are the
+    same objects; validation outcomes do not change (see ``defuse_markup``)."""
+    renamed = {column: defuse_markup(str(column)) for column in frame.columns if any(c in str(column) for c in "<>")}
+    defused = frame.rename(columns=renamed) if renamed else frame
+    for column in defused.columns:
+        values = defused[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        marked = values.map(lambda value: isinstance(value, str) and ("<" in value or ">" in value)).astype(bool)
+        if marked.any():
+            if defused is frame:
+                defused = frame.copy()
+            defused.loc[marked, column] = values[marked].map(defuse_markup)
+    return defused
 
 
 def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir: Path) -> QualityResult:
@@ -197,7 +215,7 @@ def quality_gate(
         result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
     picture = plot_quality(result, report_dir / "data_quality.png")
     markdown = render_markdown(result, raw)
-    (report_dir / "data_quality.md").write_text(f"{markdown}\n\n![data quality]({picture.name})\n", encoding="utf-8")
+    write_markdown(report_dir / "data_quality.md", f"{markdown}\n\n![data quality]({picture.name})\n")
     write_json_atomic(
         report_dir / "data_quality.json",
         {
@@ -208,7 +226,7 @@ def quality_gate(
             "raw_logs": raw.parse_reports,
         },
     )
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "data-quality"), markdown=markdown, description=f"Data quality gate for {spec.name}"
     )
     print(

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks import plots
-from tasks.run import TIMEOUTS, artifact_key
+from tasks.run import TIMEOUTS, artifact_key, publish_markdown, publish_table, write_markdown
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import CleaningReport
 from tollgate.core.explain import GlobalExplanation
@@ -106,18 +105,18 @@ def write_report(
         ]
         + [f"## {heading}\n\n![{heading}]({path.relative_to(run.dir)})" for heading, path in figures.items()]
     )
-    (run.dir / "report.md").write_text(markdown_report, encoding="utf-8")
+    write_markdown(run.dir / "report.md", markdown_report)
     (run.dir / "report.html").write_text(
         html_report(f"Tollgate {spec.name} run {run.run_id}", summary, tables, figures), encoding="utf-8"
     )
     metadata = run_metadata(spec, run, raw, quality, cleaning, split, leaderboard)
     write_json_atomic(run.metadata_path, metadata)
-    create_table_artifact(
+    publish_table(
         key=artifact_key(spec.name, "leaderboard"),
-        table=leaderboard_rows,
+        rows=leaderboard_rows,
         description=f"{spec.name} model tournament, run {run.run_id}",
     )
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "model-summary"),
         markdown=summary,
         description=f"{spec.name} winner, threshold and drivers, run {run.run_id}",

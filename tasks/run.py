@@ -8,14 +8,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.tasks import Task, exponential_backoff
 
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec, resolve_spec
+from tollgate.core.render import markdown_safe
+from tollgate.store.files import write_text_atomic
 from tollgate.store.runs import RunPaths, new_run
 
 CACHE_EXPIRATION = timedelta(days=62)
@@ -102,6 +106,25 @@ def cached(stage: Task, settings: Settings) -> Task:
 def artifact_key(dataset: str, what: str) -> str:
     """Prefect artifact keys allow only lowercase letters, digits and dashes."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{dataset}-{what}".lower()).strip("-")
+
+
+def write_markdown(path: Path, text: str) -> Path:
+    """Write a markdown report analysts open in a viewer that renders HTML: no raw HTML can open in it."""
+    write_text_atomic(path, markdown_safe(text))
+    return path
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A Prefect markdown artifact (the UI renders it), with no raw HTML able to open."""
+    create_markdown_artifact(key=key, markdown=markdown_safe(markdown), description=markdown_safe(description))
+
+
+def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A Prefect table artifact, every text cell with no raw HTML able to open."""
+    safe = [
+        {name: markdown_safe(value) if isinstance(value, str) else value for name, value in row.items()} for row in rows
+    ]
+    create_table_artifact(key=key, table=safe, description=markdown_safe(description))
 
 
 @task(name="start-run", cache_policy=NO_CACHE, **IO_RETRIES)

@@ -8,10 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import IO_RETRIES, TIMEOUTS, artifact_key
+from tasks.run import IO_RETRIES, TIMEOUTS, artifact_key, publish_markdown, publish_table
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.calllist import (
@@ -92,13 +91,13 @@ def make_list(model: PackagedModel, records: CleanData, period: str) -> CallList
 def publish_list(call_list: CallList, spec: DatasetSpec, settings: Settings) -> Path:
     """Write ``lists/<period>.csv`` (and its summary); publish the top rows as a Prefect table."""
     path = write_call_list(call_list, lists_dir(spec.name, settings))
-    create_table_artifact(
+    publish_table(
         key=artifact_key(spec.name, "call-list"),
-        table=call_list.table.head(TOP_ROWS_SHOWN).to_dict("records"),
+        rows=call_list.table.head(TOP_ROWS_SHOWN).to_dict("records"),
         description=f"{spec.name}: the top {TOP_ROWS_SHOWN} of the {call_list.period} list ({call_list.listed:,} "
         f"listed of {call_list.scored:,} scored); the whole list is {path}",
     )
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "call-list-summary"),
         markdown=list_markdown(call_list, spec),
         description=f"{spec.name} list for {call_list.period}",
@@ -114,7 +113,7 @@ def record_outcome(spec: DatasetSpec, settings: Settings, period: str, labels: C
     listed, summary = read_call_list(folder, period)
     outcome = realised_outcome(listed, labels.frame, spec, period, summary["model_tag"])
     write_outcome(outcome, folder)
-    create_markdown_artifact(
+    publish_markdown(
         key=artifact_key(spec.name, "realised-outcome"),
         markdown=outcome_markdown(outcome),
         description=f"{spec.name}: what the {period} list realised",

@@ -1,4 +1,11 @@
-"""Tables and pages for people: markdown tables and self-contained HTML reports (figures inlined)."""
+"""Tables and pages for people: markdown tables and self-contained HTML reports (figures inlined).
+
+Text from data (ids, categories, column names, file names) and from specs reaches analysts' browsers
+through these pages, the markdown files beside them and Prefect's artifacts, so none of it may be
+markup: ``markdown_safe`` turns every ``<`` of a markdown document into ``&lt;`` (Tollgate writes no raw
+HTML in markdown), ``html_report`` renders markdown with raw HTML shown as text, and ``defuse_markup``
+keeps tags out of what Great Expectations renders into its Data Docs.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,44 @@ from typing import Any
 
 import markdown
 import pandas as pd
+from markdown.extensions import Extension
+
+LOOKALIKES = str.maketrans({"<": "‹", ">": "›"})
+
+
+def markdown_safe(text: str) -> str:
+    """A markdown document in which no raw HTML can open: ``<`` becomes ``&lt;`` (shown as ``<``)."""
+    return text.replace("<", "&lt;")
+
+
+def defuse_markup(value: str) -> str:
+    """``value`` with ``<`` and ``>`` as the lookalikes ‹ ›: for text a third party renders without
+    escaping it (Great Expectations' Data Docs), which must not change what an expectation sees
+    (no spec category, id or column name holds angle brackets; the value stays as long)."""
+    return value.translate(LOOKALIKES)
+
+
+class _RawHtmlAsText(Extension):  # type: ignore[misc]  # markdown is untyped
+    """Python-Markdown passes raw HTML through; with this, a tag in the text is shown as text."""
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - the Extension API's name
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    body = "".join("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |\n" for r in rows)
+    """A markdown table; a cell's ``|`` and line breaks are escaped so a value cannot break the table."""
+    header = "| " + " | ".join(_cell(c) for c in columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |\n" for r in rows)
     return header + body
 
 
+def _cell(value: Any) -> str:
+    return "" if value is None else " ".join(str(value).splitlines()).replace("|", "\\|")
+
+
 def html_report(title: str, summary_markdown: str, tables: dict[str, pd.DataFrame], figures: dict[str, Path]) -> str:
-    sections = [markdown.markdown(summary_markdown)]
+    sections = [markdown.markdown(markdown_safe(summary_markdown), extensions=[_RawHtmlAsText()])]
     for heading, table in tables.items():
         sections.append(f"<h2>{html.escape(heading)}</h2>" + table.to_html(index=False, border=0, classes="table"))
     for heading, path in figures.items():
