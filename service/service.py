@@ -41,7 +41,8 @@ from tollgate.store.models import (
     champion_tag,
     load_packaged_model,
     read_serving_record,
-    verify_checksums,
+    registry_checksums,
+    verify_model,
 )
 from tollgate.store.prediction_log import PredictionLog, prediction_entries
 from tollgate.store.registry import champion_entry, registry_path
@@ -69,7 +70,8 @@ def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
             f"no model '{tag}' in the BentoML store; train one first "
             f"(make run, or python -m flows.retrain --dataset {settings.dataset})"
         ) from None
-    verify_checksums(str(stored.tag))  # a tampered model stops `bentoml serve` here, before it listens
+    # A tampered or unsigned model stops `bentoml serve` here, before it listens or loads a pickle.
+    verify_model(str(stored.tag), settings, registry_checksums(settings.dataset, str(stored.tag), settings))
     serving = read_serving_record(str(stored.tag))
     return settings, str(stored.tag), DatasetSpec(**serving["spec"]), serving
 
@@ -134,7 +136,8 @@ class Served:
 
     @classmethod
     def load(cls, tag: str) -> Served:
-        model = load_packaged_model(tag)
+        """Verify (signature, files, the registry's record of them) and load the model ``tag``."""
+        model = load_packaged_model(tag, SETTINGS, registry_checksums(SETTINGS.dataset, tag, SETTINGS))
         recorded = model.metadata.get("score_quantiles")
         return cls(
             model,

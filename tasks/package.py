@@ -1,6 +1,6 @@
 """The package stage: the winner saved (run folder and BentoML store), verified to load to the same
-probabilities, and built into a bento. On any failure the stored model is deleted again, so nothing
-unverified can be served."""
+probabilities before the store takes it, signed, and built into a bento. A failed check or a killed run
+leaves nothing in the store; a failed bento build deletes the stored model again."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def package_model(
         "input_schema": record_model(spec, example[0] if example else None).model_json_schema(),
     }
     predicted_positive_rate = float((winner.holdout_probability >= winner.oof_threshold).mean())
-    tag = save_model(
+    tag, verification = save_model(
         f"{model_name(spec.name)}:{version}",
         winner.pipeline,
         explanation.background,
@@ -79,15 +79,16 @@ def package_model(
             "holdout_roc_auc": float(winner.holdout_metrics["roc_auc"]),
             "holdout_month": str(split.holdout_month or ""),
         },
+        check=lambda loaded: verify_loaded(loaded, winner.holdout_probability, split.holdout, spec),
+        settings=settings,
+    )
+    print(
+        f"packaged {tag}: reloaded probabilities equal on {verification.holdout_rows_checked:,} holdout rows; "
+        f"fast path within {verification.fast_path_max_difference:.1e} on "
+        f"{verification.fast_path_rows_checked:,}; signed"
     )
     try:
-        loaded = load_packaged_model(tag)
-        verification = verify_loaded(loaded.pipeline, winner.holdout_probability, split.holdout, spec)
-        print(
-            f"packaged {tag}: reloaded probabilities equal on {verification.holdout_rows_checked:,} holdout rows; "
-            f"fast path within {verification.fast_path_max_difference:.1e} on "
-            f"{verification.fast_path_rows_checked:,}"
-        )
+        loaded = load_packaged_model(tag, settings)  # as anything that serves it will: signature and files checked
         bento_tag = build_bento(spec.name, tag, version) if settings.build_bento else None
     except Exception:
         bentoml.models.delete(tag)
@@ -100,6 +101,7 @@ def package_model(
     return PackageResult(
         model_tag=tag,
         model_sha256=loaded.metadata["sha256"][MODEL_FILE],
+        checksums=dict(loaded.metadata["sha256"]),
         model_path=run.model_path,
         verification=verification,
         bento_tag=bento_tag,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+import bentoml
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -27,8 +28,14 @@ from tollgate.core.promotion import (
 )
 from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
-from tollgate.store.files import write_json_atomic
-from tollgate.store.models import PackageResult, export_bento, load_packaged_model, read_trained_rows
+from tollgate.store.files import sha256_file, write_json_atomic
+from tollgate.store.models import (
+    ModelIntegrityError,
+    PackageResult,
+    export_bento,
+    load_packaged_model,
+    read_trained_rows,
+)
 from tollgate.store.registry import locked_registry, now, registry_path
 from tollgate.store.runs import RunPaths
 
@@ -51,10 +58,16 @@ def promote(
     with locked_registry(path) as registry:
         current = registry.get("champion")
         champion = comparison = None
+        unverifiable = None
         unseen = np.ones(len(y_all), dtype=bool)
         if current is not None:
-            champion_model = load_packaged_model(current["tag"])  # checksums verified
-            unseen = unseen_rows(keys, read_trained_rows(current["tag"]))
+            try:  # signature, files and the checksums recorded at its promotion
+                champion_model = load_packaged_model(current["tag"], settings, current.get("sha256"))
+                unseen = unseen_rows(keys, read_trained_rows(current["tag"], settings))
+            except (ModelIntegrityError, bentoml.exceptions.NotFound) as error:
+                # The service refuses to serve it too: judge the challenger as a first champion, and say so.
+                unverifiable, current = f"the champion {current['tag']} cannot be served ({error})", None
+                print(f"promotion: {unverifiable}")
         refusal = too_few_rows(y_all[unseen], spec.promotion) if current is not None else None
         if refusal is not None:
             challenger = holdout_score(package.model_tag, y_all, winner.holdout_probability, winner.oof_threshold, spec)
@@ -83,6 +96,8 @@ def promote(
                 )
             decision = should_promote(challenger, champion, comparison, spec.promotion)
         decision = replace(decision, compared_rows=int(unseen.sum()), excluded_rows=int((~unseen).sum()))
+        if unverifiable:
+            decision = replace(decision, reason=f"{decision.reason}; {unverifiable}")
         record = {
             "at": now(),
             "run_id": run.run_id,
@@ -94,7 +109,7 @@ def promote(
         }
         if decision.decision == "promoted":
             bento_path = (
-                export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos")
+                export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos", settings)
                 if package.bento_tag
                 else None
             )
@@ -109,6 +124,8 @@ def promote(
                 "threshold": winner.oof_threshold,
                 "holdout_month": split.holdout_month,
                 "input_sha256": raw.sha256,
+                "sha256": package.checksums,  # what the service, monitor and rollback check it against
+                "bento_sha256": sha256_file(bento_path) if bento_path else None,
                 "metrics": asdict(challenger),
                 "promoted_at": now(),
             }

@@ -11,6 +11,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 # Models and bentos the tests build go to a store of their own, never the user's ~/bentoml.
 os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="tollgate-test-bentoml-"))
+# ... and are signed with a key of their own, never the user's ~/.config/tollgate/signing.key.
+os.environ.setdefault("TOLLGATE_SIGNING_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="tollgate-test-key-"), "key"))
 
 from pathlib import Path  # noqa: E402
 

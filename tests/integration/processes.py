@@ -41,7 +41,9 @@ class Server:
         self.output = Path(env["TOLLGATE_PREDICTION_LOG_DIR"]).parent / f"serve-{self.port}.log"
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.output, "w")  # noqa: SIM115 - open while the server runs, closed in stop()
-        base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_")}
+        # Without inherited settings a server still has the test session's signing key: the machine's key.
+        kept = ("TOLLGATE_SIGNING_KEY", "TOLLGATE_SIGNING_KEY_FILE")
+        base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_") or k in kept}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=cwd,

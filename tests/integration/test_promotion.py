@@ -22,7 +22,7 @@ from tests.conftest import SEED
 from tests.integration.processes import Server
 from tollgate.config.settings import PROJECT_ROOT, Settings
 from tollgate.core.schema import request_records
-from tollgate.store.models import champion_tag
+from tollgate.store.models import champion_tag, verify_model
 from tollgate.store.registry import locked_registry, read_registry
 from tollgate.synth.generate import make_batch
 
@@ -197,7 +197,7 @@ def test_the_service_follows_a_promotion_without_a_failed_request(two_runs, arti
         time.sleep(2)
         with locked_registry(path) as registry:  # what a promotion writes
             registry["previous"].append(registry["champion"])
-            registry["champion"] = {**registry["champion"], "tag": new}
+            registry["champion"] = {**registry["champion"], "tag": new, "sha256": verify_model(new)}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not versions or versions[-1] != new.split(":")[1]):
             time.sleep(0.5)

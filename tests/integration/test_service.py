@@ -329,7 +329,7 @@ def test_security_model_is_served_from_its_own_spec(trained, tmp_path):
 
 
 def test_the_built_bento_serves_its_own_model(trained, tmp_path):
-    """Check `bentoml serve <bento>` (no Tollgate settings at all) serves the model it was built for."""
+    """Check `bentoml serve <bento>` (no Tollgate settings but the signing key) serves the model it was built for."""
     security = trained["security"]
     server = Server(
         security["summary"]["bento_tag"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     prediction_log_dir: Path | None = None  # default: artifacts/<dataset>/predictions
     prediction_log_max_bytes: int = 50 * 1024 * 1024
     prediction_log_backups: int = 10
+
+    # Provenance (tollgate.store.signing): the key that signs packaged models, kept outside the store
+    signing_key: SecretStr | None = None
+    signing_key_file: Path = Path.home() / ".config" / "tollgate" / "signing.key"
 
     build_bento: bool = True  # package a bento for every verified model (tests that never serve one turn it off)
 

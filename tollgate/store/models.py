@@ -2,8 +2,9 @@
 
 A stored model's directory holds the fitted Pipeline, the raw background rows explanations are taken
 against, the training reference for drift, the serving record (spec, threshold, metrics, request
-schema) and the run's metadata; each file's SHA-256 is in the model's metadata and checked again
-whenever a model is loaded, so nothing that changed after it was verified is ever served.
+schema) and the run's metadata; each file's SHA-256 is in the model's metadata, signed with a key
+outside the store (``tollgate.store.signing``), and checked again whenever a model is loaded, so nothing
+that changed after it was verified is ever served.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,9 @@ from tollgate.config.spec import DatasetSpec
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.features import features_and_target
 from tollgate.store.files import sha256_file, write_json_atomic
-from tollgate.store.registry import champion_entry, registry_path
+from tollgate.store.processes import ending_with_this_process
+from tollgate.store.registry import champion_entry, read_registry, registry_path
+from tollgate.store.signing import sign, signature_matches, signature_path, signing_key
 
 MODEL_FILE = "model.joblib"
 BACKGROUND_FILE = "background.joblib"
@@ -66,6 +70,16 @@ def champion_tag(dataset: str, settings: Settings) -> str:
     return champion["tag"] if champion else f"{model_name(dataset)}:latest"
 
 
+def registry_checksums(dataset: str, tag: str, settings: Settings) -> dict[str, str] | None:
+    """The file checksums the registry recorded for ``tag`` when it was promoted (champion or previous),
+    or None when the registry holds no record of them."""
+    registry = read_registry(registry_path(dataset, settings))
+    for entry in [registry.get("champion"), *registry.get("previous", [])]:
+        if entry and entry.get("tag") == tag and isinstance(entry.get("sha256"), dict):
+            return dict(entry["sha256"])
+    return None
+
+
 @dataclass(frozen=True)
 class PackagedModel:
     """A verified model from the store, with what serving it needs."""
@@ -94,6 +108,7 @@ class PackageResult:
 
     model_tag: str
     model_sha256: str
+    checksums: dict[str, str]  # every stored file's SHA-256, as signed
     model_path: Path
     verification: Verification
     bento_tag: str | None
@@ -103,13 +118,36 @@ def stored_file(tag: str, name: str) -> Path:
     return Path(bentoml.models.get(tag).path_of(name))
 
 
-def verify_checksums(tag: str) -> dict[str, str]:
-    """Check every file of a stored model against the SHA-256 recorded when it was verified."""
+def verify_model(tag: str, settings: Settings | None = None, recorded: dict[str, str] | None = None) -> dict[str, str]:
+    """Check a stored model before any pickle in it is loaded; returns its files' SHA-256s.
+
+    Its recorded checksums must carry a valid signature (so they were written by Tollgate's packaging,
+    with the key outside the store), every file must match them, and, when the registry recorded the
+    checksums it promoted (``recorded``), they must be those. Raises ``ModelIntegrityError`` naming what
+    differs."""
     stored = bentoml.models.get(tag)
-    recorded = stored.info.metadata.get("sha256")
-    checksums = {str(name): str(value) for name, value in recorded.items()} if isinstance(recorded, dict) else {}
+    metadata = stored.info.metadata
+    written = metadata.get("sha256")
+    checksums = {str(name): str(value) for name, value in written.items()} if isinstance(written, dict) else {}
     if not checksums:
         raise ModelIntegrityError(f"{stored.tag} has no recorded checksums; it was not packaged by Tollgate")
+    signature = metadata.get("signature")
+    if not isinstance(signature, str):
+        raise ModelIntegrityError(
+            f"{stored.tag} is not signed (packaged before models were signed, or not by Tollgate); "
+            "refusing to load it: retrain to replace it"
+        )
+    if not signature_matches(signing_key(settings or Settings()), str(stored.tag), checksums, signature):
+        raise ModelIntegrityError(
+            f"{stored.tag}: its recorded checksums do not match their signature (changed after packaging, or "
+            "signed with another key than TOLLGATE_SIGNING_KEY / TOLLGATE_SIGNING_KEY_FILE); refusing to load it"
+        )
+    if recorded is not None and recorded != checksums:
+        changed = sorted(name for name in {*recorded, *checksums} if recorded.get(name) != checksums.get(name))
+        raise ModelIntegrityError(
+            f"{stored.tag}: {', '.join(changed)} differ from the checksums the registry recorded when it was "
+            "promoted; refusing to load it"
+        )
     for name, expected in checksums.items():
         actual = sha256_file(Path(stored.path_of(name)))
         if actual != expected:
@@ -132,19 +170,22 @@ def read_reference(tag: str) -> dict[str, Any]:
     return reference
 
 
-def read_trained_rows(tag: str) -> np.ndarray | None:
-    """The keys of the rows a stored model trained on (checksum verified), or None for a model packaged
-    before they were recorded."""
-    checksums = verify_checksums(tag)
+def read_trained_rows(tag: str, settings: Settings | None = None) -> np.ndarray | None:
+    """The keys of the rows a stored model trained on (verified), or None for a model packaged before they
+    were recorded."""
+    checksums = verify_model(tag, settings)
     if TRAINED_ROWS_FILE not in checksums:
         return None
     keys: np.ndarray = np.load(stored_file(tag, TRAINED_ROWS_FILE), allow_pickle=False)
     return keys
 
 
-def load_packaged_model(tag: str) -> PackagedModel:
-    """Load a model from the BentoML store after checking every file against its recorded SHA-256."""
-    checksums = verify_checksums(tag)
+def load_packaged_model(
+    tag: str, settings: Settings | None = None, recorded: dict[str, str] | None = None
+) -> PackagedModel:
+    """Load a model from the BentoML store after ``verify_model`` (signature, every file's SHA-256, and the
+    registry's record of them when given)."""
+    checksums = verify_model(tag, settings, recorded)
     stored = bentoml.models.get(tag)
     serving = read_serving_record(tag)
     return PackagedModel(
@@ -168,8 +209,12 @@ def save_model(
     trained_rows: np.ndarray,
     labels: dict[str, str],
     summary: dict[str, Any],
-) -> str:
-    """Write a model's files into the store and record each file's SHA-256; returns the stored tag.
+    check: Callable[[Pipeline], Verification],
+    settings: Settings,
+) -> tuple[str, Verification]:
+    """Write a model's files, record and sign their SHA-256s, and ``check`` the pipeline loaded back from
+    the written file; only a model that passes enters the store (BentoML commits it when this block
+    ends, so a failed check or a killed process leaves nothing, and ``:latest`` never names it).
 
     ``summary`` goes into BentoML's own metadata, which takes plain values only (no None); the full
     record is ``serving.json``.
@@ -183,7 +228,9 @@ def save_model(
         checksums = {name: sha256_file(Path(stored.path_of(name))) for name in STORED_FILES}
         stored.info.metadata.update(summary)
         stored.info.metadata["sha256"] = checksums  # type: ignore[assignment]  # BentoML stores nested dicts too
-    return str(stored.tag)
+        stored.info.metadata["signature"] = sign(signing_key(settings), str(stored.tag), checksums)
+        verification = check(joblib.load(stored.path_of(MODEL_FILE)))
+    return str(stored.tag), verification
 
 
 def verify_loaded(loaded: Pipeline, expected: np.ndarray, holdout: pd.DataFrame, spec: DatasetSpec) -> Verification:
@@ -246,22 +293,61 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
             "tag",
             str(PROJECT_ROOT),
         ]
-        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            command,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=ending_with_this_process(),  # a killed run leaves no build behind
+        )
     if result.returncode != 0:
         last_lines = "\n".join(result.stderr.strip().splitlines()[-8:])
         raise PackagingError(f"bentoml build failed (exit {result.returncode}):\n{last_lines}")
     return result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def export_bento(bento_tag: str, folder: Path) -> Path:
-    """Export the bento to ``folder`` (a file a deployment can copy or ``bentoml import``)."""
+def export_bento(bento_tag: str, folder: Path, settings: Settings) -> Path:
+    """Export the bento to ``folder`` (a file a deployment can copy and import with ``import_bento``),
+    signed: ``<file>.sig`` beside it holds the file's SHA-256 and its signature."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{bento_tag.replace(':', '-')}.bento"
     if not target.is_file():
         partial = folder / f".partial-{os.getpid()}-{target.name}"  # ends in .bento, as export wants
         bentoml.bentos.export_bento(bento_tag, str(partial))
         os.replace(partial, target)  # a killed export never leaves a file that looks complete
+    checksum = sha256_file(target)
+    write_json_atomic(
+        signature_path(target),
+        {
+            "bento_tag": bento_tag,
+            "sha256": checksum,
+            "signature": sign(signing_key(settings), f"bento {bento_tag}", {target.name: checksum}),
+        },
+    )
     return target
+
+
+def import_bento(path: Path, settings: Settings) -> str:
+    """Import an exported bento only if it is the file Tollgate signed and its model verifies; returns the
+    bento tag. Raises ``ModelIntegrityError`` naming what does not match (nothing is imported then)."""
+    signature_file = signature_path(path)
+    try:
+        record = json.loads(signature_file.read_text(encoding="utf-8"))
+        bento_tag, recorded, signature = str(record["bento_tag"]), str(record["sha256"]), str(record["signature"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelIntegrityError(
+            f"{path}: no readable signature at {signature_file} ({error}); not importing it"
+        ) from None
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise ModelIntegrityError(f"{path} has SHA-256 {actual[:12]}…, signed as {recorded[:12]}…; not importing it")
+    if not signature_matches(signing_key(settings), f"bento {bento_tag}", {path.name: actual}, signature):
+        raise ModelIntegrityError(f"{signature_file} does not match {path} (changed, or another signing key)")
+    bento = bentoml.bentos.import_bento(str(path))
+    for model in bento.info.all_models:
+        verify_model(str(model.tag), settings)
+    return str(bento.tag)
 
 
 @dataclass(frozen=True)
@@ -277,6 +363,6 @@ class ChampionReference:
 def champion_reference(dataset: str, settings: Settings) -> ChampionReference:
     """The champion the service serves (resolved as the service resolves it), checksums verified."""
     tag = str(bentoml.models.get(champion_tag(dataset, settings)).tag)
-    verify_checksums(tag)
+    verify_model(tag, settings, registry_checksums(dataset, tag, settings))
     spec = DatasetSpec(**read_serving_record(tag)["spec"])
     return ChampionReference(spec=spec, tag=tag, version=tag.split(":")[1], reference=read_reference(tag))

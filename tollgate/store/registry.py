@@ -3,12 +3,18 @@
 Readers (the service, the flow) see either the old file or the new one: every write goes to a
 temporary file that replaces the registry in one ``os.replace``. Writers take a per-dataset file
 lock, so two runs for the same dataset cannot interleave their read-decide-write.
+
+Every write also refreshes ``registry.json.last-good``. A registry that cannot be read (cut short by a
+full disk, edited by hand) is read from that copy instead, with a warning naming both files, and the
+next write repairs it; when neither can be read, every reader stops with a ``RegistryError`` that
+names the file and what to do.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +26,9 @@ from tollgate.config.settings import Settings
 from tollgate.store.files import write_json_atomic
 
 LOCK_TIMEOUT_SECONDS = 3600
+LAST_GOOD_SUFFIX = ".last-good"
+
+logger = logging.getLogger("tollgate.registry")
 
 
 class RegistryError(RuntimeError):
@@ -34,11 +43,39 @@ Registry = dict[str, Any]
 """The registry file's content: ``champion``, ``previous`` champions, ``history`` of decisions."""
 
 
+def last_good_path(path: Path) -> Path:
+    return path.with_name(path.name + LAST_GOOD_SUFFIX)
+
+
 def read_registry(path: Path) -> Registry:
-    """The registry as a dict; an empty one (no champion, no history) if none was written yet."""
+    """The registry as a dict; an empty one (no champion, no history) if none was written yet; its last
+    good copy if the file itself cannot be read."""
     if not path.is_file():
         return {"champion": None, "previous": [], "history": []}
-    registry: Registry = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return _parse(path)
+    except RegistryError as damaged:
+        backup = last_good_path(path)
+        try:
+            registry = _parse(backup)
+        except (RegistryError, FileNotFoundError):
+            raise RegistryError(
+                f"{damaged}; its last good copy {backup} is missing or unreadable too. Restore either file from a "
+                "backup (or move both away to start a new registry: champions and history would be forgotten)"
+            ) from None
+        logger.warning("%s; reading its last good copy %s (the next registry write repairs it)", damaged, backup)
+        return registry
+
+
+def _parse(path: Path) -> Registry:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        registry = json.loads(text)
+    except ValueError as error:
+        raise RegistryError(f"registry {path} is not valid JSON ({error}; {len(text):,} characters)") from None
+    if not isinstance(registry, dict) or not {"champion", "history"} <= registry.keys():
+        raise RegistryError(f"registry {path} is not a registry (a JSON object with 'champion' and 'history')")
+    registry.setdefault("previous", [])
     return registry
 
 
@@ -58,20 +95,27 @@ def locked_registry(path: Path) -> Iterator[Registry]:
         registry = read_registry(path)
         yield registry
         write_json_atomic(path, registry)
+        write_json_atomic(last_good_path(path), registry)
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def rollback(path: Path, reason: str = "manual rollback") -> dict[str, Any]:
-    """Make the previous champion the champion again and record it; returns the new champion."""
+def rollback(
+    path: Path, reason: str = "manual rollback", verify: Callable[[dict[str, Any]], object] = lambda entry: None
+) -> dict[str, Any]:
+    """Make the previous champion the champion again and record it; returns the new champion.
+
+    ``verify`` checks the previous champion before the registry points at it (it raises to refuse:
+    the registry is then left as it was)."""
     if not path.is_file():
         raise RegistryError(f"no registry at {path}: nothing was ever promoted for this dataset")
     with locked_registry(path) as registry:
         if not registry.get("previous"):
             raise RegistryError(f"{path}: no previous champion to roll back to")
         demoted = registry["champion"]
+        verify(registry["previous"][-1])
         restored = registry["previous"].pop()
         champion: dict[str, Any] = {**restored, "promoted_at": now()}
         registry["champion"] = champion
