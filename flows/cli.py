@@ -1,18 +1,155 @@
-"""What every flow's command line does: run the flow, print one JSON line last, exit 0 or 1."""
+"""What every flow's command line does: run the flow, print one JSON line last, exit 0 or 1.
+
+Without ``PREFECT_API_URL`` a command starts its own temporary Prefect server (as Prefect would), but
+one that ends with the command even when the command is killed with SIGKILL (see
+``tollgate.store.processes``): Prefect's own stays behind as an orphan. Its start waits up to
+``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (Prefect's setting; the Makefile sets 90 s, a
+loaded machine needs more than Prefect's 20 s default). The JSON line is printed on every way out: the
+flow's result, its failure, a server that did not start, SIGTERM or Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import httpx
 from prefect import Flow
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
+
+from tollgate.store.processes import ending_with_this_process
 
 
-def run_and_report(flow: Flow, dataset: str, **parameters) -> int:
-    """Run ``flow``; its result (or the error) is the last line on stdout, as JSON."""
-    state = flow(dataset=dataset, **parameters, return_state=True)
-    if state.is_completed():
-        print(json.dumps(state.result(), default=str), flush=True)
-        return 0
-    error = state.result(raise_on_failure=False)
-    print(json.dumps({"dataset": dataset, "status": "failed", "error": f"{type(error).__name__}: {error}"}), flush=True)
-    return 1
+class PrefectServerError(RuntimeError):
+    """The temporary Prefect server did not start."""
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so every ``finally`` runs and the JSON line is printed."""
+
+
+def plain_failure(error: BaseException, label: str) -> dict[str, Any]:
+    return {"dataset": label, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+
+
+def run_and_report(
+    flow: Flow,
+    label: str,
+    failure_summary: Callable[[BaseException, str], dict[str, Any]] = plain_failure,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] = lambda result: result,
+    **parameters: Any,
+) -> int:
+    """Run ``flow(**parameters)`` on this command's Prefect API; its result (``shown``) or the error
+    (``failure_summary``) is the last line on stdout, as JSON, whatever ends the run short of SIGKILL."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    summary: dict[str, Any] = plain_failure(RuntimeError("the run ended before it reported"), label)
+    code = 1
+    try:
+        with prefect_api():
+            state = flow(**parameters, return_state=True)
+        if state.is_completed():
+            summary, code = shown(state.result()), 0
+        else:
+            error = state.result(raise_on_failure=False)
+            summary = failure_summary(error if isinstance(error, BaseException) else RuntimeError(str(error)), label)
+    except (Exception, KeyboardInterrupt, Terminated) as error:
+        stopped = {KeyboardInterrupt: "interrupted (Ctrl-C)", Terminated: "terminated (SIGTERM)"}.get(type(error))
+        summary = failure_summary(RuntimeError(stopped) if stopped else error, label)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 143 if isinstance(error, Terminated) else 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if code:
+            print(f"\nrun failed: {summary.get('error')}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        print(json.dumps(summary, default=str), flush=True)
+    return code
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """The Prefect API this command talks to: ``PREFECT_API_URL`` when set, else a temporary server started
+    here and stopped (or, if this process is killed, ended by the kernel) with the command."""
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    print(f"starting a temporary Prefect server on {url} (up to {timeout:g} s)", file=sys.stderr, flush=True)
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"),
+        ],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
+        preexec_fn=ending_with_this_process(),
+    )
+    try:
+        _wait_until_healthy(server, url, timeout)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:
+                _send_what_is_queued()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _send_what_is_queued() -> None:
+    """Deliver queued logs and events before the server stops (else they retry against a closed port for a
+    minute at exit, then are lost)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(RuntimeError):  # never started
+            worker.drain_all(timeout=10)
+
+
+def _wait_until_healthy(server: subprocess.Popen, url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise PrefectServerError(f"the temporary Prefect server exited {server.returncode} while starting")
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    raise PrefectServerError(
+        f"the temporary Prefect server did not answer within {timeout:g} s; raise "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a running "
+        "server (prefect server start)"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

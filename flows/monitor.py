@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="churn")
     args = parser.parse_args(argv)
-    return run_and_report(monitor, args.dataset)
+    return run_and_report(monitor, args.dataset, dataset=args.dataset)
 
 
 if __name__ == "__main__":

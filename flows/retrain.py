@@ -12,13 +12,13 @@ Human progress goes to the log; the last line on stdout is one JSON summary of t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.cli import run_and_report
 from tasks.anomaly import anomaly_report
 from tasks.clean import clean
 from tasks.explain import explain
@@ -118,21 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.dataset or (None if args.spec else "churn")
     label = dataset or Path(args.spec).stem
 
-    flow_with_runner = retrain.with_options(task_runner=task_runner(args.task_runner))
-    state = flow_with_runner(
-        dataset=dataset, month=args.month, data=args.data, spec=args.spec, raw=args.raw, return_state=True
+    return run_and_report(
+        retrain.with_options(task_runner=task_runner(args.task_runner)),
+        label,
+        failure_summary,
+        dataset=dataset,
+        month=args.month,
+        data=args.data,
+        spec=args.spec,
+        raw=args.raw,
     )
-    if state.is_completed():
-        summary = state.result()
-        code = 0
-    else:
-        error = state.result(raise_on_failure=False)
-        summary = failure_summary(error if isinstance(error, BaseException) else RuntimeError(str(error)), label)
-        print(f"\nrun failed: {summary['error']}", file=sys.stderr)
-        code = 1
-    sys.stdout.flush()
-    print(json.dumps(summary, default=str), flush=True)
-    return code
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="churn")
     parser.add_argument("--reason", default="manual rollback")
     args = parser.parse_args(argv)
-    return run_and_report(rollback, args.dataset, reason=args.reason)
+    return run_and_report(rollback, args.dataset, dataset=args.dataset, reason=args.reason)
 
 
 if __name__ == "__main__":

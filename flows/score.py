@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.outcomes:
         if not (args.period and args.data):
             parser.error("--outcomes needs --period (the list) and --data (the period's labelled records)")
-        return run_and_report(realise, args.dataset, period=args.period, data=args.data)
-    return run_and_report(score, args.dataset, data=args.data, period=args.period)
+        return run_and_report(realise, args.dataset, dataset=args.dataset, period=args.period, data=args.data)
+    return run_and_report(score, args.dataset, dataset=args.dataset, data=args.data, period=args.period)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ production registry, and the service that follows it, are never touched.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from prefect import flow
 
+from flows.cli import run_and_report
 from flows.monitor import monitor
 from flows.retrain import retrain
 from flows.score import realise, score
@@ -56,14 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="churn")
     parser.add_argument("--months", type=int, default=6)
     args = parser.parse_args(argv)
-    state = simulate(dataset=args.dataset, months=args.months, return_state=True)
-    if not state.is_completed():
-        error = state.result(raise_on_failure=False)
-        print(json.dumps({"dataset": args.dataset, "status": "failed", "error": f"{type(error).__name__}: {error}"}))
-        return 1
-    result = state.result()
-    print(json.dumps({key: value for key, value in result.items() if key != "table"}, default=str), flush=True)
-    return 0
+    return run_and_report(
+        simulate,
+        args.dataset,
+        shown=lambda result: {key: value for key, value in result.items() if key != "table"},
+        dataset=args.dataset,
+        months=args.months,
+    )
 
 
 if __name__ == "__main__":

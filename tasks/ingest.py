@@ -38,4 +38,5 @@ def ingest(
     raw: str | Path | None = None,
 ) -> RawData:
     """Read the batches a run needs (see ``read_input``); reused while the same bytes are read with the same renames."""
+    print(f"ingest: reading the {spec.name} input")
     return read_input(spec, settings, data, month, raw)

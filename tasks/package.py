@@ -46,6 +46,7 @@ def package_model(
     """Save the winner, verify the stored copy gives the same probabilities, build its bento."""
     winner = leaderboard.winner
     version = run.run_id.lower()
+    print(f"package: saving {winner.name} as {model_name(spec.name)}:{version}, verifying it before the store takes it")
     joblib.dump(winner.pipeline, run.model_path)
     example = request_records(split.holdout.head(1), spec)
     serving = {

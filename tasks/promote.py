@@ -51,6 +51,7 @@ def promote(
     settings: Settings,
 ) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
+    print(f"promote: {package.model_tag} against the registry's champion on {len(split.holdout):,} holdout rows")
     y_all = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
     keys = row_keys(split.holdout, spec)

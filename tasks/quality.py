@@ -194,6 +194,7 @@ def validate(raw: RawData, spec: DatasetSpec, settings: Settings) -> QualityResu
     The result (pass or fail) is reused (Prefect cache) for the same bytes, suite and spec.
     """
     key = validation_input_hash({"raw": raw, "spec": spec, "settings": settings})
+    print(f"validate: {len(raw.batches())} batch(es) against {spec.suite_path(settings).name}")
     docs_dir = settings.dataset_artifacts(spec.name) / "quality" / key[:16] / "data_docs"
     if docs_dir.exists():
         shutil.rmtree(docs_dir)
