@@ -7,6 +7,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= INFO
 export GX_ANALYTICS_ENABLED := false
 export BENTOML_DO_NOT_TRACK := true
+# How long a flow's command line waits for its temporary Prefect server (Prefect's default, 20 s, is too
+# short on a loaded 2-core machine); the command prints its JSON line naming this setting if it is exceeded.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
 .PHONY: run test test-fast lint install data security raw telco serve clean-artifacts
 
