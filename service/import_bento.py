@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bentoml.exceptions import BentoMLException
+
 from tollgate.config.settings import Settings
 from tollgate.store.models import ModelIntegrityError, import_bento
 
@@ -27,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         tag = import_bento(args.bento, Settings())
     except ModelIntegrityError as error:
         print(f"refused: {error}", file=sys.stderr)
+        return 1
+    except (OSError, BentoMLException) as error:  # e.g. the bento is already in this store
+        print(f"not imported: {error}", file=sys.stderr)
         return 1
     print(f"imported {tag}: signature and model verified; serve it with: bentoml serve {tag}")
     return 0

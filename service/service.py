@@ -188,10 +188,7 @@ class Tollgate:
 
     def __is_ready__(self) -> bool:
         """Not ready (``/readyz`` 503) while predictions cannot be logged: answers would go unmonitored."""
-        health = self.log.health()
-        if not health.writable:
-            logger.error("not ready: the prediction log cannot be written (%s)", health.last_error)
-        return health.writable
+        return self.log.health().writable
 
     def _follow_registry(self, registry: Path) -> None:
         """Swap in a newly promoted champion without a restart: load and verify it beside the

@@ -68,10 +68,13 @@ class PredictionLog:
                     handle.flush()
             except OSError as error:
                 self._lines_lost += len(entries)
-                self._writable = False
                 self._last_error = f"{self.path}: {error.strerror or error}"
-                logger.error("prediction log: %d line(s) not written (%s)", len(entries), self._last_error)
+                if self._writable:  # said once per outage; every lost line is counted
+                    logger.error("prediction log cannot be written, lines are being lost: %s", self._last_error)
+                self._writable = False
                 return len(entries)
+            if not self._writable:
+                logger.warning("prediction log writable again (%d line(s) lost meanwhile)", self._lines_lost)
             self._writable = True
         return 0
 
