@@ -56,7 +56,7 @@ def read_period(path: Path, spec: DatasetSpec, labelled: bool) -> CleanData:
     ignores a label column if the file has one; outcomes need it."""
     if not path.is_file():
         raise IngestError(f"{path}: no such file (the period's records, CSV or Parquet)")
-    frame = read_batch(path).rename(columns=spec.rename)
+    frame = read_batch(path, spec.read).rename(columns=spec.rename)
     if labelled and spec.target.column not in frame:
         raise IngestError(f"{path} has no '{spec.target.column}' column: no labels to realise the list with")
     if not labelled:

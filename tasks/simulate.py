@@ -64,7 +64,7 @@ def replay_traffic(spec: DatasetSpec, settings: Settings, month: str, log_dir: P
     """Score ``month``'s rows with the current champion as the service would, logging each one."""
     model = load_packaged_model(champion_tag(spec.name, settings))
     scorer = FastScorer.compile(model.pipeline)
-    raw = read_batch(spec.raw_path(settings) / f"{month}.csv").rename(columns=spec.rename)
+    raw = read_batch(spec.raw_path(settings) / f"{month}.csv", spec.read).rename(columns=spec.rename)
     records = request_records(clean_frame(raw, spec).frame, spec)
     answers = []
     started = time.perf_counter()

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tollgate.core.clean import clean_frame, clean_record, parse_numeric
+from tollgate.config.spec import ReadOptions
+from tollgate.core.clean import _parse_number, clean_frame, clean_record, parse_numeric
 
 
 def _record(**overrides) -> dict:
@@ -50,6 +51,39 @@ def test_parse_numeric(text, expected, repaired, unparseable):
     values, needed_repair, bad = parse_numeric(pd.Series([text], dtype=object))
     np.testing.assert_equal(values.iloc[0], expected)
     assert (needed_repair, bad) == (repaired, unparseable)
+
+
+@pytest.mark.parametrize(
+    "read, text, expected",
+    [
+        ({}, "265,1", np.nan),  # a decimal comma under the default decimal point: not 2651.0
+        ({}, "1.234,50", np.nan),  # not 1.2345
+        ({}, "1,234", 1234.0),  # grouped by threes: thousands
+        ({}, "12,34,567", np.nan),  # not a grouping of threes
+        ({}, "-1.5e3", -1500.0),
+        ({"separator": ";", "decimal": ",", "thousands": "."}, "265,1", 265.1),
+        ({"separator": ";", "decimal": ",", "thousands": "."}, "1.234,50", 1234.5),
+        ({"separator": ";", "decimal": ",", "thousands": "."}, "1.5", np.nan),  # neither grouping nor a decimal
+        ({"separator": ";", "decimal": ",", "thousands": "."}, "€ 12", 12.0),
+        ({"separator": ";", "decimal": ",", "thousands": " "}, "12 345,6", 12345.6),
+    ],
+)
+def test_numbers_are_read_in_the_specs_format_only(read, text, expected):
+    """Check a number is read only in the spec's format (``read:``); anything else is missing and counted,
+    never guessed (decimal commas were silently read as thousands separators)."""
+    options = ReadOptions(**read)
+    values, _, unparseable = parse_numeric(pd.Series([text], dtype=object), options)
+    np.testing.assert_equal(values.iloc[0], expected)
+    assert unparseable == int(np.isnan(expected))
+    np.testing.assert_equal(_parse_number(text, options), expected)  # the service's per-record path agrees
+
+
+def test_read_options_refuse_a_mark_used_twice():
+    """Check the spec refuses the same character as decimal and thousands mark, or as separator and decimal."""
+    with pytest.raises(ValueError, match="must differ"):
+        ReadOptions(decimal=",", thousands=",")
+    with pytest.raises(ValueError, match="separator ';'"):
+        ReadOptions(decimal=",", thousands=".")
 
 
 def test_repairs_are_applied_and_counted(churn_spec):

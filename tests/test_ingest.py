@@ -3,7 +3,9 @@
 import pandas as pd
 import pytest
 
-from tollgate.core.ingest import BATCH_COLUMN, IngestError, plan_batches, read_input
+from tollgate.config.spec import ReadOptions
+from tollgate.core.clean import parse_numeric
+from tollgate.core.ingest import BATCH_COLUMN, IngestError, plan_batches, read_batch, read_input
 from tollgate.store.files import file_sha256
 
 
@@ -82,3 +84,25 @@ def test_file_strategy_holds_out_the_named_file(tmp_path, security_spec):
     wrong = spec.model_copy(update={"split": spec.split.model_copy(update={"holdout_file": "c.csv"})})
     with pytest.raises(ValueError, match=r"holdout_file 'c.csv'.*\['a.csv', 'b.csv'\]"):
         split_rows(frame, wrong, None)
+
+
+def test_a_semicolon_file_read_with_commas_names_the_option_to_set(tmp_path):
+    """Check a `;`-separated export read with the default separator stops with the option to set, not with
+    dozens of failed expectations."""
+    path = tmp_path / "2026-01.csv"
+    path.write_text("id;tenure;charges\n1;3;265,1\n2;5;1.234,50\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"read.separator to ';'.*read.decimal"):
+        read_batch(path)
+
+
+def test_a_semicolon_file_with_decimal_commas_is_read_with_the_specs_options(tmp_path):
+    """Check ``read: {separator: ';', decimal: ',', thousands: '.', encoding: latin-1}`` reads the file's
+    fields and numbers as written."""
+    path = tmp_path / "2026-01.csv"
+    path.write_bytes("id;ville;charges\n1;Besançon;265,1\n2;Nîmes;1.234,50\n".encode("latin-1"))
+    options = ReadOptions(separator=";", decimal=",", thousands=".", encoding="latin-1")
+    frame = read_batch(path, options)
+    assert list(frame.columns) == ["id", "ville", "charges"] and frame["ville"].tolist() == ["Besançon", "Nîmes"]
+    assert parse_numeric(frame["charges"], options)[0].tolist() == [265.1, 1234.5]
+    with pytest.raises(IngestError, match="read.encoding"):
+        read_batch(path, ReadOptions(separator=";", decimal=",", thousands="."))

@@ -51,6 +51,26 @@ class Columns(_Strict):
     extra: list[str] = Field(default_factory=list, description="kept for lineage, never a feature")
 
 
+class ReadOptions(_Strict):
+    """How the dataset's CSV files are written: many exports use ``;`` between fields and ``,`` as the
+    decimal mark. Numbers are read only in this one format; a value that does not fit it (``265,1``
+    with the default decimal point) becomes missing and is counted, never guessed."""
+
+    separator: str = Field(default=",", min_length=1, max_length=1, description="between fields")
+    decimal: Literal[".", ","] = Field(default=".", description="the decimal mark inside numbers")
+    thousands: Literal[",", ".", " ", "'", ""] = Field(default=",", description="digit grouping ('' for none)")
+    encoding: str = Field(default="utf-8", description="the files' text encoding, e.g. latin-1 or cp1252")
+    quote: str = Field(default='"', min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _marks_differ(self) -> ReadOptions:
+        if self.decimal == self.thousands:
+            raise ValueError(f"decimal and thousands marks are both {self.decimal!r}; they must differ")
+        if self.separator == self.decimal:
+            raise ValueError(f"separator and decimal mark are both {self.decimal!r}; use separator ';' (or '\\t')")
+        return self
+
+
 class Split(_Strict):
     strategy: Literal["time", "stratified", "file"] = "time"
     train_window_months: int = Field(default=6, ge=1)
@@ -371,6 +391,7 @@ class DatasetSpec(_Strict):
     target: Target
     columns: Columns
     rename: dict[str, str] = Field(default_factory=dict)
+    read: ReadOptions = Field(default_factory=ReadOptions)
     split: Split = Field(default_factory=Split)
     costs: Costs
     decision: DecisionPolicy | None = Field(

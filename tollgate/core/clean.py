@@ -16,10 +16,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tollgate.config.spec import DatasetSpec
+from tollgate.config.spec import DatasetSpec, ReadOptions
 
-# Characters real exports put inside numbers: thousands separators, currency signs, spaces.
-NUMBER_NOISE = r"[,\s$€£]"
+# Currency signs exports put around numbers; any other character must be part of the spec's number format.
+CURRENCY = "$€£"
+DEFAULT_READ = ReadOptions()
+
+
+@lru_cache(maxsize=16)
+def _number_pattern(decimal: str, thousands: str) -> re.Pattern[str]:
+    """A number written in exactly one format: digits, optionally grouped by threes with the thousands mark,
+    optionally a decimal part after the decimal mark (and a point-decimal exponent)."""
+    grouped = rf"\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+|" if thousands else ""
+    exponent = r"(?:[eE][+-]?\d+)?" if decimal == "." else ""
+    return re.compile(rf"[+-]?(?:{grouped}\d+)(?:{re.escape(decimal)}\d+)?{exponent}|[+-]?{re.escape(decimal)}\d+")
+
+
+def _as_point_decimal(text: str, read: ReadOptions) -> str | None:
+    """``text`` as a number Python reads (point decimal, no grouping), or None when it is not one in the
+    spec's format: ``265,1`` under a decimal point is not guessed to be 265.1 or 2,651."""
+    core = text.strip().strip(CURRENCY).strip()
+    if not _number_pattern(read.decimal, read.thousands).fullmatch(core):
+        return None
+    if read.thousands:
+        core = core.replace(read.thousands, "")
+    return core.replace(read.decimal, ".")
 
 
 @dataclass
@@ -51,8 +72,9 @@ class CleanData:
     report: CleaningReport
 
 
-def parse_numeric(values: pd.Series) -> tuple[pd.Series, int, int]:
-    """Parse numbers leniently: '1,234.50', ' 70 ', '$12' become floats.
+def parse_numeric(values: pd.Series, read: ReadOptions = DEFAULT_READ) -> tuple[pd.Series, int, int]:
+    """Parse numbers written in the spec's format (``read``): with the defaults '1,234.50', ' 70 ', '$12'
+    become floats, and '265,1' or '1.234,50' (another decimal mark) become missing, never a guess.
 
     Returns the parsed values, how many needed repair (numbers stored as text) and how many were
     present but unparseable (they become missing).
@@ -61,8 +83,12 @@ def parse_numeric(values: pd.Series) -> tuple[pd.Series, int, int]:
         return values.astype(float), 0, 0
     text = values.astype("string").str.strip()
     present = text.notna() & (text != "")
-    plain = pd.to_numeric(text.where(present), errors="coerce")
-    repaired = pd.to_numeric(text.str.replace(NUMBER_NOISE, "", regex=True).where(present), errors="coerce")
+    plain_text = text.where(present & text.str.fullmatch(r"[+-]?\d+", na=False)) if read.decimal != "." else text
+    plain = pd.to_numeric(plain_text.where(present), errors="coerce")
+    converted = text.where(present & plain.isna()).map(
+        lambda value: _as_point_decimal(value, read) if isinstance(value, str) else None, na_action="ignore"
+    )
+    repaired = pd.to_numeric(converted, errors="coerce")
     parsed = plain.fillna(repaired).astype(float)
     needed_repair = int((plain.isna() & repaired.notna()).sum())
     unparseable = int((present & parsed.isna()).sum())
@@ -109,7 +135,7 @@ def typed_view(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     view = frame.copy()
     for column in spec.columns.numeric:
         if column in view:
-            view[column] = parse_numeric(view[column])[0]
+            view[column] = parse_numeric(view[column], spec.read)[0]
     if spec.target.column in view:
         view[spec.target.column] = parse_target(view[spec.target.column], spec)
     return view
@@ -164,7 +190,7 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     for column, rule in spec.columns.numeric.items():
         if column not in cleaned:
             continue
-        parsed, needed_repair, unparseable = parse_numeric(cleaned[column])
+        parsed, needed_repair, unparseable = parse_numeric(cleaned[column], spec.read)
         report.count("number_text_repaired", column, needed_repair)
         report.count("unparseable_to_missing", column, unparseable)
         invalid = pd.Series(False, index=parsed.index)
@@ -231,7 +257,7 @@ def clean_record(record: Mapping[str, object], spec: DatasetSpec) -> dict[str, o
         cleaned[column] = value
     for column, rule in spec.columns.numeric.items():
         if column in cleaned:
-            number = _parse_number(cleaned[column])
+            number = _parse_number(cleaned[column], spec.read)
             invalid = (
                 (rule.min is not None and number < rule.min)
                 or (rule.max is not None and number > rule.max)
@@ -245,13 +271,15 @@ def clean_record(record: Mapping[str, object], spec: DatasetSpec) -> dict[str, o
     return cleaned
 
 
-def _parse_number(value: object) -> float:
+def _parse_number(value: object, read: ReadOptions = DEFAULT_READ) -> float:
     """``parse_numeric`` for one value."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
         return float(value)
     if not isinstance(value, str):
         return np.nan
-    plain = pd.to_numeric(value, errors="coerce")
-    if pd.isna(plain):
-        plain = pd.to_numeric(re.sub(NUMBER_NOISE, "", value), errors="coerce")
-    return float(plain)
+    if read.decimal == "." or re.fullmatch(r"[+-]?\d+", value.strip()):
+        plain = pd.to_numeric(value, errors="coerce")
+        if not pd.isna(plain):
+            return float(plain)
+    converted = _as_point_decimal(value, read)
+    return float(converted) if converted is not None else np.nan

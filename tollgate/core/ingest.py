@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tollgate.config.settings import Settings
-from tollgate.config.spec import DatasetSpec
+from tollgate.config.spec import DatasetSpec, ReadOptions
 from tollgate.rawlogs.parse import ParseReport, RawLogError, log_files
 from tollgate.rawlogs.sessions import attach_labels
 from tollgate.rawlogs.stream import sessionise
@@ -126,13 +126,43 @@ def holdout_window(
     return [*earlier, holdout] if earlier else None
 
 
-def read_batch(path: Path) -> pd.DataFrame:
+LIKELY_SEPARATORS = (";", "\t", "|", ",")
+
+
+def read_batch(path: Path, read: ReadOptions | None = None) -> pd.DataFrame:
+    """One batch as text, read with the spec's ``read:`` options; a file that is plainly written another way
+    (one column whose header holds another separator, another encoding) is an ``IngestError`` saying which
+    option to set, not 60 failed expectations."""
+    options = read or ReadOptions()
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=True)
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=True,
+            sep=options.separator,
+            quotechar=options.quote,
+            encoding=options.encoding,
+        )
+    except UnicodeDecodeError as error:
+        raise IngestError(
+            f"cannot read {path} as {options.encoding} ({error.reason} at byte {error.start}); "
+            "set the spec's read.encoding (e.g. latin-1 or cp1252)"
+        ) from error
     except (ValueError, pd.errors.ParserError) as error:
         raise IngestError(f"cannot read {path}: {error}") from error
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        found = [mark for mark in LIKELY_SEPARATORS if mark != options.separator and header.count(mark) >= 2]
+        if found:
+            shown = "\\t" if found[0] == "\t" else found[0]
+            raise IngestError(
+                f"{path} reads as one column with the separator {options.separator!r}, and its header holds "
+                f"{header.count(found[0])} {found[0]!r}: set the spec's read.separator to '{shown}'"
+                + (" (and read.decimal to ',' if numbers are written 1.234,5)" if found[0] == ";" else "")
+            )
+    return frame
 
 
 def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) -> Path:
@@ -251,7 +281,7 @@ def read_input(
     )
     frames, files = [], []
     for path in paths:
-        batch = read_batch(path)
+        batch = read_batch(path, spec.read)
         info = BatchFile(str(path), month_of(path), len(batch), file_sha256(path), tuple(batch.columns))
         batch[BATCH_COLUMN] = info.label
         frames.append(batch)
