@@ -380,3 +380,23 @@ def test_a_tampered_model_is_refused_at_start(trained, tmp_path):
     )
     assert result.returncode != 0
     assert "ModelIntegrityError" in result.stderr and "refusing to load it" in result.stderr
+
+
+def test_bare_bentoml_serve_at_the_root_serves_the_champion(churn_champion, trained, tmp_path):
+    """Check `bentoml serve` with no arguments at the repository root (pyproject's [tool.bentoml.build]) serves
+    the registry's churn champion and answers /predict."""
+    server = Server(
+        None,
+        {
+            "TOLLGATE_ARTIFACTS_DIR": str(churn_champion["artifacts"]),
+            "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        },
+        inherit_tollgate=False,
+    )
+    try:
+        server.wait_ready()
+        response = httpx.post(f"{server.url}/predict", json=trained["churn"]["records"][0], timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["model_version"] == churn_champion["summary"]["model_tag"].split(":")[1]
+    finally:
+        server.stop()
