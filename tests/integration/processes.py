@@ -35,7 +35,9 @@ def stop_group(process: subprocess.Popen, grace_seconds: float = 20) -> None:
 class Server:
     """`bentoml serve` in a subprocess; stopped (SIGINT, then kill) when the test module ends."""
 
-    def __init__(self, target: str | None, env: dict[str, str], cwd: Path = PROJECT_ROOT, inherit_tollgate: bool = True):
+    def __init__(
+        self, target: str | None, env: dict[str, str], cwd: Path = PROJECT_ROOT, inherit_tollgate: bool = True
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = Path(env["TOLLGATE_PREDICTION_LOG_DIR"]).parent / f"serve-{self.port}.log"
@@ -45,7 +47,17 @@ class Server:
         kept = ("TOLLGATE_SIGNING_KEY", "TOLLGATE_SIGNING_KEY_FILE")
         base = {k: v for k, v in os.environ.items() if inherit_tollgate or not k.startswith("TOLLGATE_") or k in kept}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", *([target] if target else []), "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                *([target] if target else []),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             cwd=cwd,
             env={**base, **env},
             stdout=self._log,
