@@ -28,3 +28,10 @@ def test_defused_values_keep_their_length_and_lose_their_tags():
     """Check the lookalikes Data Docs get keep a value's length and carry no angle bracket."""
     value = "<script>alert(2)</script>"
     assert len(defuse_markup(value)) == len(value) and "<" not in defuse_markup(value)
+
+
+def test_markdown_tables_become_html_tables():
+    """Check a markdown table in a report's summary (drift.md's, the policy table) is an HTML table in the
+    page, not raw `| … |` text."""
+    page = html_report("t", markdown_table([{"input": "tenure", "psi": 0.31}], ["input", "psi"]), {}, {})
+    assert "<table>" in page and "<td>tenure</td>" in page and "| tenure |" not in page

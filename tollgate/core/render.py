@@ -53,7 +53,7 @@ def _cell(value: Any) -> str:
 
 
 def html_report(title: str, summary_markdown: str, tables: dict[str, pd.DataFrame], figures: dict[str, Path]) -> str:
-    sections = [markdown.markdown(markdown_safe(summary_markdown), extensions=[_RawHtmlAsText()])]
+    sections = [markdown.markdown(markdown_safe(summary_markdown), extensions=["tables", _RawHtmlAsText()])]
     for heading, table in tables.items():
         sections.append(f"<h2>{html.escape(heading)}</h2>" + table.to_html(index=False, border=0, classes="table"))
     for heading, path in figures.items():
