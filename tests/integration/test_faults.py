@@ -44,18 +44,30 @@ def served_artifacts(churn_champion, tmp_path) -> Path:
     return artifacts
 
 
-def _command_line(artifacts: Path, data: Path, **extra: str) -> subprocess.Popen:
+def _command_line(artifacts: Path, data: Path, **extra: str) -> tuple[subprocess.Popen, Path]:
+    """The command line in a session of its own: its stdout (the JSON line) piped, its log (stderr) to a file."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
     environment |= {"TOLLGATE_ARTIFACTS_DIR": str(artifacts), "PREFECT_LOGGING_LEVEL": "INFO", **extra}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.retrain", "--dataset", "churn", "--data", str(data)],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    log = artifacts.parent / f"command-{time.monotonic_ns()}.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.retrain", "--dataset", "churn", "--data", str(data)],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    return process, log
+
+
+def _wait_for(marker: str, log: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the command's log shows ``marker`` (a stage starting)."""
+    deadline = time.monotonic() + timeout
+    while marker not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker in log.read_text(), log.read_text()[-3000:]
 
 
 def _session_processes(session: int) -> list[psutil.Process]:
@@ -76,25 +88,20 @@ def test_kill_9_in_any_stage_leaves_no_process_and_a_valid_registry(stage, serve
     the store that does not verify (`:latest` included)."""
     registry = served_artifacts / "churn" / "registry.json"
     before = registry.read_bytes()
-    command = _command_line(served_artifacts, monthly_batches / "churn", TOLLGATE_BUILD_BENTO="true")
-    seen: list[str] = []
-    deadline = time.monotonic() + 300
-    assert command.stdout is not None
-    for line in command.stdout:
-        seen.append(line)
-        if STAGE_MARKERS[stage] in line or time.monotonic() > deadline:
-            break
-    assert STAGE_MARKERS[stage] in seen[-1], "".join(seen[-30:])
+    command, log = _command_line(served_artifacts, monthly_batches / "churn", TOLLGATE_BUILD_BENTO="true")
+    _wait_for(STAGE_MARKERS[stage], log, command)
     assert len(_session_processes(command.pid)) >= 2  # the command line and its Prefect server
     os.kill(command.pid, signal.SIGKILL)
-    command.wait()
-    command.stdout.close()
+    command.communicate()
     deadline = time.monotonic() + 30
     while _session_processes(command.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _session_processes(command.pid) == []
-    after = read_registry(registry)
-    assert registry.read_bytes() == before or after["champion"]["tag"] != json.loads(before)["champion"]["tag"]
+    after, earlier = read_registry(registry), json.loads(before)
+    # As it was, or with this run's decision added whole (a kill just after promote's one atomic write).
+    assert after["history"][: len(earlier["history"])] == earlier["history"]
+    assert registry.read_bytes() == before or len(after["history"]) == len(earlier["history"]) + 1
+    verify_model(after["champion"]["tag"], recorded=after["champion"]["sha256"])
     for model in bentoml.models.list(model_name("churn")):
         verify_model(str(model.tag))  # nothing unverified entered the store
     verify_model(f"{model_name('churn')}:latest")
@@ -103,7 +110,7 @@ def test_kill_9_in_any_stage_leaves_no_process_and_a_valid_registry(stage, serve
 def test_a_server_that_does_not_start_in_time_still_ends_with_the_json_line(served_artifacts, monthly_batches):
     """Check a Prefect server slower than PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS gives exit 1 and the
     JSON line naming the setting (it exited 1 with no line at all)."""
-    command = _command_line(
+    command, _ = _command_line(
         served_artifacts, monthly_batches / "churn", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1"
     )
     output, _ = command.communicate(timeout=120)
@@ -115,15 +122,11 @@ def test_a_server_that_does_not_start_in_time_still_ends_with_the_json_line(serv
 
 def test_sigterm_ends_the_run_with_its_json_line(served_artifacts, monthly_batches):
     """Check SIGTERM mid-run prints the failed JSON line, exits 143 and leaves no process behind."""
-    command = _command_line(served_artifacts, monthly_batches / "churn")
-    assert command.stdout is not None
-    for line in command.stdout:
-        if STAGE_MARKERS["tournament"] in line:
-            break
+    command, log = _command_line(served_artifacts, monthly_batches / "churn")
+    _wait_for(STAGE_MARKERS["tournament"], log, command)
     command.send_signal(signal.SIGTERM)
-    rest = command.stdout.read()
-    command.wait(timeout=60)
-    summary = json.loads(rest.strip().splitlines()[-1])
+    output, _ = command.communicate(timeout=60)
+    summary = json.loads(output.strip().splitlines()[-1])  # the last line on stdout
     assert command.returncode == 143 and summary == {**summary, "status": "failed"}
     assert "SIGTERM" in summary["error"]
     time.sleep(2)
