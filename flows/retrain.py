@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from prefect import flow, unmapped
+from prefect.runtime import flow_run
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cli import run_and_report
@@ -34,8 +36,16 @@ from tollgate.config.settings import Settings
 from tollgate.core.summary import run_summary
 
 
+def run_name() -> str:
+    """A run's name in the Prefect UI: what it retrains and on which holdout (``churn-2026-10``)."""
+    parameters = flow_run.parameters
+    subject = parameters.get("dataset") or Path(parameters.get("spec") or "spec").stem
+    return f"{subject}-{parameters.get('month') or 'latest'}"
+
+
 @flow(
     name="retrain",
+    flow_run_name=run_name,
     log_prints=True,
     task_runner=ThreadPoolTaskRunner(max_workers=4),
     timeout_seconds=TIMEOUTS["retrain"],
@@ -48,8 +58,18 @@ def retrain(
     raw: str | None = None,
     artifacts_dir: str | None = None,
 ) -> dict:
-    """Retrain one dataset's model from raw batches; a critical data-quality failure stops it.
-    ``artifacts_dir`` (default TOLLGATE_ARTIFACTS_DIR) holds the runs and the registry it promotes into."""
+    """Retrain one dataset's model from raw batches; a critical data-quality failure stops it. The run ends
+    in a state named after the promotion decision (Promoted or Rejected, both completed), so the runs
+    list says what happened.
+
+    Args:
+        dataset: a spec under data/specs (churn, security, nsl_kdd); leave empty when giving spec
+        month: the holdout month YYYY-MM; the months before it train (default: the latest batch)
+        data: a CSV/Parquet file or a folder of monthly batches (default: the spec's raw_dir)
+        spec: a spec YAML file, instead of dataset
+        raw: raw event logs (a month folder, or a folder of month folders), for specs with raw_logs
+        artifacts_dir: where runs and the registry live (default: TOLLGATE_ARTIFACTS_DIR)
+    """
     settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
     dataset_spec = load_dataset_spec(dataset, spec, settings)
     run = start_run(dataset_spec, settings)
@@ -65,9 +85,11 @@ def retrain(
     anomaly = anomaly_report(run, split, dataset_spec)
     package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
     promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings)
-    return run_summary(
+    summary = run_summary(
         dataset_spec, run, batches, quality, cleaned.report, split, leaderboard, report, anomaly, package, promotion
     )
+    decision = promotion.decision
+    return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)
 
 
 def task_runner(name: str):

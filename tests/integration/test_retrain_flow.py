@@ -223,3 +223,24 @@ def test_cli_missing_data_is_a_clear_error(tmp_path, artifacts):
     assert code == 1 and summary["status"] == "failed"
     assert "IngestError" in summary["error"] and "nowhere" in summary["error"]
     assert not list(artifacts.rglob("model.joblib"))
+
+
+def test_the_runs_list_says_what_happened(monthly_batches, artifacts):
+    """Check a run is named by dataset and holdout month, and ends in a state named by the promotion
+    decision (a first run: Promoted; the same data again: Rejected), both of type COMPLETED."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    states = [
+        retrain(dataset="churn", data=str(monthly_batches / "churn"), month="2026-02", return_state=True)
+        for _ in range(2)
+    ]
+    assert [state.name for state in states] == ["Promoted", "Rejected"]
+    assert all(state.is_completed() for state in states) and "no real improvement" in states[1].message
+
+    async def run_names() -> list[str]:
+        async with get_client() as client:
+            return [(await client.read_flow_run(state.state_details.flow_run_id)).name for state in states]
+
+    assert asyncio.run(run_names()) == ["churn-2026-02", "churn-2026-02"]
