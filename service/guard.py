@@ -94,12 +94,16 @@ class RequestGuard:
         api_key: str | None = None,
         max_body_bytes: int = 8 * 1024 * 1024,
         body_timeout_seconds: float = 15.0,
+        info: dict | None = None,
     ):
         self.app = app
         self.routes = routes
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.body_timeout_seconds = body_timeout_seconds
+        self.info = info
+        secured = routes.exact - OPEN_PATHS if api_key else frozenset()
+        self.secured = frozenset(secured)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -119,7 +123,7 @@ class RequestGuard:
                 ),
             )
         if path == "/docs.json":
-            return await self.app(scope, receive, _publishing_error_schema(send))
+            return await self.app(scope, receive, _publishing_error_schema(send, self.info, self.secured))
         if path not in self.routes.api or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
         media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().decode("latin-1")
@@ -244,7 +248,9 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _publishing_error_schema(send: Callable) -> Callable[[dict], Awaitable[None]]:
+def _publishing_error_schema(
+    send: Callable, info: dict | None, secured: frozenset[str]
+) -> Callable[[dict], Awaitable[None]]:
     """Wrap ``send`` so the OpenAPI document BentoML writes states the error body the service really sends
     (BentoML documents ``detail`` as a string) and the statuses the guard answers."""
     start: dict | None = None
@@ -261,7 +267,7 @@ def _publishing_error_schema(send: Callable) -> Callable[[dict], Awaitable[None]
         body = b"".join(chunks)
         assert start is not None
         if start["status"] == 200:
-            body = json.dumps(error_schema_published(json.loads(body))).encode()
+            body = json.dumps(error_schema_published(json.loads(body), info, secured)).encode()
         headers = [(key, value) for key, value in start["headers"] if key.lower() != b"content-length"]
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -269,9 +275,20 @@ def _publishing_error_schema(send: Callable) -> Callable[[dict], Awaitable[None]
     return publish
 
 
-def error_schema_published(document: dict) -> dict:
-    """The OpenAPI ``document`` with BentoML's error schemas replaced by ``ERROR_SCHEMA`` and the guard's
-    statuses added to every API operation."""
+def error_schema_published(document: dict, info: dict | None = None, secured: frozenset[str] = frozenset()) -> dict:
+    """The OpenAPI ``document`` with BentoML's error schemas replaced by ``ERROR_SCHEMA``, the guard's
+    statuses added to every API operation, the service's own ``info`` (title, version, description) in
+    place of BentoML's, and the API-key scheme on the ``secured`` paths."""
+    if info:
+        document["info"] = {**document.get("info", {}), **info}
+    if secured:
+        document.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        }
+        for path in secured & document.get("paths", {}).keys():
+            for operation in document["paths"][path].values():
+                operation["security"] = [{"apiKey": []}, {"bearer": []}]
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas[name] = {**ERROR_SCHEMA, "title": name}

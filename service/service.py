@@ -375,4 +375,13 @@ Tollgate.add_asgi_middleware(
     api_key=SETTINGS.api_key,
     max_body_bytes=SETTINGS.max_body_bytes,
     body_timeout_seconds=SETTINGS.body_timeout_seconds,
+    info={
+        "title": f"Tollgate {SPEC.name} risk model",
+        "version": MODEL_TAG.split(":")[-1],
+        "description": (
+            f"{SPEC.description or SPEC.name}. Serves {MODEL_TAG}: /predict scores one record, /predict_batch a JSON "
+            "array, /explain adds the top signed SHAP contributions, /metadata says what is served and how its "
+            "threshold was set. Every error is {error, detail: [{type, loc, msg}]}."
+        ),
+    },
 )

@@ -182,11 +182,22 @@ def test_a_body_shorter_than_its_content_length_times_out_with_408(server, recor
 
 
 def test_the_published_error_schema_is_what_errors_look_like(client):
-    """Check /docs.json documents ``detail`` as a list of located problems and the guard's statuses."""
+    """Check /docs.json documents ``detail`` as a list of located problems, the guard's statuses, the API-key
+    scheme on the APIs that need it, and the service's own title and version (it was `tollgate-churn:dev`,
+    version None)."""
     document = client.get("/docs.json").json()
     assert document["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]["type"] == "array"
     for path in ("/predict", "/predict_batch", "/explain"):
         assert {"400", "401", "408", "413", "415"} <= set(document["paths"][path]["post"]["responses"])
+        assert document["paths"][path]["post"]["security"] == [{"apiKey": []}, {"bearer": []}]
+    assert document["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert document["info"]["title"] == "Tollgate churn risk model"
+    assert document["info"]["version"] == client.get("/metadata").json()["model_version"]
+    assert "security" not in document["paths"]["/readyz"]["get"]
     _assert_named_client_error(client.post("/predict", json={}), 400)
 
 
