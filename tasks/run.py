@@ -18,7 +18,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec, resolve_spec
-from tollgate.core.render import markdown_safe
+from tollgate.core.render import markdown_safe, readable_rows
 from tollgate.store.files import write_text_atomic
 from tollgate.store.runs import RunPaths, new_run
 
@@ -120,9 +120,11 @@ def publish_markdown(key: str, markdown: str, description: str) -> None:
 
 
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
-    """A Prefect table artifact, every text cell with no raw HTML able to open."""
+    """A Prefect table artifact with readable headers and money as dollars, every text cell with no raw HTML
+    able to open."""
     safe = [
-        {name: markdown_safe(value) if isinstance(value, str) else value for name, value in row.items()} for row in rows
+        {name: markdown_safe(value) if isinstance(value, str) else value for name, value in row.items()}
+        for row in readable_rows(rows)
     ]
     create_table_artifact(key=key, table=safe, description=markdown_safe(description))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.markup import live_markup
-from tollgate.core.render import defuse_markup, html_report, markdown_safe, markdown_table
+from tollgate.core.render import defuse_markup, html_report, markdown_safe, markdown_table, readable_rows
 
 
 def test_html_report_shows_raw_html_in_its_markdown_as_text():
@@ -35,3 +35,10 @@ def test_markdown_tables_become_html_tables():
     page, not raw `| … |` text."""
     page = html_report("t", markdown_table([{"input": "tenure", "psi": 0.31}], ["input", "psi"]), {}, {})
     assert "<table>" in page and "<td>tenure</td>" in page and "| tenure |" not in page
+
+
+def test_artifact_tables_have_readable_headers_and_dollars():
+    """Check the leaderboard artifact's headers read as words and money as dollars (it showed `oof_net_value`
+    and `592000`, and four decimals)."""
+    rows = readable_rows([{"cv_roc_auc": 0.81, "oof_net_value": 442520.0, "expected_value": 577.0512, "rank": 1}])
+    assert rows == [{"CV ROC-AUC": 0.81, "OOF net value": "$442,520", "Expected value": "$577.05", "Rank": 1}]

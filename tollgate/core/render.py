@@ -41,6 +41,34 @@ class _RawHtmlAsText(Extension):  # type: ignore[misc]  # markdown is untyped
         md.inlinePatterns.deregister("html")
 
 
+WORDS = {"cv": "CV", "oof": "OOF", "roc": "ROC", "pr": "PR", "auc": "AUC", "test": "holdout", "std": "±"}
+MONEY_WORDS = ("cost", "value")
+
+
+def readable_header(name: str) -> str:
+    """``cv_roc_auc`` → ``CV ROC AUC``, ``oof_net_value`` → ``OOF net value``: a column name for people."""
+    words = [WORDS.get(word, word) for word in name.split("_")]
+    text = " ".join(words).replace("ROC AUC", "ROC-AUC").replace("PR AUC", "PR-AUC")
+    return text[:1].upper() + text[1:]
+
+
+def readable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for a table people read (a Prefect table artifact): readable headers, money as ``$442,520``."""
+    return [
+        {
+            readable_header(name): _dollars(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and name.endswith(MONEY_WORDS)
+            else value
+            for name, value in row.items()
+        }
+        for row in rows
+    ]
+
+
+def _dollars(value: float) -> str:
+    return f"${value:,.0f}" if abs(value) >= 1000 else f"${value:,.2f}"
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A markdown table; a cell's ``|`` and line breaks are escaped so a value cannot break the table."""
     header = "| " + " | ".join(_cell(c) for c in columns) + " |\n|" + "---|" * len(columns) + "\n"
