@@ -230,22 +230,18 @@ def json_problem(body: bytes) -> str | None:
 
 
 def _depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), without recursion."""
-    deepest, level = 0, [value]
-    depth = 0
-    while level:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0; counting stops past
+    ``MAX_JSON_DEPTH``), level by level rather than by recursion."""
+    depth, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= MAX_JSON_DEPTH:
         depth += 1
-        children: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                children.extend(child for child in item.values() if isinstance(child, (dict, list)))
-            elif isinstance(item, list):
-                children.extend(child for child in item if isinstance(child, (dict, list)))
-        deepest = depth
-        if depth > MAX_JSON_DEPTH:
-            break
-        level = children
-    return deepest
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+    return depth
 
 
 def _publishing_error_schema(

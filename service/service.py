@@ -135,9 +135,9 @@ class Served:
     quantiles: np.ndarray | None  # training scores a record's percentile is read from (None: not recorded)
 
     @classmethod
-    def load(cls, tag: str) -> Served:
-        """Verify (signature, files, the registry's record of them) and load the model ``tag``."""
-        model = load_packaged_model(tag, SETTINGS, registry_checksums(SETTINGS.dataset, tag, SETTINGS))
+    def load(cls, tag: str, recorded: dict[str, str] | None) -> Served:
+        """Verify (signature, files, and ``recorded``: the registry's record of them) and load the model ``tag``."""
+        model = load_packaged_model(tag, SETTINGS, recorded)
         recorded = model.metadata.get("score_quantiles")
         return cls(
             model,
@@ -170,7 +170,8 @@ class Tollgate:
 
     def __init__(self) -> None:
         # Refuses to start (ModelIntegrityError) if any model file changed since it was verified.
-        self.served = Served.load(str(self.model_ref.tag))
+        tag = str(self.model_ref.tag)
+        self.served = Served.load(tag, registry_checksums(SETTINGS.dataset, tag, SETTINGS))
         self.spec = self.served.model.spec
         self._rejected_tags: set[str] = set()
         if SETTINGS.model_tag is None and SETTINGS.reload_seconds > 0:
@@ -204,7 +205,7 @@ class Tollgate:
             if tag is None or tag == self.served.model.tag or tag in self._rejected_tags:
                 continue
             try:
-                candidate = Served.load(tag)
+                candidate = Served.load(tag, champion.get("sha256"))
                 if candidate.model.spec.input_columns != self.spec.input_columns:
                     raise ValueError("its input columns differ from the served request schema; restart to serve it")
             except Exception as error:  # keep serving the verified model we have

@@ -24,10 +24,10 @@ from tollgate.store.models import (
     MODEL_FILE,
     PackageResult,
     build_bento,
-    load_packaged_model,
     model_name,
     save_model,
     verify_loaded,
+    verify_model,
 )
 from tollgate.store.runs import RunPaths
 
@@ -89,7 +89,7 @@ def package_model(
         f"{verification.fast_path_rows_checked:,}; signed"
     )
     try:
-        loaded = load_packaged_model(tag, settings)  # as anything that serves it will: signature and files checked
+        checksums = verify_model(tag, settings)  # the committed copy, as anything that serves it will check it
         bento_tag = build_bento(spec.name, tag, version) if settings.build_bento else None
     except Exception:
         bentoml.models.delete(tag)
@@ -101,8 +101,8 @@ def package_model(
         )
     return PackageResult(
         model_tag=tag,
-        model_sha256=loaded.metadata["sha256"][MODEL_FILE],
-        checksums=dict(loaded.metadata["sha256"]),
+        model_sha256=checksums[MODEL_FILE],
+        checksums=checksums,
         model_path=run.model_path,
         verification=verification,
         bento_tag=bento_tag,

@@ -28,7 +28,7 @@ from tollgate.core.promotion import (
 )
 from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
-from tollgate.store.files import sha256_file, write_json_atomic
+from tollgate.store.files import write_json_atomic
 from tollgate.store.models import (
     ModelIntegrityError,
     PackageResult,
@@ -109,10 +109,10 @@ def promote(
             "champion_metrics": asdict(champion) if champion else None,
         }
         if decision.decision == "promoted":
-            bento_path = (
+            bento_path, bento_sha256 = (
                 export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos", settings)
                 if package.bento_tag
-                else None
+                else (None, None)
             )
             if current is not None:
                 registry.setdefault("previous", []).append(current)
@@ -126,7 +126,7 @@ def promote(
                 "holdout_month": split.holdout_month,
                 "input_sha256": raw.sha256,
                 "sha256": package.checksums,  # what the service, monitor and rollback check it against
-                "bento_sha256": sha256_file(bento_path) if bento_path else None,
+                "bento_sha256": bento_sha256,
                 "metrics": asdict(challenger),
                 "promoted_at": now(),
             }

@@ -71,6 +71,9 @@ class ReadOptions(_Strict):
         return self
 
 
+DEFAULT_READ = ReadOptions()
+
+
 class Split(_Strict):
     strategy: Literal["time", "stratified", "file"] = "time"
     train_window_months: int = Field(default=6, ge=1)

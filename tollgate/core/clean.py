@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tollgate.config.spec import DatasetSpec, ReadOptions
+from tollgate.config.spec import DEFAULT_READ, DatasetSpec, ReadOptions
 
 # Currency signs exports put around numbers; any other character must be part of the spec's number format.
 CURRENCY = "$€£"
-DEFAULT_READ = ReadOptions()
+INTEGER = re.compile(r"[+-]?\d+")  # read the same under any decimal mark
 
 
 @lru_cache(maxsize=16)
@@ -83,11 +83,9 @@ def parse_numeric(values: pd.Series, read: ReadOptions = DEFAULT_READ) -> tuple[
         return values.astype(float), 0, 0
     text = values.astype("string").str.strip()
     present = text.notna() & (text != "")
-    plain_text = text.where(present & text.str.fullmatch(r"[+-]?\d+", na=False)) if read.decimal != "." else text
+    plain_text = text.where(text.str.fullmatch(INTEGER, na=False)) if read.decimal != "." else text
     plain = pd.to_numeric(plain_text.where(present), errors="coerce")
-    converted = text.where(present & plain.isna()).map(
-        lambda value: _as_point_decimal(value, read) if isinstance(value, str) else None, na_action="ignore"
-    )
+    converted = text.where(present & plain.isna()).map(lambda value: _as_point_decimal(value, read), na_action="ignore")
     repaired = pd.to_numeric(converted, errors="coerce")
     parsed = plain.fillna(repaired).astype(float)
     needed_repair = int((plain.isna() & repaired.notna()).sum())
@@ -277,7 +275,7 @@ def _parse_number(value: object, read: ReadOptions = DEFAULT_READ) -> float:
         return float(value)
     if not isinstance(value, str):
         return np.nan
-    if read.decimal == "." or re.fullmatch(r"[+-]?\d+", value.strip()):
+    if read.decimal == "." or INTEGER.fullmatch(value.strip()):
         plain = pd.to_numeric(value, errors="coerce")
         if not pd.isna(plain):
             return float(plain)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tollgate.config.settings import Settings
-from tollgate.config.spec import DatasetSpec, ReadOptions
+from tollgate.config.spec import DEFAULT_READ, DatasetSpec, ReadOptions
 from tollgate.rawlogs.parse import ParseReport, RawLogError, log_files
 from tollgate.rawlogs.sessions import attach_labels
 from tollgate.rawlogs.stream import sessionise
@@ -129,11 +129,10 @@ def holdout_window(
 LIKELY_SEPARATORS = (";", "\t", "|", ",")
 
 
-def read_batch(path: Path, read: ReadOptions | None = None) -> pd.DataFrame:
+def read_batch(path: Path, read: ReadOptions = DEFAULT_READ) -> pd.DataFrame:
     """One batch as text, read with the spec's ``read:`` options; a file that is plainly written another way
     (one column whose header holds another separator, another encoding) is an ``IngestError`` saying which
     option to set, not 60 failed expectations."""
-    options = read or ReadOptions()
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
@@ -141,24 +140,24 @@ def read_batch(path: Path, read: ReadOptions | None = None) -> pd.DataFrame:
             path,
             dtype=str,
             keep_default_na=True,
-            sep=options.separator,
-            quotechar=options.quote,
-            encoding=options.encoding,
+            sep=read.separator,
+            quotechar=read.quote,
+            encoding=read.encoding,
         )
     except UnicodeDecodeError as error:
         raise IngestError(
-            f"cannot read {path} as {options.encoding} ({error.reason} at byte {error.start}); "
+            f"cannot read {path} as {read.encoding} ({error.reason} at byte {error.start}); "
             "set the spec's read.encoding (e.g. latin-1 or cp1252)"
         ) from error
     except (ValueError, pd.errors.ParserError) as error:
         raise IngestError(f"cannot read {path}: {error}") from error
     if len(frame.columns) == 1:
         header = str(frame.columns[0])
-        found = [mark for mark in LIKELY_SEPARATORS if mark != options.separator and header.count(mark) >= 2]
+        found = [mark for mark in LIKELY_SEPARATORS if mark != read.separator and header.count(mark) >= 2]
         if found:
             shown = "\\t" if found[0] == "\t" else found[0]
             raise IngestError(
-                f"{path} reads as one column with the separator {options.separator!r}, and its header holds "
+                f"{path} reads as one column with the separator {read.separator!r}, and its header holds "
                 f"{header.count(found[0])} {found[0]!r}: set the spec's read.separator to '{shown}'"
                 + (" (and read.decimal to ',' if numbers are written 1.234,5)" if found[0] == ";" else "")
             )

@@ -109,10 +109,7 @@ def record_model(spec: DatasetSpec, example: dict[str, Any] | None = None) -> ty
 
     def check(cls: type[BaseModel], data: Any) -> Any:
         raise_problems(title, [(None, field, kind, message) for field, kind, message in record_problems(data, spec)])
-        return {
-            **data,
-            **{column: identifier_text(data[column]) for column in optional if data.get(column) is not None},
-        }
+        return _ids_as_text(data, optional)
 
     config = ConfigDict(extra="forbid", title=title, json_schema_extra={"example": example} if example else None)
     return create_model(
@@ -178,10 +175,12 @@ def identifiers_as_text(records: list[dict[str, Any]], spec: DatasetSpec) -> lis
     optional = [*spec.id_columns, *spec.columns.extra]
     if not any(type(record.get(column)) is int for record in records for column in optional):
         return records
-    return [
-        {**record, **{column: identifier_text(record[column]) for column in optional if record.get(column) is not None}}
-        for record in records
-    ]
+    return [_ids_as_text(record, optional) for record in records]
+
+
+def _ids_as_text(record: dict[str, Any], optional: list[str]) -> dict[str, Any]:
+    present = [column for column in optional if record.get(column) is not None]
+    return {**record, **{column: identifier_text(record[column]) for column in present}}
 
 
 def raise_problems(title: str, problems: list[tuple[Any, ...]]) -> None:

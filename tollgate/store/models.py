@@ -307,9 +307,10 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
     return result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def export_bento(bento_tag: str, folder: Path, settings: Settings) -> Path:
+def export_bento(bento_tag: str, folder: Path, settings: Settings) -> tuple[Path, str]:
     """Export the bento to ``folder`` (a file a deployment can copy and import with ``import_bento``),
-    signed: ``<file>.sig`` beside it holds the file's SHA-256 and its signature."""
+    signed: ``<file>.sig`` beside it holds the file's SHA-256 and its signature. Returns the file and
+    that SHA-256."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{bento_tag.replace(':', '-')}.bento"
     if not target.is_file():
@@ -325,7 +326,7 @@ def export_bento(bento_tag: str, folder: Path, settings: Settings) -> Path:
             "signature": sign(signing_key(settings), f"bento {bento_tag}", {target.name: checksum}),
         },
     )
-    return target
+    return target, checksum
 
 
 def import_bento(path: Path, settings: Settings) -> str:
