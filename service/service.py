@@ -45,7 +45,7 @@ from tollgate.store.models import (
     verify_model,
 )
 from tollgate.store.prediction_log import PredictionLog, prediction_entries
-from tollgate.store.registry import champion_entry, registry_path
+from tollgate.store.registry import RegistryError, champion_entry, registry_path
 
 
 def _bento_envs() -> dict[str, str]:
@@ -198,7 +198,7 @@ class Tollgate:
             time.sleep(SETTINGS.reload_seconds)
             try:
                 champion = champion_entry(registry)
-            except (OSError, ValueError) as error:  # a registry being replaced is read again next time
+            except (OSError, ValueError, RegistryError) as error:  # read again next time; the served model stays
                 logger.warning("registry %s unreadable: %s", registry, error)
                 continue
             tag = champion["tag"] if champion else None

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import bentoml
+import httpx
 import psutil
 import pytest
 import yaml
 
-from tests.integration.processes import free_port
+from tests.integration.processes import Server, free_port
 from tollgate.config.settings import PROJECT_ROOT
 from tollgate.store.models import MODEL_FILE, model_name, verify_model
 from tollgate.store.registry import RegistryError, last_good_path, read_registry, rollback
@@ -216,3 +217,30 @@ def test_a_changed_bento_is_not_imported(churn_champion, tmp_path):
     imported = import_file(exported)
     assert imported.returncode == 0 and champion["bento_tag"] in imported.stdout, imported.stderr
     assert list((tmp_path / "fresh-store").glob("bentos/*/*"))
+
+
+def test_a_registry_gone_bad_under_a_running_service_keeps_it_serving(served_artifacts, tmp_path):
+    """Check the hot-swap watcher survives a registry that becomes unreadable (both copies): it says so on
+    every check and the served champion keeps answering."""
+    registry = served_artifacts / "churn" / "registry.json"
+    server = Server(
+        "service.service:Tollgate",
+        {
+            "TOLLGATE_DATASET": "churn",
+            "TOLLGATE_ARTIFACTS_DIR": str(served_artifacts),
+            "TOLLGATE_RELOAD_SECONDS": "0.5",
+            "TOLLGATE_WORKERS": "1",
+            "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        },
+        inherit_tollgate=False,
+    )
+    try:
+        server.wait_ready()
+        example = httpx.get(f"{server.url}/metadata", timeout=30).json()["input_schema"]["example"]
+        for damaged in (registry, last_good_path(registry)):
+            damaged.write_text("{")
+        time.sleep(3)
+        assert httpx.post(f"{server.url}/predict", json=example, timeout=30).status_code == 200
+        assert server.output.read_text().count("is not valid JSON") >= 2  # checked, and checked again
+    finally:
+        server.stop()
