@@ -7,6 +7,7 @@
     tollgate simulate --dataset churn [--months 6]
     tollgate serve --dataset churn [--host 127.0.0.1] [--port 3000]
     tollgate registry show --dataset churn
+    tollgate init --data FILE --target COLUMN [--name NAME]
     tollgate config
 
 Arguments are checked before Prefect is imported or a server started: a dataset without a spec, a
@@ -98,6 +99,18 @@ def _parser() -> argparse.ArgumentParser:
     registry.add_argument("action", choices=["show"])
     _dataset_option(registry)
     registry.add_argument("--json", action="store_true", help="the whole registry file, as JSON")
+
+    init = command("init", "draft a spec and an expectation suite from a data file, for a person to review", _init)
+    init.add_argument("--data", type=Path, required=True, help="a CSV/Parquet file or a folder of monthly batches")
+    init.add_argument("--target", required=True, help="the column to predict, as the file names it")
+    init.add_argument("--name", help="the dataset's name (default: from the file name)")
+    init.add_argument("--positive", help="the target's positive label (default: yes/1/true, else the rarer one)")
+    init.add_argument("--negative", help="the negative label (needed when the target has more than two)")
+    init.add_argument("--id", dest="id_column", help="the id column, as the file names it (default: found)")
+    init.add_argument("--separator", help="between fields (default: sniffed)")
+    init.add_argument("--decimal", choices=[".", ","], help="the decimal mark (default: sniffed)")
+    init.add_argument("--encoding", help="the text encoding (default: sniffed)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing spec and suite of that name")
 
     command("config", "every TOLLGATE_* setting, its value and where it came from", _config)
     return parser
@@ -219,6 +232,64 @@ def _registry(args: argparse.Namespace) -> int:
     for record in history[-10:]:
         subject = record.get("challenger") or record.get("champion")
         print(f"  {record.get('at')}  {record.get('decision'):<11} {subject}  {record.get('reason', '')}")
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from tollgate.config.spec import ReadOptions, SpecError, load_spec
+    from tollgate.config.suite import suite_from_spec
+    from tollgate.core.draft import DraftError, column_name, draft_spec, sniff
+    from tollgate.core.ingest import IngestError
+    from tollgate.store.files import write_json_atomic, write_text_atomic
+
+    settings = Settings()
+    data = Path(str(_existing(args.data, "data")))
+    name = args.name or column_name(data.stem if data.is_file() else data.resolve().name).replace("_", "-")
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise UsageError(f"--name {name!r}: a dataset name is lowercase letters, digits, '-' and '_'")
+    spec_path, suite_path = settings.specs_dir / f"{name}.yaml", settings.expectations_dir / f"{name}.json"
+    existing = [str(path) for path in (spec_path, suite_path) if path.exists()]
+    if existing and not args.force:
+        raise UsageError(f"{' and '.join(existing)} already exist(s): choose another --name, or --force to replace")
+    read = None
+    overrides = {
+        k: v for k, v in (("separator", args.separator), ("decimal", args.decimal), ("encoding", args.encoding)) if v
+    }
+    if overrides:
+        sniffed = sniff(data if data.is_file() else sorted(data.iterdir())[0]).read
+        try:
+            read = ReadOptions(
+                **{**sniffed.model_dump(), **overrides, "thousands": "" if args.decimal == "," else sniffed.thousands}
+            )
+        except ValueError as error:
+            raise UsageError(f"read options: {error}") from error
+    try:
+        draft = draft_spec(
+            data, args.target, name, settings.specs_dir, suite_path, args.positive, args.negative, args.id_column, read
+        )
+    except (DraftError, IngestError) as error:
+        raise UsageError(str(error)) from error
+    text = draft.yaml_text()
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    staged = spec_path.with_name(f".{spec_path.name}.draft")
+    staged.write_text(text, encoding="utf-8")
+    try:
+        spec = load_spec(staged)  # the draft must be a spec the pipeline reads, before it takes the name
+    except SpecError as error:
+        raise UsageError(f"the drafted spec does not load ({error}); kept at {staged} for a look") from error
+    suite = suite_from_spec(spec, draft.target_rate, draft.rows)
+    suite["meta"] = {"generated_by": f"tollgate init --data {data} --target {args.target}"}
+    suite_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(suite_path, suite)
+    write_text_atomic(spec_path, text)
+    staged.unlink()
+    print(
+        f"drafted {spec_path} ({len(spec.columns.numeric)} numeric, {len(spec.columns.categorical)} categorical "
+        f"columns; target {spec.target.column}) and {suite_path} ({len(suite['expectations'])} expectations)"
+    )
+    for note in draft.notes:
+        print(f"  {note}")
+    print(f"review both, then: tollgate retrain --dataset {name}")
     return 0
 
 

@@ -22,7 +22,7 @@ def test_help_lists_every_command():
     """Check `tollgate --help` names each command."""
     result = run("--help")
     assert result.returncode == 0
-    for command in ("retrain", "score", "monitor", "rollback", "simulate", "serve", "registry", "config"):
+    for command in ("retrain", "score", "monitor", "rollback", "simulate", "serve", "registry", "init", "config"):
         assert command in result.stdout
 
 

@@ -99,3 +99,17 @@ def test_a_decision_policy_is_validated_and_sets_the_costs(churn_dict, tmp_path)
     without["promotion"] = {**churn_dict["promotion"], "metric": "net_value"}
     with pytest.raises(SpecError, match="net_value needs a decision"):
         load_spec(_write_spec(tmp_path, {**without, "costs": {"false_negative": 1, "false_positive": 1}}))
+
+
+def test_yaml_booleans_and_numbers_are_named_as_such(tmp_path, churn_dict):
+    """Check unquoted Yes/No (booleans in YAML) and 408 (a number) are errors that say so, and an unquoted
+    ``positive: Yes`` is never taken as the label 1."""
+    spec = {**churn_dict, "target": {**churn_dict["target"], "positive": True}}
+    spec["columns"] = {**spec["columns"], "categorical": {**spec["columns"]["categorical"], "area": [408, 415]}}
+    path = tmp_path / "trap.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    message = str(raised.value)
+    assert "target.positive" in message and "the boolean True" in message and 'e.g. "Yes"' in message
+    assert "columns.categorical.area.0" in message and 'YAML read 408 as a number: quote it ("408")' in message

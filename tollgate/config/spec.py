@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tollgate.config.settings import Settings
 
 
 class SpecError(ValueError):
     """A dataset spec that cannot be used; the message names the offending key."""
+
+
+YAML_BOOLEAN_HINT = (
+    " (unquoted yes, no, on, off, true and false are booleans in YAML): quote it as the data writes it, "
+    'e.g. "Yes" or "No"'
+)
 
 
 class _Strict(BaseModel):
@@ -35,6 +41,14 @@ class Target(_Strict):
     kind_column: str | None = Field(
         default=None, description="cleaning keeps the original label here (which kind of positive a row is)"
     )
+
+    @field_validator("positive", "negative", mode="before")
+    @classmethod
+    def _not_a_yaml_boolean(cls, value: object) -> object:
+        """``positive: Yes`` is the boolean True in YAML, which would pass as the label 1 and match nothing."""
+        if isinstance(value, bool):
+            raise ValueError(f"YAML read an unquoted label as the boolean {value}{YAML_BOOLEAN_HINT}")
+        return value
 
 
 class NumericColumn(_Strict):
@@ -507,8 +521,20 @@ def _format_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        lines.append(f"  {key}: {problem['msg']}")
+        lines.append(f"  {key}: {problem['msg']}{_yaml_trap(problem)}")
     return "\n".join(lines)
+
+
+def _yaml_trap(problem: Any) -> str:
+    """Why a value that looks like text in the file is not text: YAML read it as a boolean or a number."""
+    value = problem.get("input")
+    if not str(problem.get("type", "")).startswith("string"):
+        return ""
+    if isinstance(value, bool):
+        return f"; YAML read an unquoted word as the boolean {value}{YAML_BOOLEAN_HINT}"
+    if isinstance(value, int | float):
+        return f'; YAML read {value!r} as a number: quote it ("{value}") to keep it as text'
+    return ""
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

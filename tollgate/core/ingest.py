@@ -129,13 +129,14 @@ def holdout_window(
 LIKELY_SEPARATORS = (";", "\t", "|", ",")
 
 
-def read_batch(path: Path, read: ReadOptions = DEFAULT_READ) -> pd.DataFrame:
-    """One batch as text, read with the spec's ``read:`` options; a file that is plainly written another way
-    (one column whose header holds another separator, another encoding) is an ``IngestError`` saying which
-    option to set, not 60 failed expectations."""
+def read_batch(path: Path, read: ReadOptions = DEFAULT_READ, rows: int | None = None) -> pd.DataFrame:
+    """One batch as text (its first ``rows`` rows when given), read with the spec's ``read:`` options; a file
+    that is plainly written another way (one column whose header holds another separator, another encoding)
+    is an ``IngestError`` saying which option to set, not 60 failed expectations."""
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
+            return table if rows is None else table.head(rows)
         frame = pd.read_csv(
             path,
             dtype=str,
@@ -143,6 +144,7 @@ def read_batch(path: Path, read: ReadOptions = DEFAULT_READ) -> pd.DataFrame:
             sep=read.separator,
             quotechar=read.quote,
             encoding=read.encoding,
+            nrows=rows,
         )
     except UnicodeDecodeError as error:
         raise IngestError(

@@ -18,17 +18,31 @@ from tollgate.core.features import SpecFeatures
 from tollgate.core.ingest import RawData
 from tollgate.core.render import markdown_table
 
+COLUMN_EXISTS = "expect_column_to_exist"
+
 
 class QualityGateFailed(RuntimeError):
     """Critical expectations failed; the message names each expectation and column."""
 
     def __init__(self, result: QualityResult):
         self.result = result
-        failed = "\n".join(f"  - {name}" for name in result.critical_failed)
+        failures = result.failures("critical")
+        causes = [entry for entry in failures if not entry["because"]]
+        lines = [f"  - {_cause(entry)}" for entry in causes]
+        for column in dict.fromkeys(entry["because"] for entry in failures if entry["because"]):
+            following = [entry["expectation"] for entry in failures if entry["because"] == column]
+            lines.append(f"  - and, because {column} is missing, {len(following)} more: {', '.join(following)}")
         super().__init__(
-            f"quality gate failed for '{result.dataset}': {len(result.critical_failed)} critical "
-            f"expectation(s) failed:\n{failed}\nData Docs: {result.data_docs}"
+            f"quality gate failed for '{result.dataset}': {len(failures)} critical expectation(s) failed, "
+            f"{len(causes)} of them at the root:\n" + "\n".join(lines) + f"\nData Docs: {result.data_docs}"
         )
+
+
+def _cause(entry: dict[str, Any]) -> str:
+    if entry["expectation"] == COLUMN_EXISTS:
+        where = entry["label"].partition(" @ ")[2]
+        return f"column {entry['column']} is missing" + (f" in {where}" if where else "") + f" ({COLUMN_EXISTS})"
+    return f"{entry['label']}: observed {entry['observed']}" if entry["observed"] else entry["label"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,10 @@ class QualityResult:
     segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def failures(self, severity: str | None = None) -> list[dict[str, Any]]:
-        """Failed expectations grouped across batches: one entry per expectation and column."""
+        """Failed expectations grouped across batches: one entry per expectation and column, root causes first.
+
+        A missing column comes first; the expectations on it that then fail name it in ``because`` and come
+        last (they follow from it), after every failure with a cause of its own."""
         grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
         batches = sorted({o.batch for o in self.outcomes})
         for outcome in self.outcomes:
@@ -81,7 +98,16 @@ class QualityResult:
             name = f"{entry['expectation']}({entry['column']})" if entry["column"] else entry["expectation"]
             every_batch = entry["batches"] == batches
             entry["label"] = name if every_batch else f"{name} @ {', '.join(entry['batches'])}"
-        return list(grouped.values())
+        missing = {o.column for o in self.outcomes if o.expectation == COLUMN_EXISTS and not o.success}
+        for entry in grouped.values():
+            entry["because"] = (
+                entry["column"] if entry["column"] in missing and entry["expectation"] != COLUMN_EXISTS else ""
+            )
+        rank = {COLUMN_EXISTS: 0}
+        return sorted(
+            grouped.values(),
+            key=lambda e: (bool(e["because"]), rank.get(e["expectation"], 1), e["severity"] != "critical"),
+        )
 
     @property
     def critical_failed(self) -> list[str]:
@@ -118,7 +144,7 @@ def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec)
             continue
         values = typed[column]
         numeric = column in spec.columns.numeric or column == spec.target.column
-        unparseable = parse_numeric(frame[column])[2] if column in spec.columns.numeric else 0
+        unparseable = parse_numeric(frame[column], spec.read)[2] if column in spec.columns.numeric else 0
         rows.append(
             {
                 "column": column,
@@ -193,8 +219,9 @@ def render_markdown(result: QualityResult, raw: RawData) -> str:
                         if entry["batches"] == sorted({o.batch for o in result.outcomes})
                         else ", ".join(entry["batches"]) or "all",
                         "observed": entry["observed"].replace("|", "/"),
+                        "why": f"follows from: {entry['because']} is missing" if entry["because"] else entry["why"],
                     }
-                    for entry in sorted(failures, key=lambda e: (e["severity"] != "critical", e["column"] or ""))
+                    for entry in failures
                 ],
                 ["severity", "expectation", "column", "batches", "observed", "why"],
             )
