@@ -35,7 +35,13 @@ from tollgate.core.decision import decide, decide_many
 from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.policy import expected_value, percentiles
-from tollgate.core.schema import batch_problems, identifiers_as_text, raise_problems, record_model
+from tollgate.core.schema import (
+    batch_problems,
+    batch_with_spec_names,
+    identifiers_as_text,
+    raise_problems,
+    record_model,
+)
 from tollgate.store.models import (
     PackagedModel,
     champion_tag,
@@ -268,6 +274,7 @@ class Tollgate:
         """
         started = time.perf_counter()
         served = self.served
+        records = batch_with_spec_names(records, self.spec)  # the source file's column names work too
         raise_problems(f"{Record.__name__} list", batch_problems(records, self.spec))
         if not records:
             return []

@@ -5,7 +5,13 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from tollgate.core.schema import record_model, record_problems
+from tollgate.core.schema import (
+    batch_problems,
+    batch_with_spec_names,
+    record_model,
+    record_problems,
+    with_spec_names,
+)
 
 
 def _record(**overrides) -> dict:
@@ -99,3 +105,20 @@ def test_security_records_follow_the_security_spec(security_spec):
     messages = _messages(security_spec, {"failed_logins": -3, "src_ip": "10.0.0.1"})
     assert messages["failed_logins"] == "failed_logins must be at least 0" and "src_ip" not in messages
     assert "protocol" in messages
+
+
+def test_the_source_files_column_names_are_accepted_too(churn_spec):
+    """Check a record in the Telco export's own names (the spec's rename map) is read under the spec's names,
+    alone or in a batch, and one that sends both names of a field is told so."""
+    source_of = {new: old for old, new in churn_spec.rename.items()}
+    telco = {source_of.get(key, key): value for key, value in _record(customer_id="7590-VHVEG").items()}
+    assert "TotalCharges" in telco and "gender" in telco  # the export's own names, as it writes them
+    model = record_model(churn_spec)
+    assert (
+        model.model_validate(telco).model_dump() == model.model_validate(_record(customer_id="7590-VHVEG")).model_dump()
+    )
+    assert batch_problems(batch_with_spec_names([telco, _record()], churn_spec), churn_spec) == []
+    both = {**_record(), "MonthlyCharges": 55.2}
+    assert _messages(churn_spec, with_spec_names(both, churn_spec)) == {
+        "MonthlyCharges": "MonthlyCharges is monthly_charges under its source name: send one of the two"
+    }

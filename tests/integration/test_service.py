@@ -129,6 +129,20 @@ def test_predict_batch_scores_every_record_in_order(client, trained):
     np.testing.assert_allclose([a["probability"] for a in answers], expected, rtol=0, atol=1e-9)
 
 
+def test_the_source_files_column_names_get_the_same_answers(client, trained):
+    """Check records in the source export's names (the spec's rename map: TotalCharges, customerID) are
+    answered exactly as the same records in the spec's names, on /predict and /predict_batch."""
+    churn = trained["churn"]
+    source_of = {new: old for old, new in churn["spec"].rename.items()}
+    renamed = [{source_of.get(key, key): value for key, value in record.items()} for record in churn["records"][:20]]
+    assert "TotalCharges" in renamed[0]
+    expected = client.post("/predict_batch", json=churn["records"][:20]).json()
+    assert client.post("/predict_batch", json=renamed).json() == expected
+    single = client.post("/predict", json=renamed[0])
+    assert single.status_code == 200, single.text
+    assert single.json()["probability"] == expected[0]["probability"]
+
+
 def test_concurrent_batches_are_batched_without_mixing_answers(client, trained):
     """Check concurrent /predict_batch calls (adaptively batched together) each get their own answers."""
     records = trained["churn"]["records"]

@@ -23,17 +23,50 @@ MAX_ID_LENGTH = 256
 LARGEST_INTEGER = 2**63 - 1  # an integer field holds a 64-bit integer, as the model's features do
 
 
+def source_names(spec: DatasetSpec) -> dict[str, str]:
+    """The source file's column names a record may use instead of the spec's (the spec's rename map)."""
+    fields = {*spec.input_columns, *spec.id_columns, *spec.columns.extra}
+    return {old: new for old, new in spec.rename.items() if new in fields and old not in fields}
+
+
+def with_spec_names(record: Any, spec: DatasetSpec) -> Any:
+    """``record`` with any source column name (``TotalCharges``) under the spec's name (``total_charges``); a
+    record that sends both names of a field is left as it is, for ``record_problems`` to name."""
+    sources = source_names(spec)
+    if not isinstance(record, dict) or not sources.keys() & record.keys():
+        return record
+    if any(sources[key] in record for key in sources.keys() & record.keys()):
+        return record
+    return {sources.get(key, key): value for key, value in record.items()}
+
+
+def batch_with_spec_names(records: Any, spec: DatasetSpec) -> Any:
+    """A batch with every record's source names under the spec's names (the same list when none uses them)."""
+    sources = source_names(spec).keys()
+    if (
+        not isinstance(records, list)
+        or not sources
+        or not any(isinstance(record, dict) and sources & record.keys() for record in records)
+    ):
+        return records
+    return [with_spec_names(record, spec) for record in records]
+
+
 def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
     """Every problem of one raw record as (field, error type, message); empty when it is valid."""
     if not isinstance(data, dict):
         return [("", "record_type", f"a record must be a JSON object with the fields {spec.input_columns}")]
     problems = []
+    sources = source_names(spec)
     missing = [column for column in spec.input_columns if column not in data]
     for column in missing:
         problems.append((column, "missing", f"{column} is required (send null if it is unknown)"))
     optional = {*spec.id_columns, *spec.columns.extra}
     for column in data:
-        if column not in spec.input_columns and column not in optional:
+        if column in sources and sources[column] in data:
+            message = f"{column} is {sources[column]} under its source name: send one of the two"
+            problems.append((column, "duplicate_field", message))
+        elif column not in spec.input_columns and column not in optional:
             problems.append((column, "extra_forbidden", f"{column} is not a field of a {spec.name} record"))
     for column, rule in spec.columns.numeric.items():
         if column in data and data[column] is not None:
@@ -84,16 +117,18 @@ def _number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, 
 def record_model(spec: DatasetSpec, example: dict[str, Any] | None = None) -> type[BaseModel]:
     """A pydantic model of one record (named e.g. ``ChurnRecord``) that reports every problem at once."""
     title = f"{spec.name.replace('-', ' ').title().replace(' ', '')}Record"
+    also = {new: f" Also accepted as {old!r}, the source file's name." for old, new in source_names(spec).items()}
     fields: dict[str, Any] = {}
     for column, rule in spec.columns.numeric.items():
         kind = int if rule.integer else float
-        fields[column] = (kind | None, Field(..., ge=rule.min, le=rule.max))
+        fields[column] = (kind | None, Field(..., ge=rule.min, le=rule.max, description=also.get(column, "").strip()))
     for column, categories in spec.columns.categorical.items():
         fields[column] = (
             str | None,
             Field(
                 ...,
-                description=f"known values: {', '.join(categories)}; others are accepted and ignored by the encoder",
+                description=f"known values: {', '.join(categories)}; others are accepted and ignored by the "
+                f"encoder.{also.get(column, '')}",
             ),
         )
     optional = [*spec.id_columns, *spec.columns.extra]
@@ -103,11 +138,13 @@ def record_model(spec: DatasetSpec, example: dict[str, Any] | None = None) -> ty
             Field(
                 None,
                 max_length=MAX_ID_LENGTH,
-                description="kept in the prediction log, not a feature (an integer is taken as its text)",
+                description="kept in the prediction log, not a feature (an integer is taken as its text)."
+                + also.get(column, ""),
             ),
         )
 
     def check(cls: type[BaseModel], data: Any) -> Any:
+        data = with_spec_names(data, spec)
         raise_problems(title, [(None, field, kind, message) for field, kind, message in record_problems(data, spec)])
         return _ids_as_text(data, optional)
 
