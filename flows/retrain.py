@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
-from prefect.states import Completed
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cli import run_and_report
@@ -33,6 +33,7 @@ from tasks.run import TIMEOUTS, cached, load_dataset_spec, start_run
 from tasks.split import split_train_holdout
 from tasks.tournament import run_candidate, select_winner
 from tollgate.config.settings import Settings
+from tollgate.core.quality import QualityGateFailed
 from tollgate.core.summary import run_summary
 
 
@@ -59,8 +60,8 @@ def retrain(
     artifacts_dir: str | None = None,
 ) -> dict:
     """Retrain one dataset's model from raw batches; a critical data-quality failure stops it. The run ends
-    in a state named after the promotion decision (Promoted or Rejected, both completed), so the runs
-    list says what happened.
+    in a state named after what happened, so the runs list says it: Promoted or Rejected (both completed),
+    or Stopped at gate (failed, with the root causes in its message).
 
     Args:
         dataset: a spec under data/specs (churn, security, nsl_kdd); leave empty when giving spec
@@ -75,7 +76,10 @@ def retrain(
     run = start_run(dataset_spec, settings)
     batches = cached(ingest, settings)(dataset_spec, settings, data, month, raw)
     validation = cached(validate, settings)(batches, dataset_spec, settings)
-    quality = quality_gate(validation, batches, dataset_spec, settings, run)
+    try:
+        quality = quality_gate(validation, batches, dataset_spec, settings, run)
+    except QualityGateFailed as stopped:  # a named final state: the runs list tells a stopped batch from a crash
+        return Failed(name="Stopped at gate", message=str(stopped).splitlines()[0], data=stopped)
     cleaned = clean(batches.frame, dataset_spec)
     split = split_train_holdout(cleaned.frame, dataset_spec, batches.holdout_month)
     candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import joblib
+import pandas as pd
 import pytest
 import yaml
 
@@ -225,22 +226,29 @@ def test_cli_missing_data_is_a_clear_error(tmp_path, artifacts):
     assert not list(artifacts.rglob("model.joblib"))
 
 
-def test_the_runs_list_says_what_happened(monthly_batches, artifacts):
-    """Check a run is named by dataset and holdout month, and ends in a state named by the promotion
-    decision (a first run: Promoted; the same data again: Rejected), both of type COMPLETED."""
+def test_the_runs_list_says_what_happened(tmp_path, monthly_batches, artifacts):
+    """Check a run is named by dataset and holdout month, and ends in a state named by what happened: a first
+    run Promoted, the same data again Rejected (both COMPLETED), a batch without a column Stopped at gate
+    (FAILED, the root cause in its message)."""
     import asyncio
 
     from prefect.client.orchestration import get_client
 
+    broken = tmp_path / "churn"
+    shutil.copytree(monthly_batches / "churn", broken)
+    pd.read_csv(broken / "2026-02.csv", dtype=str).drop(columns=["contract"]).to_csv(
+        broken / "2026-02.csv", index=False
+    )
     states = [
-        retrain(dataset="churn", data=str(monthly_batches / "churn"), month="2026-02", return_state=True)
-        for _ in range(2)
+        retrain(dataset="churn", data=str(folder), month="2026-02", return_state=True)
+        for folder in (monthly_batches / "churn", monthly_batches / "churn", broken)
     ]
-    assert [state.name for state in states] == ["Promoted", "Rejected"]
-    assert all(state.is_completed() for state in states) and "no real improvement" in states[1].message
+    assert [state.name for state in states] == ["Promoted", "Rejected", "Stopped at gate"]
+    assert all(state.is_completed() for state in states[:2]) and "no real improvement" in states[1].message
+    assert states[2].is_failed() and "1 of them at the root" in states[2].message
 
     async def run_names() -> list[str]:
         async with get_client() as client:
             return [(await client.read_flow_run(state.state_details.flow_run_id)).name for state in states]
 
-    assert asyncio.run(run_names()) == ["churn-2026-02", "churn-2026-02"]
+    assert asyncio.run(run_names()) == ["churn-2026-02"] * 3

@@ -37,6 +37,9 @@ class QualityGateFailed(RuntimeError):
             f"{len(causes)} of them at the root:\n" + "\n".join(lines) + f"\nData Docs: {result.data_docs}"
         )
 
+    def __reduce__(self) -> tuple[type[QualityGateFailed], tuple[QualityResult]]:
+        return type(self), (self.result,)  # rebuilt from its result when a flow's final state carries it
+
 
 def _cause(entry: dict[str, Any]) -> str:
     if entry["expectation"] == COLUMN_EXISTS:
