@@ -11,7 +11,8 @@ export BENTOML_DO_NOT_TRACK := true
 # short on a loaded 2-core machine); the command prints its JSON line naming this setting if it is exceeded.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: run test test-fast lint install data security raw telco serve clean-artifacts
+.PHONY: run test test-fast lint install browser data security raw telco serve clean-artifacts
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +46,13 @@ telco: install
 serve: install
 	TOLLGATE_DATASET=$(DATASET) $(BIN)/bentoml serve service.service:Tollgate --host 127.0.0.1 --port 3000
 
-## The whole suite (unit, integration with real servers, slow end-to-end runs).
-test: install
+## Headless Chromium for the browser tests: Debian's chromium package, installed once if absent.
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+## The whole suite (unit, integration with real servers and a real browser, slow end-to-end runs).
+test: install browser
 	$(BIN)/python -m pytest
 
 ## Unit tests only: no server, no full retrain.

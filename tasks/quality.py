@@ -20,8 +20,9 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.data_docs import make_offline, mark_verdicts
 from tasks.plots import plot_quality
-from tasks.run import TIMEOUTS, artifact_key, digest, input_cache, publish_markdown, write_markdown
+from tasks.run import TIMEOUTS, artifact_key, digest, input_cache, publish_link, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import typed_view
@@ -30,15 +31,19 @@ from tollgate.core.quality import (
     ExpectationOutcome,
     QualityGateFailed,
     QualityResult,
+    batch_verdicts,
     profile_columns,
     render_markdown,
     target_rate_by_segment,
 )
-from tollgate.core.render import defuse_markup
-from tollgate.store.files import write_json_atomic
+from tollgate.core.render import defuse_markup, html_report
+from tollgate.store.files import write_json_atomic, write_text_atomic
 from tollgate.store.runs import RunPaths
 
 DOCS_SITE = "tollgate"
+DATA_DOCS_FORMAT = 2
+"""Part of the validation's cache key: raise it when what ``evaluate_quality`` writes changes (2: offline Data
+Docs with the gate's verdicts), so a cached validation is not reused with Data Docs of the old form."""
 
 
 def load_suite(path: Path):
@@ -161,7 +166,7 @@ def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir
         raw_suite = spec.raw_logs_suite_path()
         extra = {f"raw lines {label}": (sample, raw_suite) for label, sample in raw.line_samples.items()}
     outcomes = run_suite(batches, suite_path, docs_dir, extra)
-    return QualityResult(
+    result = QualityResult(
         dataset=spec.name,
         suite=str(suite_path),
         outcomes=outcomes,
@@ -170,6 +175,11 @@ def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir
         profile=profile_columns(raw.frame, typed, spec),
         segments=target_rate_by_segment(raw.frame, spec),
     )
+    remote = make_offline(docs_dir)
+    if remote:
+        print(f"validate: Data Docs still load {len(remote)} file(s) from the network: {remote[:3]}")
+    mark_verdicts(docs_dir, batch_verdicts(result, raw))
+    return result
 
 
 def validation_input_hash(parameters: dict[str, Any]) -> str:
@@ -179,6 +189,7 @@ def validation_input_hash(parameters: dict[str, Any]) -> str:
     raw_suite = spec.raw_logs_suite_path() if raw.line_samples else None
     return digest(
         "validate",
+        DATA_DOCS_FORMAT,
         raw.sha256,
         sorted(raw.renamed.items()),
         suite.read_text(encoding="utf-8"),
@@ -215,8 +226,13 @@ def quality_gate(
         print(f"quality gate: Data Docs of the cached validation are gone ({source_docs}); validating again")
         result = evaluate_quality(raw, spec, spec.suite_path(settings), report_dir / "data_docs")
     picture = plot_quality(result, report_dir / "data_quality.png")
+    page = render_markdown(result, raw, data_docs_link="data_docs/index.html")
+    write_markdown(report_dir / "data_quality.md", f"{page}\n\n![data quality]({picture.name})\n")
+    report_html = report_dir / "data_quality.html"
+    write_text_atomic(
+        report_html, html_report(f"Data quality: {spec.name}", page, {}, {"Expectations by column": picture})
+    )
     markdown = render_markdown(result, raw)
-    write_markdown(report_dir / "data_quality.md", f"{markdown}\n\n![data quality]({picture.name})\n")
     write_json_atomic(
         report_dir / "data_quality.json",
         {
@@ -228,7 +244,15 @@ def quality_gate(
         },
     )
     publish_markdown(
-        key=artifact_key(spec.name, "data-quality"), markdown=markdown, description=f"Data quality gate for {spec.name}"
+        key=artifact_key(spec.name, "data-quality"),
+        markdown=f"{markdown}\n\nThe whole report, for a browser with no network: `{report_html}`",
+        description=f"Data quality gate for {spec.name}",
+    )
+    publish_link(
+        key=artifact_key(spec.name, "data-quality-report"),
+        link=report_html.resolve().as_uri(),
+        link_text="Data-quality report (one self-contained HTML file; links to the offline Data Docs)",
+        description=f"{spec.name}: {'passed' if result.success else 'stopped at'} the quality gate",
     )
     print(
         f"quality gate: {len(result.critical_failed)} critical failed, {len(result.warnings)} warnings; "

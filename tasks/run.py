@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.tasks import Task, exponential_backoff
 
@@ -117,6 +117,11 @@ def write_markdown(path: Path, text: str) -> Path:
 def publish_markdown(key: str, markdown: str, description: str) -> None:
     """A Prefect markdown artifact (the UI renders it), with no raw HTML able to open."""
     create_markdown_artifact(key=key, markdown=markdown_safe(markdown), description=markdown_safe(description))
+
+
+def publish_link(key: str, link: str, link_text: str, description: str) -> None:
+    """A Prefect link artifact (a report file on the worker's disk, say), its texts with no raw HTML."""
+    create_link_artifact(key=key, link=link, link_text=markdown_safe(link_text), description=markdown_safe(description))
 
 
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:

@@ -128,6 +128,46 @@ class QualityResult:
         return {"success": self.success, "critical_failed": self.critical_failed, "warnings": self.warnings}
 
 
+@dataclass(frozen=True)
+class BatchVerdict:
+    """What the gate said of one batch, in plain words."""
+
+    batch: str
+    rows: int | None
+    critical_failed: int
+    warnings: int
+    missing_columns: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.critical_failed == 0
+
+    @property
+    def words(self) -> str:
+        warned = f"{self.warnings} warning{'s' * (self.warnings != 1)}"
+        if not self.passed:
+            failed = f"{self.critical_failed} critical failure{'s' * (self.critical_failed != 1)}"
+            cause = f"{', '.join(self.missing_columns)} missing; " if self.missing_columns else ""
+            return f"Stopped at the gate: {cause}{failed}" + (f" and {warned}" if self.warnings else "")
+        if self.warnings:
+            return f"Passed with {warned}, repaired by cleaning"
+        return "Passed: every expectation met"
+
+
+def batch_verdicts(result: QualityResult, raw: RawData) -> list[BatchVerdict]:
+    """The gate's verdict per batch (month, file, or sample of raw log lines), in the order they were read."""
+    rows = {batch.label: batch.rows for batch in raw.files if batch.columns}
+    labels = list(dict.fromkeys(o.batch for o in result.outcomes))
+    verdicts = []
+    for label in labels:
+        failed = [o for o in result.outcomes if o.batch == label and not o.success]
+        critical = sum(o.severity == "critical" for o in failed)
+        name = label or (raw.files[0].label if raw.files else result.dataset)
+        missing = tuple(o.column for o in failed if o.expectation == COLUMN_EXISTS and o.column)
+        verdicts.append(BatchVerdict(name, rows.get(name), critical, len(failed) - critical, missing))
+    return verdicts
+
+
 def profile_columns(frame: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
     """Missing %, distinct values, min/max and unparseable text of every spec column."""
     rows: list[dict[str, Any]] = []
@@ -198,17 +238,33 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
     return segments
 
 
-def render_markdown(result: QualityResult, raw: RawData) -> str:
+def render_markdown(result: QualityResult, raw: RawData, data_docs_link: str | None = None) -> str:
+    """The analysts' page: the verdict per batch first, then what failed (root causes first), the profile and
+    the target rate by segment. ``data_docs_link`` is a relative link to the Data Docs; else their path."""
     status = "PASSED" if result.success else "FAILED (critical)"
     failures = result.failures()
     batches = list(dict.fromkeys(batch.label for batch in raw.files))
+    docs = (
+        f"[Data Docs]({data_docs_link}) (every expectation, per batch)"
+        if data_docs_link
+        else (f"Data Docs: `{result.data_docs}`")
+    )
+    verdicts = [
+        {"batch": v.batch, "rows": f"{v.rows:,}" if v.rows is not None else "", "verdict": v.words}
+        for v in batch_verdicts(result, raw)
+    ]
     lines = [
         f"# Data quality: {result.dataset} — {status}",
         "",
         f"{raw.rows:,} rows from {len(batches)} batch(es) ({', '.join(batches)}); input SHA-256 `{raw.sha256[:16]}…`.",
         f"{len(result.outcomes)} expectation results: {len(result.critical_failed)} critical failures, "
-        f"{len(result.warnings)} warnings. Data Docs: `{result.data_docs}`",
+        f"{len(result.warnings)} warnings. {docs}",
         "",
+        "## Verdict per batch",
+        "",
+        "A critical failure stops the run before training; a warning is reported and repaired by cleaning.",
+        "",
+        markdown_table(verdicts, ["batch", "rows", "verdict"]),
         "## Failed expectations" if failures else "## All expectations passed",
         "",
     ]
