@@ -1,26 +1,40 @@
-"""The daily monitoring flow: drift of logged traffic against the champion's training data, and the value
-its lists realised.
+"""The daily monitoring flow: drift of the traffic logged since the last check against the champion's training
+data, and the value its lists realised.
 
     python -m flows.monitor --dataset churn
 
-Reads the service's prediction log for the serving champion, computes PSI per input (and KS for
-numeric inputs), the predicted-positive rate and latency; writes drift.md/.json/.html and a
-markdown artifact; reads the newest realised outcome of the champion's lists (flows.score --outcomes).
-When drift passes the spec's `monitoring` thresholds, or realised value fell short of the predicted
-by more than the spec's `decision.value_drop_tolerance`, it starts the retrain
-deployment, or runs the retrain flow itself when no Prefect server has one. Last stdout line: JSON.
+Reads the service's prediction log for the serving champion from where the last verdict stopped
+(``artifacts/<dataset>/monitoring/state.json``), computes PSI per input (and KS for numeric inputs), the
+predicted-positive rate and latency, and reads the newest realised outcome of the champion's lists
+(flows.score --outcomes). Drift past the spec's ``monitoring`` thresholds, or realised value short of the
+predicted by more than ``decision.value_drop_tolerance``, is a reason to retrain; a retrain is asked for only
+outside the spec's ``monitoring.cooldown_days`` since the last request and when the data a retrain would read
+holds labels the champion did not train on. Asking is the event ``tollgate.retrain.requested``, which the
+retrain deployments' triggers in prefect.yaml react to; with no such deployment the flow retrains itself.
+Writes drift.md/.json/.html with the decision and a markdown artifact. Last stdout line: JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from prefect import flow
 
 from flows.cli import run_and_report
 from flows.retrain import retrain
-from tasks.monitor import check_drift, check_realised, load_champion_reference, load_prediction_log, trigger_retrain
+from tasks.monitor import (
+    check_drift,
+    check_realised,
+    decide_retrain,
+    load_champion_reference,
+    load_prediction_log,
+    read_monitoring_state,
+    remember_check,
+    request_retrain,
+    write_monitoring_report,
+)
 from tollgate.config.settings import Settings
 
 
@@ -28,18 +42,36 @@ from tollgate.config.settings import Settings
 def monitor(
     dataset: str = "churn", log_dir: str | None = None, retrain_on_drift: bool = True, artifacts_dir: str | None = None
 ) -> dict:
+    """Check the champion's traffic since the last check for drift, and its lists' realised value; ask for a
+    retrain only with a reason, outside the spec's cooldown and with labels the champion has not seen.
+
+    Args:
+        dataset: a spec under data/specs
+        log_dir: the prediction log folder (default: the service's, TOLLGATE_PREDICTION_LOG_DIR)
+        retrain_on_drift: act on the decision (emit the retrain event, or retrain here without a deployment)
+        artifacts_dir: where the registry, reports and monitoring state live (default: TOLLGATE_ARTIFACTS_DIR)
+    """
     settings = Settings(**({"artifacts_dir": artifacts_dir} if artifacts_dir else {}))
     champion = load_champion_reference(dataset, settings)
+    state = read_monitoring_state(dataset, settings)
     log = load_prediction_log(champion, settings, log_dir)
-    drift = check_drift(log, champion, settings)
+    report = check_drift(log, champion, state)
     realised = check_realised(champion, settings)
-    shortfall = bool(realised and realised["shortfall"])
+    decision = decide_retrain(report, realised, champion, state, settings)
+    drift = write_monitoring_report(report, decision, champion, settings)
     retraining = None
-    if (drift.report.drifted or shortfall) and retrain_on_drift:
-        retraining = trigger_retrain(dataset)
+    if decision.requested and retrain_on_drift:
+        retraining = request_retrain(dataset, decision.reason, champion.tag)
         if retraining is None:
             retraining = {"how": "subflow", "run": retrain(dataset=dataset, artifacts_dir=artifacts_dir)}
-    return {**drift.summary(), "realised": realised, "realised_shortfall": shortfall, "retrain": retraining}
+    remember_check(log, report, decision, retrain_on_drift, state, champion, settings)
+    return {
+        **drift.summary(),
+        "realised": realised,
+        "realised_shortfall": bool(realised and realised["shortfall"]),
+        "retrain_decision": asdict(decision),
+        "retrain": retraining,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report
-→ anomaly report → package → promote; the JSON summary is built from their results at the end.
+→ anomaly report → package → promote (a bento for a promoted model) → retention; the JSON summary is built
+from their results at the end.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -29,6 +30,7 @@ from tasks.package import package_model
 from tasks.promote import promote
 from tasks.quality import quality_gate, validate
 from tasks.report import write_report
+from tasks.retention import retain
 from tasks.run import TIMEOUTS, cached, load_dataset_spec, start_run
 from tasks.split import split_train_holdout
 from tasks.tournament import run_candidate, select_winner
@@ -89,8 +91,20 @@ def retrain(
     anomaly = anomaly_report(run, split, dataset_spec)
     package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
     promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings)
+    retention = retain(dataset_spec, settings, run, promotion)
     summary = run_summary(
-        dataset_spec, run, batches, quality, cleaned.report, split, leaderboard, report, anomaly, package, promotion
+        dataset_spec,
+        run,
+        batches,
+        quality,
+        cleaned.report,
+        split,
+        leaderboard,
+        report,
+        anomaly,
+        package,
+        promotion,
+        retention,
     )
     decision = promotion.decision
     return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)

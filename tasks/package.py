@@ -1,6 +1,6 @@
 """The package stage: the winner saved (run folder and BentoML store), verified to load to the same
-probabilities before the store takes it, signed, and built into a bento. A failed check or a killed run
-leaves nothing in the store; a failed bento build deletes the stored model again."""
+probabilities before the store takes it, and signed. A failed check or a killed run leaves nothing in the
+store. Its bento is built only if it is promoted (the promote stage), not for every challenger."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from tollgate.core.tournament import Leaderboard
 from tollgate.store.models import (
     MODEL_FILE,
     PackageResult,
-    build_bento,
     model_name,
     save_model,
     verify_loaded,
@@ -43,7 +42,7 @@ def package_model(
     report: ReportResult,
     settings: Settings,
 ) -> PackageResult:
-    """Save the winner, verify the stored copy gives the same probabilities, build its bento."""
+    """Save the winner and verify the stored copy gives the same probabilities."""
     winner = leaderboard.winner
     version = run.run_id.lower()
     print(f"package: saving {winner.name} as {model_name(spec.name)}:{version}, verifying it before the store takes it")
@@ -90,20 +89,13 @@ def package_model(
     )
     try:
         checksums = verify_model(tag, settings)  # the committed copy, as anything that serves it will check it
-        bento_tag = build_bento(spec.name, tag, version) if settings.build_bento else None
     except Exception:
         bentoml.models.delete(tag)
         raise
-    if bento_tag:
-        print(
-            f"bento {bento_tag} built; serve it with: "
-            f"TOLLGATE_DATASET={spec.name} bentoml serve service.service:Tollgate"
-        )
     return PackageResult(
         model_tag=tag,
         model_sha256=checksums[MODEL_FILE],
         checksums=checksums,
         model_path=run.model_path,
         verification=verification,
-        bento_tag=bento_tag,
     )

@@ -32,6 +32,7 @@ from tollgate.store.files import write_json_atomic
 from tollgate.store.models import (
     ModelIntegrityError,
     PackageResult,
+    build_bento,
     export_bento,
     load_packaged_model,
     read_trained_rows,
@@ -108,17 +109,21 @@ def promote(
             "challenger_metrics": asdict(challenger),
             "champion_metrics": asdict(champion) if champion else None,
         }
+        bento_tag = None
         if decision.decision == "promoted":
+            # Built for the promoted model only (a rejected challenger's bento was 22 s for nothing); a failed
+            # build raises here, before the registry is written, so the champion stays as it was.
+            bento_tag = build_bento(spec.name, package.model_tag, run.run_id.lower()) if settings.build_bento else None
             bento_path, bento_sha256 = (
-                export_bento(package.bento_tag, settings.dataset_artifacts(spec.name) / "bentos", settings)
-                if package.bento_tag
+                export_bento(bento_tag, settings.dataset_artifacts(spec.name) / "bentos", settings)
+                if bento_tag
                 else (None, None)
             )
             if current is not None:
                 registry.setdefault("previous", []).append(current)
             registry["champion"] = {
                 "tag": challenger.tag,
-                "bento_tag": package.bento_tag,
+                "bento_tag": bento_tag,
                 "bento_path": str(bento_path) if bento_path else None,
                 "run_id": run.run_id,
                 "algorithm": winner.estimator,
@@ -141,4 +146,6 @@ def promote(
         description=f"{spec.name} champion/challenger decision, run {run.run_id}",
     )
     print(f"promotion: {decision.decision} — {decision.reason}")
-    return PromotionResult(decision=decision, record=record, registry=str(path))
+    if bento_tag:
+        print(f"bento {bento_tag} built; serve it with: TOLLGATE_DATASET={spec.name} bentoml serve")
+    return PromotionResult(decision=decision, record=record, registry=str(path), bento_tag=bento_tag)

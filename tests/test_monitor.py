@@ -1,13 +1,15 @@
 """Monitoring: PSI/KS drift of logged traffic against the training reference."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from tollgate.core.clean import clean_frame
-from tollgate.core.drift import drift_markdown, drift_report, psi, reference_profile
+from tollgate.core.drift import drift_markdown, drift_report, newest_time, psi, reference_profile, since
+from tollgate.core.retrain_rule import retrain_request
 from tollgate.core.schema import request_records
 from tollgate.store.prediction_log import read_prediction_log
 
@@ -73,7 +75,40 @@ def test_too_few_predictions_give_no_verdict(churn_spec, halves):
         churn_spec,
         "v1",
     )
-    assert not report.drifted and "only 5 predictions" in report.reasons[0]
+    assert not report.drifted and report.features == []
+    assert report.reasons == ["no verdict: 5 predictions since the champion's promotion, monitoring needs 200"]
+
+
+def test_the_window_is_the_lines_after_the_last_check():
+    """Check only lines logged after the last verdict's newest line are read again."""
+    log = pd.DataFrame({"time": ["2026-11-01T10:00:00.000+00:00", "2026-11-02T10:00:00.000+00:00"], "x": [1, 2]})
+    assert list(since(log, None)["x"]) == [1, 2]
+    assert list(since(log, newest_time(log.head(1)))["x"]) == [2]
+    assert since(log, newest_time(log)).empty
+
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+WEEK = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("reasons", "last", "available", "holdout", "requested", "says"),
+    [
+        ([], None, "new", "2026-11", False, "no reason to retrain"),
+        (["PSI 0.4 on tenure"], NOW - timedelta(days=2), "new", "2026-11", False, "cooling down until 2026-11-29"),
+        (["PSI 0.4 on tenure"], None, "champion", "2026-10", False, "exactly the champion's own input"),
+        (["PSI 0.4 on tenure"], None, "new", "2026-10", False, "no labelled batch is newer than"),
+        (["PSI 0.4 on tenure"], None, None, None, False, "no labelled data"),
+        (["PSI 0.4 on tenure"], NOW - timedelta(days=8), "new", "2026-11", True, "PSI 0.4 on tenure"),
+        (["PSI 0.4 on tenure"], None, "re-export", None, True, "PSI 0.4 on tenure"),
+    ],
+    ids=["no-reason", "cooldown", "same-input", "no-new-month", "no-data", "after-cooldown", "new-export"],
+)
+def test_the_retrain_rule(reasons, last, available, holdout, requested, says):
+    """Check a retrain is asked for only with a reason, outside the cooldown, on input that is not the
+    champion's own and (for monthly batches) a month past the champion's holdout."""
+    decision = retrain_request(reasons, NOW, last, WEEK, "champion", "2026-10", available, holdout)
+    assert decision.requested is requested and says in decision.reason
 
 
 def test_the_log_reader_takes_every_worker_and_rotated_file(tmp_path):

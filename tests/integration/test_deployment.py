@@ -139,3 +139,41 @@ def test_deployed_monthly_retrain_runs_on_a_worker(prefect_server, monthly_batch
     ).json()
     stages = {re.sub(r"-[0-9a-f]{3}$", "", run["name"]) for run in task_runs}
     assert {"ingest", "validate", "quality-gate", "package", "promote"} <= stages
+
+
+def test_the_monitors_retrain_event_starts_the_retrain_deployment(prefect_server, tmp_path):
+    """Check prefect.yaml's trigger: the event the monitor emits for churn (tasks.monitor.emit_retrain_request, in
+    its own process against the real server) makes the server's automation create a run of churn-monthly-retrain,
+    and of no other deployment."""
+    env = {**prefect_server["env"], "TOLLGATE_HOME": str(PROJECT_ROOT)}
+    api = prefect_server["api"]
+    if httpx.get(f"{api}/work_pools/tollgate-process", timeout=10).status_code == 404:
+        prefect("work-pool", "create", "tollgate-process", "--type", "process", env=env)
+    prefect("deploy", "--all", env=env)
+    deployments = {d["name"]: d["id"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
+    automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
+    reacting = [a for a in automations if "tollgate.retrain.requested" in json.dumps(a["trigger"])]
+    assert {a["actions"][0]["deployment_id"] for a in reacting} == {
+        deployments["churn-monthly-retrain"],
+        deployments["security-monthly-retrain"],
+    }
+
+    def runs() -> dict[str, str]:
+        found = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+        return {run["id"]: run["deployment_id"] for run in found}
+
+    before = runs()
+    emit = (
+        "from prefect.events.worker import EventsWorker; from tasks.monitor import emit_retrain_request; "
+        "print(emit_retrain_request('churn', 'PSI above 0.2: tenure_months', 'tollgate-churn:test')); "
+        "EventsWorker.drain_all()"
+    )
+    done = subprocess.run([sys.executable, "-c", emit], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and re.fullmatch(r"[0-9a-f-]{36}\n", done.stdout), done.stderr
+    deadline = time.monotonic() + 120
+    while not (started := {i: d for i, d in runs().items() if i not in before}):
+        assert time.monotonic() < deadline, "no flow run 120 s after the event"
+        time.sleep(2)
+    assert set(started.values()) == {deployments["churn-monthly-retrain"]}
+    for flow_run_id in started:  # nothing left for a worker of another test to pick up
+        httpx.delete(f"{api}/flow_runs/{flow_run_id}", timeout=10)

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None
     signing_key_file: Path = Path.home() / ".config" / "tollgate" / "signing.key"
 
-    build_bento: bool = True  # package a bento for every verified model (tests that never serve one turn it off)
+    build_bento: bool = True  # build and export a bento for every promoted model (tests that never serve one: off)
+    keep_runs: int = 12  # run folders kept per dataset besides champions' (a year of monthly runs)
+    keep_rejected_models: int = 3  # rejected models kept in the BentoML store per dataset (the newest)
 
     def dataset_artifacts(self, dataset: str) -> Path:
         return self.artifacts_dir / dataset

@@ -347,7 +347,12 @@ class Monitoring(_Strict):
     positive_rate_change: float = Field(
         default=0.10, gt=0, lt=1, description="absolute change of the predicted-positive rate that is drift"
     )
-    min_predictions: int = Field(default=200, ge=1, description="fewer logged predictions: no verdict")
+    min_predictions: int = Field(
+        default=200, ge=1, description="fewer predictions since the last verdict: no verdict (the window grows)"
+    )
+    cooldown_days: float = Field(
+        default=7, ge=0, description="after a retrain request, none again for this long, whatever drifts"
+    )
 
 
 class Lookup(_Strict):

@@ -92,6 +92,7 @@ class DriftReport:
     latency_p99_ms: float | None = None
     drifted: bool = False
     reasons: list[str] = field(default_factory=list)
+    window_since: str | None = None  # predictions logged after this time (the last verdict); None: since promotion
 
     def summary(self) -> dict[str, Any]:
         worst = sorted(self.features, key=lambda f: -f.psi)[:5]
@@ -99,6 +100,7 @@ class DriftReport:
             "dataset": self.dataset,
             "model_version": self.model_version,
             "predictions": self.predictions,
+            "window_since": self.window_since,
             "drifted": self.drifted,
             "reasons": self.reasons,
             "positive_rate": self.positive_rate,
@@ -109,14 +111,34 @@ class DriftReport:
         }
 
 
+def since(log: pd.DataFrame, checked_until: str | None) -> pd.DataFrame:
+    """The log lines written after ``checked_until`` (an ISO time; None: all of them)."""
+    if not checked_until or log.empty:
+        return log
+    return log[pd.to_datetime(log["time"], utc=True, format="ISO8601") > pd.Timestamp(checked_until)]
+
+
+def newest_time(log: pd.DataFrame) -> str | None:
+    """The time of the newest log line, as written (ISO, UTC)."""
+    return None if log.empty else pd.to_datetime(log["time"], utc=True, format="ISO8601").max().isoformat()
+
+
 def drift_report(
-    log: pd.DataFrame, reference: dict[str, Any], spec: DatasetSpec, model_version: str | None
+    log: pd.DataFrame,
+    reference: dict[str, Any],
+    spec: DatasetSpec,
+    model_version: str | None,
+    window_since: str | None = None,
 ) -> DriftReport:
-    """Compare logged traffic with the champion's training reference, by the spec's thresholds."""
+    """Compare logged traffic (the window since the last verdict) with the champion's training reference, by
+    the spec's thresholds; too few predictions is no verdict (the next check's window then starts earlier)."""
     rule = spec.monitoring
-    report = DriftReport(dataset=spec.name, model_version=model_version, predictions=len(log))
+    report = DriftReport(
+        dataset=spec.name, model_version=model_version, predictions=len(log), window_since=window_since
+    )
     if len(log) < rule.min_predictions:
-        report.reasons.append(f"only {len(log)} predictions logged (monitoring needs {rule.min_predictions})")
+        when = f"since the last check ({window_since})" if window_since else "since the champion's promotion"
+        report.reasons.append(f"no verdict: {len(log)} predictions {when}, monitoring needs {rule.min_predictions}")
         return report
     inputs = clean_frame(pd.DataFrame(list(log["inputs"]))[spec.input_columns], spec, require_target=False).frame
     for column, profile in reference["numeric"].items():
@@ -164,14 +186,18 @@ def drift_report(
     return report
 
 
-def drift_markdown(report: DriftReport) -> str:
-    verdict = "DRIFT — retrain triggered" if report.drifted else "no drift"
+def drift_markdown(report: DriftReport, decision: str | None = None) -> str:
+    """The monitoring report: the verdict on the window, what monitoring decided about a retrain, the table."""
+    verdict = "DRIFT" if report.drifted else "no drift"
+    when = f"logged since the last check ({report.window_since})" if report.window_since else "since its promotion"
     lines = [
         f"# {report.dataset} monitoring: {verdict}",
         "",
-        f"{report.predictions:,} predictions of model {report.model_version}.",
+        f"{report.predictions:,} predictions of model {report.model_version} {when}.",
         "",
     ]
+    if decision:
+        lines += [f"**Retrain:** {decision}", ""]
     lines += [f"- {reason}" for reason in report.reasons] or ["- every input within its PSI threshold"]
     if report.positive_rate is not None:
         lines += [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +75,15 @@ class RawData:
     @property
     def sha256(self) -> str:
         """One hash for the whole input: the hashes of its files, in order."""
-        hasher = hashlib.sha256()
-        for batch in self.files:
-            hasher.update(f"{Path(batch.path).name}:{batch.sha256}\n".encode())
-        return hasher.hexdigest()
+        return combined_sha256((Path(batch.path).name, batch.sha256) for batch in self.files)
+
+
+def combined_sha256(files: Iterable[tuple[str, str]]) -> str:
+    """One hash for several files: their names and SHA-256s, in order (what the registry records)."""
+    hasher = hashlib.sha256()
+    for name, checksum in files:
+        hasher.update(f"{name}:{checksum}\n".encode())
+    return hasher.hexdigest()
 
 
 def month_of(path: Path) -> str | None:

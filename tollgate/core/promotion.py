@@ -252,6 +252,7 @@ class PromotionResult:
     decision: PromotionDecision
     record: dict[str, Any]
     registry: str
+    bento_tag: str | None = None  # built for a promoted model only
 
     def summary(self) -> dict[str, Any]:
         """The decision's fields for the run's JSON line."""

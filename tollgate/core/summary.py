@@ -15,6 +15,7 @@ from tollgate.core.report import ReportResult, winner_summary
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import Leaderboard
 from tollgate.store.models import PackageResult
+from tollgate.store.retention import Retention
 from tollgate.store.runs import RunPaths
 
 
@@ -30,6 +31,7 @@ def run_summary(
     anomaly: AnomalyResult | None,
     package: PackageResult,
     promotion: PromotionResult,
+    retention: Retention | None = None,
 ) -> dict[str, Any]:
     """What a completed run did, in the order it did it: the CLI prints this as its last line."""
     summary: dict[str, Any] = {
@@ -61,10 +63,11 @@ def run_summary(
         {
             "model_tag": package.model_tag,
             "model_sha256": package.model_sha256,
-            "bento_tag": package.bento_tag,
+            "bento_tag": promotion.bento_tag,
             "verification": asdict(package.verification),
             "promotion": promotion.summary(),
             "registry": promotion.registry,
+            "retention": retention.summary() if retention is not None else None,
         }
     )
     return summary

@@ -104,14 +104,13 @@ class Verification:
 
 @dataclass(frozen=True)
 class PackageResult:
-    """The package stage's result: the verified model in the store and, where built, its bento."""
+    """The package stage's result: the verified model in the store (its bento is built if it is promoted)."""
 
     model_tag: str
     model_sha256: str
     checksums: dict[str, str]  # every stored file's SHA-256, as signed
     model_path: Path
     verification: Verification
-    bento_tag: str | None
 
 
 def stored_file(tag: str, name: str) -> Path:
