@@ -360,17 +360,25 @@ def test_the_built_bento_serves_its_own_model(trained, tmp_path):
         server.stop()
 
 
-def test_the_bento_carries_the_serving_requirements_only(trained):
-    """Check the built bento installs pyproject's `serving` extra: neither Prefect nor Great Expectations, and
-    only the library and the service as code."""
+def test_the_bento_carries_locked_serving_requirements_only(trained):
+    """Check the built bento installs pyproject's `serving` extra, every package pinned to the version installed
+    here (scikit-learn unpickles the Pipeline it pickled), neither Prefect nor Great Expectations, only the
+    library and the service as code, and a Dockerfile with LightGBM's OpenMP runtime."""
+    from importlib import metadata
+
     import bentoml
+    from packaging.requirements import Requirement
 
     from tollgate.store.models import serving_requirements
 
     bento = Path(bentoml.bentos.get(trained["security"]["summary"]["bento_tag"]).path)
-    requirements = (bento / "env" / "python" / "requirements.txt").read_text().lower()
-    assert "prefect" not in requirements and "great-expectations" not in requirements
-    assert all(requirement.lower() in requirements for requirement in serving_requirements())
+    lines = (bento / "env" / "python" / "requirements.txt").read_text().lower().splitlines()
+    pinned = dict(line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+    assert "prefect" not in pinned and "great-expectations" not in pinned
+    for requirement in map(Requirement, serving_requirements()):
+        assert pinned[requirement.name.lower()] == metadata.version(requirement.name), requirement.name
+    assert pinned["scikit-learn"] == metadata.version("scikit-learn") and len(pinned) > 50
+    assert "libgomp1" in (bento / "env" / "docker" / "Dockerfile").read_text()
     code = {path.relative_to(bento / "src").parts[0] for path in (bento / "src").rglob("*.py")}
     assert code == {"service", "tollgate"}
 

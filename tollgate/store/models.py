@@ -34,6 +34,7 @@ from tollgate.core.features import features_and_target
 from tollgate.store.files import sha256_file, write_json_atomic
 from tollgate.store.processes import ending_with_this_process
 from tollgate.store.registry import champion_entry, read_registry, registry_path
+from tollgate.store.requirements import locked_requirements
 from tollgate.store.signing import sign, signature_matches, signature_path, signing_key
 
 MODEL_FILE = "model.joblib"
@@ -265,7 +266,8 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
     """Build the service's bento for ``model_tag`` in a fresh process (the service module reads its
     model at import time, so each build needs its own interpreter); returns the bento tag.
 
-    The bentofile used is ``service/bentofile.yaml`` with its packages taken from ``serving_requirements``."""
+    The bentofile used is ``service/bentofile.yaml`` with its packages the ``serving`` extra's closure pinned
+    to the versions installed here (``locked_requirements``)."""
     environment = {
         **os.environ,
         "TOLLGATE_DATASET": dataset,
@@ -273,7 +275,7 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
         "BENTOML_DO_NOT_TRACK": "true",
     }
     config = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
-    config["python"] = {**config.get("python", {}), "packages": serving_requirements()}
+    config["python"] = {**config.get("python", {}), "packages": locked_requirements(serving_requirements())}
     with tempfile.TemporaryDirectory(prefix="tollgate-bentofile-") as folder:
         bentofile = Path(folder) / "bentofile.yaml"
         bentofile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
