@@ -7,7 +7,10 @@ Everything learned is learned in ``fit`` on training rows only.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,6 +72,33 @@ def derive(frame: Frame, feature: FeatureDef) -> np.ndarray:
         values = _numbers(frame, feature.column)
         outside = ((values < feature.low) | (values >= feature.high)).astype(float)
         return np.where(np.isnan(values), np.nan, outside)
+    raise TypeError(f"unknown feature kind: {feature!r}")
+
+
+def derive_one(values: Mapping[str, Any], feature: FeatureDef) -> Any:
+    """``derive`` for one record of plain Python values (numbers as floats, NaN for missing): the same
+    arithmetic without building an array per value, for the service's single records."""
+    if isinstance(feature, RatioFeature):
+        numerator = values[feature.numerator]
+        denominator = sum(values[c] for c in feature.denominator) + feature.offset
+        if denominator == 0 or numerator != numerator or denominator != denominator:
+            return math.nan
+        ratio = numerator / denominator
+        return ratio if math.isfinite(ratio) else math.nan
+    if isinstance(feature, LogFeature):
+        value = values[feature.column]
+        return math.log1p(value) if value >= 0 else math.nan  # NaN >= 0 is False
+    if isinstance(feature, CountEqualFeature):
+        return float(sum(values[c] == feature.value for c in feature.columns))
+    if isinstance(feature, BucketFeature):
+        value = values[feature.column]
+        index = bisect.bisect_right(feature.edges, value) - 1
+        if value != value or index < 0:
+            return math.nan
+        return feature.labels[min(index, len(feature.labels) - 1)]
+    if isinstance(feature, OutsideRangeFeature):
+        value = values[feature.column]
+        return math.nan if value != value else float(value < feature.low or value >= feature.high)
     raise TypeError(f"unknown feature kind: {feature!r}")
 
 
