@@ -97,9 +97,9 @@ class FastScorer:
         for column, offsets in self._categorical_plan:
             value = values[column]
             label = UNKNOWN_CATEGORY if value is None or (isinstance(value, float) and value != value) else str(value)
-            position = offsets.get(label)
-            if position is not None:  # unknown categories encode as all zeros, as the encoder ignores them
-                cells[position] = 1.0
+            hot = offsets.get(label)
+            if hot is not None:  # unknown categories encode as all zeros, as the encoder ignores them
+                cells[hot] = 1.0
         if self.anomaly is not None:
             row = np.column_stack([row, [self.anomaly.score(row[0])]])
         return row
