@@ -424,3 +424,55 @@ def test_bare_bentoml_serve_at_the_root_serves_the_champion(churn_champion, trai
         assert response.json()["model_version"] == champion.split(":")[1]  # the promotion tests may replace it
     finally:
         server.stop()
+
+
+def test_a_lightgbm_champion_answers_exactly_under_mixed_single_and_batch_traffic(monthly_batches, tmp_path):
+    """Check a served LightGBM model (single records through the fast path, one thread; batches single-threaded
+    in each worker) answers single records and batches arriving together exactly as its Pipeline does: the
+    thread limits change no answer (their latency is in benchmarks/serve_bench.py --mixed)."""
+    import yaml
+
+    from tests.integration.conftest import SHIPPED_SPECS, fast_spec
+    from tollgate.config.settings import Settings
+
+    spec_file = tmp_path / "churn.yaml"
+    spec = fast_spec(SHIPPED_SPECS / "churn.yaml", Settings())
+    lightgbm = [c for c in spec["tournament"]["candidates"] if c["estimator"] == "lightgbm"]
+    spec_file.write_text(yaml.safe_dump({**spec, "tournament": {**spec["tournament"], "candidates": lightgbm}}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+        summary = retrain(spec=str(spec_file), data=str(monthly_batches / "churn"))
+    assert summary["winner"]["model"] == "lightgbm"
+    churn = load_spec(spec_file)
+    raw = pd.read_csv(monthly_batches / "churn" / f"{summary['holdout_month']}.csv", dtype=str, keep_default_na=False)
+    holdout = clean_frame(raw.rename(columns=churn.rename), churn).frame
+    records = request_records(holdout, churn)
+    expected = joblib.load(summary["model_path"]).predict_proba(holdout[churn.input_columns])[:, 1]
+    server = Server(
+        "service.service:Tollgate",
+        {
+            "TOLLGATE_DATASET": "churn",
+            "TOLLGATE_MODEL_TAG": summary["model_tag"],
+            "TOLLGATE_PREDICTION_LOG_DIR": str(tmp_path / "log"),
+        },
+    )
+    try:
+        server.wait_ready()
+        batches: list[list[float]] = []
+
+        def send_batches() -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                for _ in range(6):
+                    batches.append([a["probability"] for a in http.post("/predict_batch", json=records).json()])
+
+        sender = threading.Thread(target=send_batches)
+        sender.start()
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            singles = [http.post("/predict", json=records[i % len(records)]).json()["probability"] for i in range(150)]
+        sender.join()
+        np.testing.assert_allclose(singles, [expected[i % len(records)] for i in range(150)], rtol=0, atol=1e-9)
+        assert len(batches) == 6
+        for probabilities in batches:
+            np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-9)
+    finally:
+        server.stop()
