@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 # short on a loaded 2-core machine); the command prints its JSON line naming this setting if it is exceeded.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: run test test-fast lint install browser data security raw telco serve clean-artifacts
+.PHONY: run test test-fast lint install browser bench data security raw telco serve clean-artifacts
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
@@ -54,6 +54,13 @@ browser:
 ## The whole suite (unit, integration with real servers and a real browser, slow end-to-end runs).
 test: install browser
 	$(BIN)/python -m pytest
+
+## Serving against the baselines a user would otherwise deploy (installs the bench extra and Debian's wrk).
+bench: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	$(BIN)/python benchmarks/compare_serving.py --dataset $(DATASET)
 
 ## Unit tests only: no server, no full retrain.
 test-fast: install
