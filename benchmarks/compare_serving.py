@@ -109,16 +109,19 @@ def wrk_figures(url: str, body: bytes, concurrency: int, seconds: int) -> dict:
     text = done.stdout
 
     def milliseconds(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
-        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+        if found is None:
+            raise SystemExit(f"cannot read wrk's latency {value!r} for {url}:\n{text}")
+        number, unit = found.groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
     latency = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text).group(1)
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-        "p50_ms": milliseconds(re.search(r"50%\s+(\S+)", text).group(1)),
-        "p99_ms": milliseconds(re.search(r"99%\s+(\S+)", text).group(1)),
+        "p50_ms": milliseconds(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
+        "p99_ms": milliseconds(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
         "max_ms": milliseconds(latency),
         "errors": errors,
     }
