@@ -32,7 +32,7 @@ from threadpoolctl import ThreadpoolController
 from service.guard import RequestGuard, Routes, bound_request_metrics
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
-from tollgate.core.clean import clean_frame, clean_record
+from tollgate.core.clean import clean_checked_batch, clean_record
 from tollgate.core.decision import decide, decide_many
 from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
@@ -52,7 +52,7 @@ from tollgate.store.models import (
     registry_checksums,
     verify_model,
 )
-from tollgate.store.prediction_log import PredictionLog, prediction_entries
+from tollgate.store.prediction_log import PredictionLog, batch_entry, prediction_entries
 from tollgate.store.registry import RegistryError, champion_entry, registry_path
 
 
@@ -227,6 +227,7 @@ class Tollgate:
             SETTINGS.prediction_log_backups,
         )
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
+        self.logged_columns = [*self.spec.id_columns, *self.spec.input_columns, *self.spec.columns.extra]
         settle_heap()
 
     def __is_ready__(self) -> bool:
@@ -279,12 +280,18 @@ class Tollgate:
             if isinstance(value, str) and value not in known:
                 unknown_categories.labels(dataset=self.spec.name, field=column).inc()
 
+    @staticmethod
+    def _request_id(ctx: bentoml.Context) -> str:
+        """The caller's X-Request-ID (at most 128 characters), else a new one; echoed back."""
+        request_id = (ctx.request.headers.get("x-request-id") or "")[:128] or uuid.uuid4().hex
+        ctx.response.headers["x-request-id"] = request_id
+        return request_id
+
     def _log(
         self, ctx: bentoml.Context, endpoint: str, inputs: list[dict], answers: list[dict], started: float
     ) -> None:
         """Append the request's lines; a line that cannot be written is counted, never fails the answer."""
-        request_id = (ctx.request.headers.get("x-request-id") or "")[:128] or uuid.uuid4().hex
-        ctx.response.headers["x-request-id"] = request_id
+        request_id = self._request_id(ctx)
         lost = self.log.write(
             prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000)
         )
@@ -307,8 +314,9 @@ class Tollgate:
     def predict_batch(self, records: RecordList, /, ctx: bentoml.Context) -> list[dict]:
         """Score a JSON array of records at once (concurrent calls are batched together).
 
-        Validated column by column (the same rules and messages as /predict, located by index),
-        cleaned by ``clean_frame`` and scored by the Pipeline: per-record work stays vectorised.
+        Validated column by column (the same rules and messages as /predict, located by index), cleaned
+        column by column (``clean_checked_batch``: ``clean_frame``'s result) and scored by the Pipeline; the
+        batch is one log line, column by column: per-record work stays vectorised.
         """
         started = time.perf_counter()
         served = self.served
@@ -317,7 +325,8 @@ class Tollgate:
         if not records:
             return []
         records = identifiers_as_text(records, self.spec)
-        cleaned = clean_frame(pd.DataFrame(records, columns=self.spec.input_columns), self.spec, require_target=False)
+        received = pd.DataFrame(records, columns=self.logged_columns)
+        cleaned = clean_checked_batch(received[self.spec.input_columns], self.spec)
         frame = cleaned.frame
         # clean_frame already counts the categories it kept without knowing them
         for column, unknown in cleaned.report.values_repaired.get("unknown_category_kept", {}).items():
@@ -329,6 +338,7 @@ class Tollgate:
             decisions.labels(dataset=self.spec.name, risk_level=level).inc(int(count))
         threshold, version = served.model.threshold, served.model.version
         values = np.round(expected_value(probabilities, self.spec.costs), 2).tolist()
+        probability_list, label_list, level_list = probabilities.tolist(), labels.tolist(), levels.tolist()
         answers = [
             {
                 "prediction": label,
@@ -341,10 +351,27 @@ class Tollgate:
                 "model_version": version,
             }
             for label, probability, level, text, value, rank in zip(
-                labels, probabilities.tolist(), levels, advice, values, served.percentiles(probabilities), strict=False
+                label_list,
+                probability_list,
+                level_list,
+                advice,
+                values,
+                served.percentiles(probabilities),
+                strict=False,
             )
         ]
-        self._log(ctx, "predict_batch", records, answers, started)
+        request_id = self._request_id(ctx)
+        entry = batch_entry(
+            request_id,
+            "predict_batch",
+            {column: received[column].tolist() for column in self.logged_columns},
+            {"probability": probability_list, "decision": label_list, "risk_level": level_list},
+            version,
+            (time.perf_counter() - started) * 1000,
+        )
+        lost = self.log.write([entry])
+        if lost:
+            log_lines_lost.labels(dataset=self.spec.name).inc(lost)
         return answers
 
     @bentoml.api(route="/explain")

@@ -128,3 +128,34 @@ def test_a_line_cut_short_is_counted_not_fatal(tmp_path):
     (tmp_path / "predictions-w1.jsonl").write_text(whole + "\n" + whole[:17] + "\n" + whole + "\n")
     logged = read_prediction_log(tmp_path)
     assert len(logged.frame) == 2 and logged.unreadable_lines == 1
+
+
+def test_a_batch_is_one_line_read_back_as_one_row_per_prediction(tmp_path):
+    """Check a batch written as one columnar line comes back as a row per prediction, beside single lines, and
+    that a write that fails counts every prediction of the batch as lost."""
+    from tollgate.store.prediction_log import PredictionLog, batch_entry, prediction_entries
+
+    log = PredictionLog(tmp_path, 1)
+    single = prediction_entries(
+        "r1",
+        "predict",
+        [{"tenure": 3}],
+        [{"model_version": "v1", "probability": 0.9, "prediction": "Yes", "risk_level": "High"}],
+        1.0,
+    )
+    batch = batch_entry(
+        "r2",
+        "predict_batch",
+        {"tenure": [1, None]},
+        {"probability": [0.1, 0.2], "decision": ["No", "No"], "risk_level": ["Low", "Low"]},
+        "v1",
+        2.0,
+    )
+    assert log.write(single) == 0 and log.write([batch]) == 0
+    assert len((tmp_path / "predictions-w1.jsonl").read_text().splitlines()) == 2
+    logged = read_prediction_log(tmp_path, "v1")
+    assert logged.unreadable_lines == 0 and list(logged.frame["request_id"]) == ["r1", "r2", "r2"]
+    assert list(logged.frame["inputs"]) == [{"tenure": 3}, {"tenure": 1}, {"tenure": None}]
+    assert list(logged.frame["probability"]) == [0.9, 0.1, 0.2] and list(logged.frame["index"]) == [0, 0, 1]
+    (tmp_path / "blocked").write_text("a file where the log's folder should be")
+    assert PredictionLog(tmp_path / "blocked" / "log", 1).write([batch]) == 2

@@ -53,8 +53,9 @@ class PredictionLog:
         self._writable = True
 
     def write(self, entries: list[dict[str, Any]]) -> int:
-        """Append one line per entry (a batch is one write); returns how many lines were lost (0 when all
-        reached the file). Values that are not plain JSON (an integer beyond 64 bits) are written as text."""
+        """Append one line per entry (a request is one write); returns how many predictions were lost (0 when
+        all reached the file; a batch line holds ``rows`` of them). Values that are not plain JSON (an integer
+        beyond 64 bits) are written as text."""
         if not entries:
             return 0
         data = b"".join(_line(entry) for entry in entries)
@@ -67,12 +68,13 @@ class PredictionLog:
                     handle.write(data)
                     handle.flush()
             except OSError as error:
-                self._lines_lost += len(entries)
+                lost = sum(int(entry.get("rows", 1)) for entry in entries)
+                self._lines_lost += lost
                 self._last_error = f"{self.path}: {error.strerror or error}"
                 if self._writable:  # said once per outage; every lost line is counted
                     logger.error("prediction log cannot be written, lines are being lost: %s", self._last_error)
                 self._writable = False
-                return len(entries)
+                return lost
             if not self._writable:
                 logger.warning("prediction log writable again (%d line(s) lost meanwhile)", self._lines_lost)
             self._writable = True
@@ -121,6 +123,50 @@ def prediction_entries(
     ]
 
 
+def batch_entry(
+    request_id: str,
+    endpoint: str,
+    inputs: dict[str, list[Any]],
+    answers: dict[str, list[Any]],
+    model_version: str,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """One log line for a whole batch, column by column (``rows`` says how many predictions it holds): a
+    5,000-row batch was 5,000 dicts serialised one by one (22 ms); as columns it is one orjson call. The reader
+    turns it back into one row per prediction."""
+    rows = len(answers["probability"])
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "request_id": request_id,
+        "endpoint": endpoint,
+        "model_version": model_version,
+        "latency_ms": round(latency_ms, 3),
+        "rows": rows,
+        "inputs": inputs,
+        **answers,
+    }
+
+
+def _rows_of(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """A read line as prediction rows: itself, or a batch line's columns as one row each."""
+    if "rows" not in line:
+        return [line]
+    inputs = line["inputs"]
+    columns = list(inputs)
+    shared = {key: line[key] for key in ("time", "request_id", "endpoint", "model_version", "latency_ms")}
+    return [
+        {
+            **shared,
+            "index": index,
+            "inputs": dict(zip(columns, values, strict=True)),
+            "probability": line["probability"][index],
+            "decision": line["decision"][index],
+            "risk_level": line["risk_level"][index],
+        }
+        for index, values in enumerate(zip(*(inputs[column] for column in columns), strict=True))
+    ]
+
+
 @dataclass(frozen=True)
 class LoggedPredictions:
     """The prediction log as read: one row per readable line, and the lines that were not (a line cut
@@ -144,9 +190,11 @@ def read_prediction_log(directory: Path, model_version: str | None = None) -> Lo
                 except ValueError:
                     unreadable += 1
                     continue
-                if isinstance(row, dict):
-                    rows.append(row)
-                else:
+                try:
+                    rows.extend(_rows_of(row) if isinstance(row, dict) else [])
+                except (KeyError, IndexError, TypeError, ValueError):
+                    row = None  # a batch line whose columns disagree
+                if not isinstance(row, dict):
                     unreadable += 1
     frame = pd.DataFrame(rows)
     if model_version is not None and len(frame):
