@@ -243,7 +243,7 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
 def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
     """``clean_frame`` for the service's batches that ``batch_problems`` passed: numbers are already numbers
     (in range, whole where integer) and categories are text or null, so only text is trimmed, blanks made
-    missing and spellings made canonical, once per distinct value instead of once per row (30 ms → ~3 ms for
+    missing and spellings made canonical, once per distinct value instead of once per row (30 ms → ~2 ms for
     5,000 rows). Equal to ``clean_frame`` on such batches, report included (tests hold it so)."""
     report = CleaningReport(rows_in=len(frame), rows_out=len(frame))
     cleaned: dict[str, pd.Series] = {}
@@ -252,28 +252,31 @@ def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
         if column in spec.columns.numeric:
             cleaned[column] = pd.to_numeric(values).astype(float)
             continue
+        categorical = column in spec.columns.categorical
         canonical = _canonical_categories(spec.columns.categorical.get(column, []))
         known = set(spec.columns.categorical.get(column, []))
-        mapping: dict[Any, Any] = {}
+        codes, distinct = pd.factorize(values, use_na_sentinel=True)
+        times = np.bincount(codes[codes >= 0], minlength=len(distinct))
+        mapped: list[Any] = []
         counts = {"whitespace_trimmed": 0, "blank_to_missing": 0, "case_fixed": 0, "unknown_category_kept": 0}
-        frequency = values.value_counts(dropna=True)
-        for value, times in frequency.items():
+        for value, seen in zip(distinct.tolist(), times.tolist(), strict=True):
             if not isinstance(value, str):
-                mapping[value] = value
+                mapped.append(value)
                 continue
             stripped = value.strip()
             if stripped == "":
-                mapping[value] = np.nan
-                counts["blank_to_missing"] += int(times)
+                mapped.append(np.nan)
+                counts["blank_to_missing"] += seen
                 continue
-            fixed = canonical.get(stripped.casefold(), stripped) if column in spec.columns.categorical else stripped
-            counts["whitespace_trimmed"] += int(times) * (stripped != value)
-            counts["case_fixed"] += int(times) * (fixed != stripped)
-            counts["unknown_category_kept"] += int(times) * (column in spec.columns.categorical and fixed not in known)
-            mapping[value] = fixed
+            fixed = canonical.get(stripped.casefold(), stripped) if categorical else stripped
+            counts["whitespace_trimmed"] += seen * (stripped != value)
+            counts["case_fixed"] += seen * (fixed != stripped)
+            counts["unknown_category_kept"] += seen * (categorical and fixed not in known)
+            mapped.append(fixed)
         for kind, number in counts.items():
             report.count(kind, column, number)
-        cleaned[column] = values.map(mapping).astype(object)
+        lookup = np.array([*mapped, np.nan], dtype=object)  # code -1 (missing) takes the last: NaN
+        cleaned[column] = pd.Series(lookup[codes], index=frame.index, dtype=object)
     return CleanData(frame=pd.DataFrame(cleaned, index=frame.index).reset_index(drop=True), report=report)
 
 
