@@ -239,9 +239,9 @@ def _registry(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from tollgate.config.spec import ReadOptions, SpecError, load_spec
+    from tollgate.config.spec import SpecError, load_spec
     from tollgate.config.suite import suite_from_spec
-    from tollgate.core.draft import DraftError, column_name, draft_spec, sniff
+    from tollgate.core.draft import DraftError, column_name, draft_spec
     from tollgate.core.ingest import IngestError
     from tollgate.store.files import write_json_atomic, write_text_atomic
 
@@ -254,21 +254,20 @@ def _init(args: argparse.Namespace) -> int:
     existing = [str(path) for path in (spec_path, suite_path) if path.exists()]
     if existing and not args.force:
         raise UsageError(f"{' and '.join(existing)} already exist(s): choose another --name, or --force to replace")
-    read = None
     overrides = {
         k: v for k, v in (("separator", args.separator), ("decimal", args.decimal), ("encoding", args.encoding)) if v
     }
-    if overrides:
-        sniffed = sniff(data if data.is_file() else sorted(data.iterdir())[0]).read
-        try:
-            read = ReadOptions(
-                **{**sniffed.model_dump(), **overrides, "thousands": "" if args.decimal == "," else sniffed.thousands}
-            )
-        except ValueError as error:
-            raise UsageError(f"read options: {error}") from error
     try:
         draft = draft_spec(
-            data, args.target, name, settings.specs_dir, suite_path, args.positive, args.negative, args.id_column, read
+            data,
+            args.target,
+            name,
+            settings.specs_dir,
+            suite_path,
+            args.positive,
+            args.negative,
+            args.id_column,
+            overrides,
         )
     except (DraftError, IngestError) as error:
         raise UsageError(str(error)) from error

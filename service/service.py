@@ -89,22 +89,19 @@ def _champion() -> tuple[Settings, str, DatasetSpec, dict]:
 logger = logging.getLogger("tollgate.service")
 
 
-def spans_only_when_traced() -> bool:
+def spans_only_when_traced() -> None:
     """BentoML's OpenTelemetry middleware records a span per request even with tracing off (sample rate 0, no
     exporter: its sampler always records, for request ids), and in 1.4 those spans were never freed: a worker
     grew ~5 kB a request (20 MB per 4,000) and each full garbage collection walked them all. With tracing not
-    configured the middleware is told to skip every path; configure ``tracing`` in BentoML's settings to trace.
-    Returns whether requests are traced."""
+    configured the middleware is told to skip every path; configure ``tracing`` in BentoML's settings to trace."""
     from bentoml._internal.configuration.containers import BentoMLContainer
     from opentelemetry.util.http import ExcludeList
 
-    traced = bool(BentoMLContainer.tracing.sample_rate.get()) or BentoMLContainer.tracing.exporter_type.get()
-    if not traced:
+    if not BentoMLContainer.tracing.sample_rate.get() and not BentoMLContainer.tracing.exporter_type.get():
         BentoMLContainer.tracing_excluded_urls.set(ExcludeList([".*"]))
-    return bool(traced)
 
 
-TRACED = spans_only_when_traced()
+spans_only_when_traced()
 
 
 def settle_heap() -> None:
@@ -294,9 +291,13 @@ class Tollgate:
     ) -> None:
         """Append the request's lines; a line that cannot be written is counted, never fails the answer."""
         request_id = self._request_id(ctx)
-        lost = self.log.write(
+        self._write_log(
             prediction_entries(request_id, endpoint, inputs, answers, (time.perf_counter() - started) * 1000)
         )
+
+    def _write_log(self, entries: list[dict[str, Any]]) -> None:
+        """Append log lines; predictions whose line cannot be written are counted, never fail the answer."""
+        lost = self.log.write(entries)
         if lost:
             log_lines_lost.labels(dataset=self.spec.name).inc(lost)
 
@@ -330,7 +331,7 @@ class Tollgate:
         received = pd.DataFrame(records, columns=self.logged_columns)
         cleaned = clean_checked_batch(received[self.spec.input_columns], self.spec)
         frame = cleaned.frame
-        # clean_frame already counts the categories it kept without knowing them
+        # the cleaning report already counts the categories it kept without knowing them
         for column, unknown in cleaned.report.values_repaired.get("unknown_category_kept", {}).items():
             unknown_categories.labels(dataset=self.spec.name, field=column).inc(unknown)
         with OPENMP.limit(limits=1, user_api="openmp"):  # a worker per core: no OpenMP team to fight the other
@@ -362,18 +363,15 @@ class Tollgate:
                 strict=False,
             )
         ]
-        request_id = self._request_id(ctx)
         entry = batch_entry(
-            request_id,
+            self._request_id(ctx),
             "predict_batch",
             {column: received[column].tolist() for column in self.logged_columns},
             {"probability": probability_list, "decision": label_list, "risk_level": level_list},
             version,
             (time.perf_counter() - started) * 1000,
         )
-        lost = self.log.write([entry])
-        if lost:
-            log_lines_lost.labels(dataset=self.spec.name).inc(lost)
+        self._write_log([entry])
         # The answers as the schema says (list[dict]), serialised by orjson: BentoML's root-model path runs the
         # standard library's json.dumps over a pydantic dump, ~15 % of a worker's time on 5,000-row batches.
         return JSONBytes(orjson.dumps(answers), media_type="application/json")  # type: ignore[return-value]

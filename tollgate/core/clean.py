@@ -241,10 +241,10 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
 
 
 def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
-    """``clean_frame`` for the service's batches that ``batch_problems`` passed: numbers are already numbers
-    (in range, whole where integer) and categories are text or null, so only text is trimmed, blanks made
-    missing and spellings made canonical, once per distinct value instead of once per row (30 ms → ~2 ms for
-    5,000 rows). Equal to ``clean_frame`` on such batches, report included (tests hold it so)."""
+    """``clean_frame`` for the spec's input columns of a service batch that ``batch_problems`` passed: numbers
+    are already numbers (in range, whole where integer) and categories are text or null, so only text is
+    trimmed, blanks made missing and spellings made canonical, once per distinct value instead of once per row
+    (30 ms → ~3.5 ms for 5,000 rows). Equal to ``clean_frame`` on such batches, report included (tests hold it so)."""
     report = CleaningReport(rows_in=len(frame), rows_out=len(frame))
     cleaned: dict[str, pd.Series] = {}
     for column in frame.columns:
@@ -252,9 +252,8 @@ def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
         if column in spec.columns.numeric:
             cleaned[column] = pd.to_numeric(values).astype(float)
             continue
-        categorical = column in spec.columns.categorical
-        canonical = _canonical_categories(spec.columns.categorical.get(column, []))
-        known = set(spec.columns.categorical.get(column, []))
+        categories = spec.columns.categorical[column]
+        canonical, known = _canonical_categories(categories), set(categories)
         codes, distinct = pd.factorize(values, use_na_sentinel=True)
         times = np.bincount(codes[codes >= 0], minlength=len(distinct))
         mapped: list[Any] = []
@@ -268,10 +267,10 @@ def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
                 mapped.append(np.nan)
                 counts["blank_to_missing"] += seen
                 continue
-            fixed = canonical.get(stripped.casefold(), stripped) if categorical else stripped
+            fixed = canonical.get(stripped.casefold(), stripped)
             counts["whitespace_trimmed"] += seen * (stripped != value)
             counts["case_fixed"] += seen * (fixed != stripped)
-            counts["unknown_category_kept"] += seen * (categorical and fixed not in known)
+            counts["unknown_category_kept"] += seen * (fixed not in known)
             mapped.append(fixed)
         for kind, number in counts.items():
             report.count(kind, column, number)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from tollgate.config.spec import DEFAULT_READ, ReadOptions
 from tollgate.core.clean import normalise_label, parse_numeric
@@ -116,6 +117,21 @@ def sniff(path: Path) -> Sniffed:
     return Sniffed(options, evidence)
 
 
+def _with_overrides(sniffed: Sniffed, overrides: dict[str, str]) -> Sniffed:
+    """The sniffed options with the person's own on top (a decimal comma drops the default ',' grouping)."""
+    if not overrides:
+        return sniffed
+    options = {**sniffed.read.model_dump(), **overrides}
+    if overrides.get("decimal") == ",":
+        options["thousands"] = ""
+    try:
+        read = ReadOptions(**options)
+    except ValidationError as error:  # one line: what is wrong with the options, not pydantic's whole report
+        raise DraftError(f"read options: {'; '.join(problem['msg'] for problem in error.errors())}") from error
+    given = ", ".join(f"{key} {value!r}" for key, value in overrides.items())
+    return Sniffed(read, [*sniffed.evidence, f"as given: {given}"])
+
+
 def _encoding(head: bytes) -> tuple[str, list[str]]:
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig", ["encoding utf-8 with a byte-order mark"]
@@ -168,11 +184,12 @@ def draft_spec(
     positive: str | None = None,
     negative: str | None = None,
     id_column: str | None = None,
-    read: ReadOptions | None = None,
+    read_overrides: dict[str, str] | None = None,
 ) -> Draft:
-    """Draft a spec for the file (or folder of monthly batches) ``source`` predicting ``target``."""
+    """Draft a spec for the file (or folder of monthly batches) ``source`` predicting ``target``; the read
+    options are sniffed from its first file, with ``read_overrides`` (separator, decimal, encoding) winning."""
     files = _files(source)
-    sniffed = Sniffed(read, ["read options as given"]) if read is not None else sniff(files[0])
+    sniffed = _with_overrides(sniff(files[0]), read_overrides or {})
     batches = [read_batch(path, sniffed.read, rows=DRAFT_ROWS) for path in files]
     frame = pd.concat(batches, ignore_index=True)
     if target not in frame.columns:

@@ -190,11 +190,12 @@ def read_prediction_log(directory: Path, model_version: str | None = None) -> Lo
                 except ValueError:
                     unreadable += 1
                     continue
-                try:
-                    rows.extend(_rows_of(row) if isinstance(row, dict) else [])
-                except (KeyError, IndexError, TypeError, ValueError):
-                    row = None  # a batch line whose columns disagree
                 if not isinstance(row, dict):
+                    unreadable += 1
+                    continue
+                try:
+                    rows.extend(_rows_of(row))
+                except (KeyError, IndexError, TypeError, ValueError):  # a batch line whose columns disagree
                     unreadable += 1
     frame = pd.DataFrame(rows)
     if model_version is not None and len(frame):
