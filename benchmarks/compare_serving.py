@@ -5,8 +5,11 @@ BentoML 1.4 service and Flask + gunicorn (2 sync workers), both with a pandas fr
     .venv/bin/python benchmarks/compare_serving.py [--tag MODEL] [--rounds 3] [--seconds 10]
 
 All three serve the same model on loopback at once; each scenario (/predict at c=1 and c=32, /predict_batch
-with a 5,000-row JSON records body) is measured on one service at a time, the services interleaved round by
-round, so a slow moment of the machine falls on all of them. The load comes from wrk where it is installed
+with a 5,000-row JSON records body at c=8, so that both workers of each service are kept busy) is measured on
+one service at a time, the services interleaved round by round, so a slow moment of the machine falls on all
+of them. Tollgate's bulk bodies (the same 5,000 rows as columnar JSON, as an Arrow IPC stream answered in JSON,
+and answered as an Arrow stream) run in the same rounds; their ratios are against the baselines' JSON batch,
+the body those services take. The load comes from wrk where it is installed
 (Debian's package), else from a bounded Python client (aiohttp, keep-alive) in this process, which competes
 for the two cores and caps the figures. Prints the median over rounds of each figure and Tollgate ÷ baseline.
 Records without missing values are sent, since the baselines' bare Pipeline cannot take a null in a number.
@@ -27,9 +30,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,6 +44,28 @@ from tollgate.store.models import load_packaged_model  # noqa: E402
 
 BATCH_ROWS = 5000
 SERVICES = ("tollgate", "plain BentoML", "Flask + gunicorn")
+JSON = {"Content-Type": "application/json"}
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    bodies: list[bytes]
+    concurrency: int
+    requests: int  # without wrk
+    rows: int = 1
+    headers: dict[str, str] = field(default_factory=lambda: JSON)
+    services: tuple[str, ...] = SERVICES
+    baselines_from: str | None = None  # a Tollgate-only scenario is compared with the baselines' figures there
+
+
+def arrow_stream(records: list[dict]) -> bytes:
+    table = pa.Table.from_pylist(records)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def start(name: str, tag: str, port: int, log_dir: Path) -> subprocess.Popen:
@@ -90,14 +117,15 @@ def wait_answering(url: str, body: bytes, process: subprocess.Popen, name: str) 
     raise SystemExit(f"{name} did not answer /predict in 180 s")
 
 
-def wrk_figures(url: str, body: bytes, concurrency: int, seconds: int) -> dict:
+def wrk_figures(url: str, body: bytes, concurrency: int, seconds: int, headers: dict[str, str]) -> dict:
     """wrk's figures for POSTing ``body``: requests/s, p50/p99/max latency (ms), errors."""
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "body.json").write_bytes(body)
+        (Path(folder) / "body").write_bytes(body)
         script = Path(folder) / "post.lua"
+        sent = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
         script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f'local f = io.open("{Path(folder) / "body.json"}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+            f'wrk.method = "POST"\n{sent}'
+            f'local f = io.open("{Path(folder) / "body"}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
         )
         threads = min(2, concurrency)
         done = subprocess.run(
@@ -127,10 +155,10 @@ def wrk_figures(url: str, body: bytes, concurrency: int, seconds: int) -> dict:
     }
 
 
-def measure(url: str, bodies: list[bytes], concurrency: int, seconds: int, requests: int) -> dict:
+def measure(url: str, scenario: Scenario, seconds: int) -> dict:
     if shutil.which("wrk"):
-        return wrk_figures(url, bodies[0], concurrency, seconds)
-    return asyncio.run(load(url, bodies, concurrency, requests, {"Content-Type": "application/json"}))
+        return wrk_figures(url, scenario.bodies[0], scenario.concurrency, seconds, scenario.headers)
+    return asyncio.run(load(url, scenario.bodies, scenario.concurrency, scenario.requests, scenario.headers))
 
 
 def main() -> int:
@@ -140,6 +168,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10, help="per scenario and round, with wrk")
     parser.add_argument("--requests", type=int, default=2000, help="per scenario and round, without wrk")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this (and the JSON batch)")
     args = parser.parse_args()
 
     tag = args.tag or newest_model(args.dataset)
@@ -147,29 +176,44 @@ def main() -> int:
     _, records = holdout_records(spec.name, spec)
     complete = [record for record in records if all(value is not None for value in record.values())]
     single = [json.dumps(record).encode() for record in complete[:500]]
-    batch = json.dumps((complete * (BATCH_ROWS // len(complete) + 1))[:BATCH_ROWS]).encode()
+    rows = (complete * (BATCH_ROWS // len(complete) + 1))[:BATCH_ROWS]
+    batch = json.dumps(rows).encode()
+    columns = json.dumps({"columns": {name: [row[name] for row in rows] for name in rows[0]}}).encode()
+    arrow = arrow_stream(rows)
     driver = "wrk" if shutil.which("wrk") else "aiohttp in this process"
     print(f"model {tag}; {len(complete):,} complete holdout records; load from {driver}; {args.rounds} rounds")
 
+    json_batch = f"/predict_batch {BATCH_ROWS:,} JSON records c=8"
+    arrow_in = {"Content-Type": ARROW_STREAM}
     scenarios = {
-        "/predict c=1": ("/predict", single, 1, args.requests),
-        "/predict c=32": ("/predict", single, 32, args.requests * 2),
-        f"/predict_batch {BATCH_ROWS:,} rows c=2": ("/predict_batch", [batch], 2, 12),
+        "/predict c=1": Scenario("/predict", single, 1, args.requests),
+        "/predict c=32": Scenario("/predict", single, 32, args.requests * 2),
+        json_batch: Scenario("/predict_batch", [batch], 8, 24, rows=BATCH_ROWS),
+        f"/predict_batch {BATCH_ROWS:,} rows, columnar JSON c=8": Scenario(
+            "/predict_batch", [columns], 8, 24, BATCH_ROWS, services=SERVICES[:1], baselines_from=json_batch
+        ),
+        f"/predict_batch {BATCH_ROWS:,} rows, Arrow in, JSON out c=8": Scenario(
+            "/predict_batch", [arrow], 8, 24, BATCH_ROWS, arrow_in, SERVICES[:1], json_batch
+        ),
+        f"/predict_batch {BATCH_ROWS:,} rows, Arrow in and out c=8": Scenario(
+            "/predict_batch", [arrow], 8, 24, BATCH_ROWS, {**arrow_in, "Accept": ARROW_STREAM}, SERVICES[:1], json_batch
+        ),
     }
-    figures: dict[str, dict[str, list[dict]]] = {s: {name: [] for name in SERVICES} for s in scenarios}
+    if args.only:
+        scenarios = {name: scenario for name, scenario in scenarios.items() if args.only in name or name == json_batch}
+    figures: dict[str, dict[str, list[dict]]] = {name: {s: [] for s in sc.services} for name, sc in scenarios.items()}
     with tempfile.TemporaryDirectory() as log_dir:
         ports = {name: free_port() for name in SERVICES}
         processes = {name: start(name, tag, ports[name], Path(log_dir)) for name in SERVICES}
         try:
             for name in SERVICES:
                 wait_answering(f"http://127.0.0.1:{ports[name]}", single[0], processes[name], name)
-                measure(f"http://127.0.0.1:{ports[name]}/predict", single, 4, 2, 300)  # warm up
+                measure(f"http://127.0.0.1:{ports[name]}/predict", Scenario("/predict", single, 4, 300), 2)  # warm up
             for round_number in range(args.rounds):
-                for scenario, (path, bodies, concurrency, count) in scenarios.items():
-                    for name in SERVICES if round_number % 2 == 0 else reversed(SERVICES):
-                        url = f"http://127.0.0.1:{ports[name]}{path}"
-                        result = measure(url, bodies, concurrency, args.seconds, count)
-                        figures[scenario][name].append(result)
+                for name, scenario in scenarios.items():
+                    for service in scenario.services if round_number % 2 == 0 else reversed(scenario.services):
+                        url = f"http://127.0.0.1:{ports[service]}{scenario.path}"
+                        figures[name][service].append(measure(url, scenario, args.seconds))
                 print(f"round {round_number + 1} of {args.rounds} done", flush=True)
         finally:
             for process in processes.values():
@@ -180,30 +224,39 @@ def main() -> int:
     print("\n| scenario | figure | " + " | ".join(SERVICES) + " | Tollgate ÷ BentoML | Tollgate ÷ Flask |")
     print("|---|---|" + "---|" * (len(SERVICES) + 2))
     medians: dict[str, dict[str, dict[str, float]]] = {}
-    for scenario, per_service in figures.items():
-        medians[scenario] = {
-            name: {key: statistics.median(r[key] for r in results) for key in results[0]}
-            for name, results in per_service.items()
+    for name, per_service in figures.items():
+        medians[name] = {
+            service: {key: statistics.median(r[key] for r in results) for key in results[0]}
+            for service, results in per_service.items()
         }
-        rows = BATCH_ROWS if "batch" in scenario else 1
+    for name, scenario in scenarios.items():
+        compared = {**medians[scenario.baselines_from or name], "tollgate": medians[name]["tollgate"]}
         for key, label, higher_better in (
-            ("requests_per_s", "rows/s" if rows > 1 else "req/s", True),
+            ("requests_per_s", "rows/s" if scenario.rows > 1 else "req/s", True),
             ("p50_ms", "p50 ms", False),
             ("p99_ms", "p99 ms", False),
             ("max_ms", "max ms", False),
         ):
             values = {
-                name: medians[scenario][name][key] * (rows if key == "requests_per_s" else 1) for name in SERVICES
+                service: compared[service][key] * (scenario.rows if key == "requests_per_s" else 1)
+                for service in SERVICES
             }
             ratios = [values["tollgate"] / values[other] for other in SERVICES[1:]]
             shown = " | ".join(
-                f"{values[name]:,.0f}" if key == "requests_per_s" else f"{values[name]:.2f}" for name in SERVICES
+                (f"{values[s]:,.0f}" if key == "requests_per_s" else f"{values[s]:.2f}")
+                + ("†" if scenario.baselines_from and s != "tollgate" else "")
+                for s in SERVICES
             )
             better = "" if higher_better else " (lower is better)"
-            print(f"| {scenario} | {label}{better} | {shown} | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
-        errors = {name: sum(r["errors"] for r in per_service[name]) for name in SERVICES}
+            print(f"| {name} | {label}{better} | {shown} | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+        errors = {
+            service: sum(r["errors"] for r in per_service_results)
+            for service, per_service_results in figures[name].items()
+        }
         if any(errors.values()):
-            print(f"| {scenario} | errors | " + " | ".join(str(errors[n]) for n in SERVICES) + " | | |")
+            print(f"| {name} | errors | " + " | ".join(str(errors.get(s, "")) for s in SERVICES) + " | | |")
+    if any(scenario.baselines_from for scenario in scenarios.values()):
+        print(f"\n† the baseline's figure for {json_batch}: it takes no other body")
     print(json.dumps({"model": tag, "driver": driver, "medians": medians}, default=float))
     return 0
 

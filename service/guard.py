@@ -8,10 +8,12 @@ Everything here is answered before BentoML parses a body, with the service's one
   would otherwise be 10,000 series in every worker's memory;
 - 401 when ``TOLLGATE_API_KEY`` is set and the request does not carry it (health, readiness, metrics
   and the docs stay open);
-- for a POST to an API: 415 unless the body is JSON, 413 above ``TOLLGATE_MAX_BODY_BYTES`` (declared or
-  chunked), 408 when the body stops arriving (a Content-Length longer than what is sent), 400 for a
+- for a POST to an API: 415 unless the body is JSON (or, on a bulk path, one of its binary types), 413
+  above ``TOLLGATE_MAX_BODY_BYTES`` (declared or chunked), 408 when the body stops arriving (a
+  Content-Length longer than what is sent), 400 for a
   body that is not JSON a record parser can take (broken syntax, NUL bytes, not UTF-8, nested deeper
-  than any record, a number beyond a float). The body is read once here and handed on unchanged.
+  than any record, a number beyond a float). The body is read once here and handed on unchanged; a bulk
+  path (``/predict_batch``) parses its own body once, with ``parse_json``'s rules and messages.
 """
 
 from __future__ import annotations
@@ -95,8 +97,10 @@ class RequestGuard:
         max_body_bytes: int = 8 * 1024 * 1024,
         body_timeout_seconds: float = 15.0,
         info: dict | None = None,
+        bulk: dict[str, frozenset[str]] | None = None,
     ):
         self.app = app
+        self.bulk = bulk or {}
         self.routes = routes
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
@@ -127,12 +131,14 @@ class RequestGuard:
         if path not in self.routes.api or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
         media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().decode("latin-1")
-        if not (media_type.lower() in JSON_MEDIA_TYPES or media_type.lower().endswith("+json")):
+        bulk_types = self.bulk.get(path, frozenset())
+        if not (is_json(media_type) or media_type.lower() in bulk_types):
+            accepted = " or ".join(f"'Content-Type: {kind}'" for kind in ("application/json", *sorted(bulk_types)))
             return await reply(
                 send,
                 415,
                 problem(
-                    f"Content-Type {media_type!r} is not accepted: send the body as 'Content-Type: application/json'",
+                    f"Content-Type {media_type!r} is not accepted: send the body as {accepted}",
                     "unsupported_media_type",
                     ("header", "Content-Type"),
                 ),
@@ -146,7 +152,7 @@ class RequestGuard:
         body = await self._read_body(receive)
         if isinstance(body, tuple):
             return await reply(send, *body)
-        if (trouble := json_problem(body)) is not None:
+        if path not in self.bulk and (trouble := json_problem(body)) is not None:  # bulk paths parse their own
             return await reply(send, 400, problem(f"the body is not usable JSON: {trouble}", "json_invalid", ()))
         replayed = False
 
@@ -194,6 +200,12 @@ class RequestGuard:
         )
 
 
+def is_json(media_type: str) -> bool:
+    """Whether a Content-Type's media type says JSON (as every API takes)."""
+    kind = media_type.lower()
+    return kind in JSON_MEDIA_TYPES or kind.endswith("+json")
+
+
 def problem(message: str, kind: str, loc: tuple[str, ...] = ()) -> dict:
     """One error body in the service's shape, with a single problem."""
     return {"error": message, "detail": [{"type": kind, "loc": list(loc), "msg": message}]}
@@ -207,8 +219,15 @@ def not_found(path: str, routes: Routes) -> dict:
 def json_problem(body: bytes) -> str | None:
     """Why ``body`` cannot be handed to a record parser, or None when it can (an empty body can: it
     reads as ``{}``, and the schema then names every missing field)."""
+    return parse_json(body)[1]
+
+
+def parse_json(body: bytes, limit_depth: bool = True) -> tuple[Any, str | None]:
+    """(the parsed body, None), or (None, why it cannot be handed to a record parser): broken syntax, not UTF-8,
+    nested deeper than ``MAX_JSON_DEPTH`` (unless not ``limit_depth``: a reader that never recurses into
+    values), a number beyond a float. An empty body reads as ``{}``."""
     if not body.strip():
-        return None
+        return {}, None
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as fast_error:
@@ -217,16 +236,16 @@ def json_problem(body: bytes) -> str | None:
         try:
             parsed = json.loads(body)
         except RecursionError:
-            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+            return None, f"nested deeper than {MAX_JSON_DEPTH} levels"
         except UnicodeDecodeError as error:
-            return f"not UTF-8 text ({error.reason} at byte {error.start})"
+            return None, f"not UTF-8 text ({error.reason} at byte {error.start})"
         except json.JSONDecodeError:
-            return str(fast_error)
+            return None, str(fast_error)
         except ValueError:  # the standard parser's 4,300-digit limit on integers
-            return "a number has more digits than any field takes"
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(parsed) > MAX_JSON_DEPTH:
-        return f"nested deeper than {MAX_JSON_DEPTH} levels"
-    return None
+            return None, "a number has more digits than any field takes"
+    if limit_depth and body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(parsed) > MAX_JSON_DEPTH:
+        return None, f"nested deeper than {MAX_JSON_DEPTH} levels"
+    return parsed, None
 
 
 def _depth(value: Any) -> int:

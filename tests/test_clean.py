@@ -231,15 +231,15 @@ def test_any_other_label_is_positive_and_no_id_means_no_dedupe():
 def test_a_checked_batch_is_cleaned_as_clean_frame_cleans_it(churn_spec, churn_batch):
     """Check the service's batch cleaning (numbers already numbers, text per distinct value) gives clean_frame's
     frame and report on a batch of request records with untrimmed, blank, mis-cased and unknown categories."""
-    from tollgate.core.clean import clean_checked_batch
-    from tollgate.core.schema import batch_problems, request_records
+    from tollgate.core.batch import batch_from_records
+    from tollgate.core.clean import clean_checked_columns
+    from tollgate.core.schema import request_records
 
     records = request_records(clean_frame(churn_batch, churn_spec).frame, churn_spec)
     records[0]["contract"], records[1]["gender"], records[2]["partner"] = " one year ", "", "Maybe"
     records[3]["internet_service"], records[4]["payment_method"] = "FIBER OPTIC", None
-    assert batch_problems(records, churn_spec) == []
     frame = pd.DataFrame(records, columns=churn_spec.input_columns)
     expected = clean_frame(frame, churn_spec, require_target=False)
-    checked = clean_checked_batch(frame, churn_spec)
-    pd.testing.assert_frame_equal(checked.frame, expected.frame)
+    checked = clean_checked_columns(batch_from_records(records, churn_spec), churn_spec)
+    pd.testing.assert_frame_equal(checked.frame(churn_spec.input_columns), expected.frame)
     assert checked.report.values_repaired == expected.report.values_repaired

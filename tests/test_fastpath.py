@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from tollgate.core.clean import clean_frame
+from tollgate.core.batch import batch_from_records
+from tollgate.core.clean import clean_checked_columns, clean_frame
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.features import build_pipeline, features_and_target
+from tollgate.core.schema import request_records
 from tollgate.core.split import split_rows
 from tollgate.core.tournament import make_estimator
 
@@ -54,3 +56,32 @@ def test_unknown_and_missing_values(churn_spec, churn_batch):
     odd = holdout.head(5).assign(contract="Ten year", monthly_charges=np.nan, payment_method=np.nan)
     fast = [scorer.predict_proba(record) for record in odd.to_dict(orient="records")]
     np.testing.assert_allclose(fast, pipeline.predict_proba(odd)[:, 1], rtol=0, atol=1e-9)
+
+
+def _batch_of(frame, spec):
+    """A holdout frame as the service receives and cleans it: request records, checked, cleaned by columns."""
+    return clean_checked_columns(batch_from_records(request_records(frame, spec), spec), spec)
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"])
+def test_the_batch_path_equals_the_pipeline_on_the_whole_holdout(churn_spec, churn_batch, estimator):
+    """Check /predict_batch's column-wise encoding is the ColumnTransformer's output and its probabilities the
+    Pipeline's, with unknown categories and missing values in the batch."""
+    pipeline, holdout = _fit(churn_spec, churn_batch, estimator)
+    holdout = holdout.copy()
+    holdout.loc[holdout.index[:3], "contract"] = "Ten year"
+    holdout.loc[holdout.index[3:6], ["monthly_charges", "payment_method"]] = np.nan
+    scorer = FastScorer.compile(pipeline)
+    cleaned = _batch_of(holdout, churn_spec)
+    np.testing.assert_allclose(scorer.encode_many(cleaned), pipeline[:-1].transform(holdout), rtol=0, atol=1e-12)
+    expected = pipeline.predict_proba(holdout)[:, 1]
+    np.testing.assert_allclose(scorer.predict_proba_many(cleaned), expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "lightgbm"])
+def test_the_batch_path_with_the_anomaly_step(security_spec, security_batch, estimator):
+    """Check the security batch path (derived counts and buckets, the IsolationForest score) against the Pipeline."""
+    pipeline, holdout = _fit(security_spec, security_batch, estimator)
+    scorer = FastScorer.compile(pipeline)
+    probabilities = scorer.predict_proba_many(_batch_of(holdout, security_spec))
+    np.testing.assert_allclose(probabilities, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     reload_seconds: float = 5.0  # how often the service checks the registry for a new champion (0: never)
     workers: int = 2  # `bentoml serve` worker processes (one per core here)
     max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_rows: int = 100_000  # per /predict_batch request: a compressed Parquet or Arrow body can expand a lot
     body_timeout_seconds: float = 15.0  # a request body that stops arriving this long is answered 408
     prediction_log_dir: Path | None = None  # default: artifacts/<dataset>/predictions
     prediction_log_max_bytes: int = 50 * 1024 * 1024

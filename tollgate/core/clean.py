@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tollgate.config.spec import DEFAULT_READ, DatasetSpec, ReadOptions
+from tollgate.core.batch import Batch
 
 # Currency signs exports put around numbers; any other character must be part of the spec's number format.
 CURRENCY = "$€£"
@@ -240,28 +241,49 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     return CleanData(frame=cleaned, report=report)
 
 
-def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
-    """``clean_frame`` for the spec's input columns of a service batch that ``batch_problems`` passed: numbers
-    are already numbers (in range, whole where integer) and categories are text or null, so only text is
-    trimmed, blanks made missing and spellings made canonical, once per distinct value instead of once per row
-    (30 ms → ~3.5 ms for 5,000 rows). Equal to ``clean_frame`` on such batches, report included (tests hold it so)."""
-    report = CleaningReport(rows_in=len(frame), rows_out=len(frame))
-    cleaned: dict[str, pd.Series] = {}
-    for column in frame.columns:
-        values = frame[column]
-        if column in spec.columns.numeric:
-            cleaned[column] = pd.to_numeric(values).astype(float)
-            continue
-        categories = spec.columns.categorical[column]
-        canonical, known = _canonical_categories(categories), set(categories)
-        codes, distinct = pd.factorize(values, use_na_sentinel=True)
+@dataclass(frozen=True)
+class CleanColumns:
+    """A checked batch, cleaned: the numbers as float arrays (NaN for missing) and each category column as codes
+    into its distinct cleaned values (-1 for missing), so encoding works per distinct value, not per row."""
+
+    numbers: dict[str, np.ndarray]
+    categories: dict[str, tuple[np.ndarray, list[Any]]]
+    report: CleaningReport
+    rows: int
+
+    def column(self, name: str) -> np.ndarray:
+        """One cleaned column as an array (a category column as objects, NaN for missing)."""
+        if name in self.numbers:
+            return self.numbers[name]
+        codes, distinct = self.categories[name]
+        values: np.ndarray = np.array([*distinct, np.nan], dtype=object)[codes]  # code -1 (missing) takes the last
+        return values
+
+    def equals(self, name: str, value: Any) -> np.ndarray:
+        """``column(name) == value`` for a category column, compared once per distinct value."""
+        codes, distinct = self.categories[name]
+        same: np.ndarray = np.array([*(known == value for known in distinct), False])[codes]
+        return same
+
+    def frame(self, columns: list[str]) -> pd.DataFrame:
+        """The cleaned batch as ``clean_frame`` gives it."""
+        return pd.DataFrame({name: self.column(name) for name in columns})
+
+
+def clean_checked_columns(batch: Batch, spec: DatasetSpec) -> CleanColumns:
+    """``clean_frame`` for a service batch the request schema passed (``core.batch``): numbers are already numbers
+    (in range, whole where integer) and categories are text or null, so only text is trimmed, blanks made
+    missing and spellings made canonical, once per distinct value instead of once per row. Equal to
+    ``clean_frame`` on such batches, report included (tests hold it so)."""
+    report = CleaningReport(rows_in=batch.rows, rows_out=batch.rows)
+    categories: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    for column, categories_known in spec.columns.categorical.items():
+        canonical, known = _canonical_categories(categories_known), set(categories_known)
+        codes, distinct = batch.categories[column]
         times = np.bincount(codes[codes >= 0], minlength=len(distinct))
         mapped: list[Any] = []
         counts = {"whitespace_trimmed": 0, "blank_to_missing": 0, "case_fixed": 0, "unknown_category_kept": 0}
-        for value, seen in zip(distinct.tolist(), times.tolist(), strict=True):
-            if not isinstance(value, str):
-                mapped.append(value)
-                continue
+        for value, seen in zip(distinct, times.tolist(), strict=True):
             stripped = value.strip()
             if stripped == "":
                 mapped.append(np.nan)
@@ -274,9 +296,8 @@ def clean_checked_batch(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
             mapped.append(fixed)
         for kind, number in counts.items():
             report.count(kind, column, number)
-        lookup = np.array([*mapped, np.nan], dtype=object)  # code -1 (missing) takes the last: NaN
-        cleaned[column] = pd.Series(lookup[codes], index=frame.index, dtype=object)
-    return CleanData(frame=pd.DataFrame(cleaned, index=frame.index).reset_index(drop=True), report=report)
+        categories[column] = (codes, mapped)
+    return CleanColumns(numbers=dict(batch.numbers), categories=categories, report=report, rows=batch.rows)
 
 
 def clean_record(record: Mapping[str, object], spec: DatasetSpec) -> dict[str, object]:

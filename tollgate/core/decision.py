@@ -32,14 +32,36 @@ def decide(probability: float, threshold: float, spec: DatasetSpec) -> Decision:
     return Decision(prediction=label, act=act, risk_level=level, recommendation=advice)
 
 
-def decide_many(
-    probabilities: np.ndarray, threshold: float, spec: DatasetSpec
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``decide`` for many probabilities at once: (labels, risk levels, recommendations) arrays."""
+RISK_LEVELS = ("Low", "Medium", "High")
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """``decide`` for many probabilities, as codes: each one's risk level indexes ``RISK_LEVELS`` (0, Low, is not
+    acted on), the label is ``labels[act]`` and the advice ``advice[level]``: no per-answer strings are built."""
+
+    level: np.ndarray
+    labels: tuple[str | int, str | int]  # (not acted on, acted on)
+    advice: tuple[str, str, str]  # by level
+
+    @property
+    def act(self) -> np.ndarray:
+        acted: np.ndarray = self.level > 0
+        return acted
+
+    def counts(self) -> dict[str, int]:
+        """How many answers fall in each risk level (levels with none left out)."""
+        counted = np.bincount(self.level, minlength=len(RISK_LEVELS)).tolist()
+        return {level: count for level, count in zip(RISK_LEVELS, counted, strict=True) if count}
+
+
+def decide_many(probabilities: np.ndarray, threshold: float, spec: DatasetSpec) -> Decisions:
+    """``decide`` for many probabilities at once."""
     act = probabilities >= threshold
     high = act & (probabilities >= spec.serving.high_risk_probability)
     advice = spec.serving.recommendations
-    levels = np.where(high, "High", np.where(act, "Medium", "Low")).astype(object)
-    recommendations = np.where(high, advice.high, np.where(act, advice.medium, advice.low)).astype(object)
-    labels = np.where(act, spec.target.positive, spec.target.negative).astype(object)
-    return labels, levels, recommendations
+    return Decisions(
+        level=act.astype(np.intp) + high,
+        labels=(spec.target.negative, spec.target.positive),
+        advice=(advice.low, advice.medium, advice.high),
+    )

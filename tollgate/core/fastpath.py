@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from lightgbm import LGBMClassifier
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest, RandomForestClassifier
@@ -20,7 +21,9 @@ from sklearn.ensemble._iforest import _average_path_length
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from tollgate.core.features import UNKNOWN_CATEGORY, derive_one
+from tollgate.config.spec import CountEqualFeature
+from tollgate.core.clean import CleanColumns
+from tollgate.core.features import UNKNOWN_CATEGORY, derive, derive_one
 
 
 @dataclass
@@ -81,6 +84,10 @@ class FastScorer:
             zip(self.numeric, self.medians.tolist(), self.means.tolist(), self.scales.tolist(), strict=True)
         )
         self._categorical_plan = list(zip(self.categorical, self.offsets, strict=True))
+        # What follows the ColumnTransformer (the anomaly score, the model), scored on the encoded matrix.
+        steps = self.pipeline.steps
+        after = [name for name, _ in steps].index("columns") + 1
+        self._after_encoding = Pipeline(steps[after:])
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
         """The model's input row for one cleaned record, without pandas: the Pipeline's arithmetic on floats."""
@@ -104,6 +111,41 @@ class FastScorer:
             row = np.column_stack([row, [self.anomaly.score(row[0])]])
         return row
 
+    def encode_many(self, cleaned: CleanColumns) -> np.ndarray:
+        """The ColumnTransformer's output for a cleaned batch, column by column: numbers imputed and scaled as
+        arrays, each category column one-hot encoded per distinct value (codes from cleaning, not strings)."""
+        values = _LazyColumns(cleaned)
+        for feature in self._features:
+            if isinstance(feature, CountEqualFeature) and all(c in cleaned.categories for c in feature.columns):
+                values[feature.name] = np.sum(
+                    [cleaned.equals(c, feature.value) for c in feature.columns], axis=0, dtype=float
+                )
+            else:
+                values[feature.name] = derive(values, feature)
+        matrix = np.zeros((cleaned.rows, self.width))
+        for position, (column, median, mean, scale) in enumerate(self._numeric_plan):
+            numbers = np.asarray(values[column], dtype=float)
+            matrix[:, position] = (np.where(np.isnan(numbers), median, numbers) - mean) / scale
+        for column, offsets in self._categorical_plan:
+            if column in cleaned.categories:
+                codes, distinct = cleaned.categories[column]
+            else:  # a derived category (a bucket's labels)
+                codes, labels = pd.factorize(np.asarray(values[column], dtype=object), use_na_sentinel=True)
+                distinct = labels.tolist()
+            unknown = offsets.get(UNKNOWN_CATEGORY, -1)
+            positions = np.array([*(unknown if _is_missing(v) else offsets.get(str(v), -1) for v in distinct), unknown])
+            hot = positions[codes]  # code -1 (missing) takes the last position: 'Unknown'
+            rows = np.flatnonzero(hot >= 0)  # unknown categories encode as all zeros, as the encoder ignores them
+            matrix[rows, hot[rows]] = 1.0
+        return matrix
+
+    def predict_proba_many(self, cleaned: CleanColumns) -> np.ndarray:
+        """Probabilities of the positive class for a cleaned batch, equal to the Pipeline's on ``clean_frame``."""
+        if cleaned.rows == 0:
+            return np.zeros(0)
+        probabilities: np.ndarray = self._after_encoding.predict_proba(self.encode_many(cleaned))[:, 1]
+        return probabilities
+
     @property
     def feature_names(self) -> list[str]:
         return [str(name) for name in self.pipeline[:-1].get_feature_names_out()]
@@ -121,6 +163,23 @@ class FastScorer:
         if isinstance(model, LogisticRegression):
             return float(expit(row @ model.coef_[0] + model.intercept_[0])[0])
         return float(model.predict_proba(row)[0, 1])
+
+
+class _LazyColumns(dict[str, Any]):
+    """A cleaned batch's columns by name for ``derive``: a category column becomes an object array only when a
+    derived feature reads it."""
+
+    def __init__(self, cleaned: CleanColumns):
+        super().__init__(cleaned.numbers)
+        self.cleaned = cleaned
+
+    def __missing__(self, name: str) -> np.ndarray:
+        self[name] = column = self.cleaned.column(name)
+        return column
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _as_float(value: Any) -> float:

@@ -70,22 +70,36 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
             problems.append((column, "extra_forbidden", f"{column} is not a field of a {spec.name} record"))
     for column, rule in spec.columns.numeric.items():
         if column in data and data[column] is not None:
-            problem = _number_problem(column, data[column], rule)
+            problem = number_problem(column, data[column], rule)
             if problem:
                 problems.append((column, *problem))
-    for column in spec.columns.categorical:
-        value = data.get(column)
-        if value is not None and not isinstance(value, str):
-            problems.append(
-                (column, "string_type", f"{column} must be a string, e.g. {spec.columns.categorical[column][0]!r}")
-            )
+    for column, categories in spec.columns.categorical.items():
+        problem = category_problem(column, data.get(column), categories)
+        if problem:
+            problems.append((column, *problem))
     for column in optional:
-        value = data.get(column)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
-            problems.append((column, "string_type", f"{column} must be a string"))
-        elif value is not None and _id_too_long(value):
-            problems.append((column, "string_too_long", f"{column} must be at most {MAX_ID_LENGTH} characters"))
+        problem = identifier_problem(column, data.get(column))
+        if problem:
+            problems.append((column, *problem))
     return problems
+
+
+def category_problem(column: str, value: Any, categories: list[str]) -> tuple[str, str] | None:
+    """(error type, message) when ``value`` cannot be a category of ``column`` (text or null); else None."""
+    if value is not None and not isinstance(value, str):
+        return "string_type", f"{column} must be a string, e.g. {categories[0]!r}"
+    return None
+
+
+def identifier_problem(column: str, value: Any) -> tuple[str, str] | None:
+    """(error type, message) when ``value`` cannot be an id or extra column's value (text, an integer or null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return "string_type", f"{column} must be a string"
+    if _id_too_long(value):
+        return "string_too_long", f"{column} must be at most {MAX_ID_LENGTH} characters"
+    return None
 
 
 def identifier_text(value: str | int) -> str:
@@ -97,7 +111,8 @@ def _id_too_long(value: str | int) -> bool:
     return len(value) > MAX_ID_LENGTH if isinstance(value, str) else abs(value) >= 10**MAX_ID_LENGTH
 
 
-def _number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, str] | None:
+def number_problem(column: str, value: Any, rule: NumericColumn) -> tuple[str, str] | None:
+    """(error type, message) when ``value`` (not null) breaks ``column``'s rule; else None."""
     kind = "an integer" if rule.integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ("int_type" if rule.integer else "float_type"), f"{column} must be {kind}"
