@@ -2,9 +2,10 @@
 
     TOLLGATE_DATASET=churn bentoml serve service.service:Tollgate      # from the repo root
 
-Thin by design: validate (the request model is generated from the model's own spec) → clean (the
-same rules as training, ``clean_record``) → score (the fast path for one record, the Pipeline for
-batches) → decide (the cost-tuned threshold) → log (one JSON line per prediction).
+Thin by design: validate (the request model is generated from the model's own spec; batches column by
+column, ``tollgate.core.batch``) → clean (the same rules as training: ``clean_record``, and per distinct
+value for batches) → score (the fast path: one record's plan on plain floats, a batch encoded as arrays)
+→ decide (the cost-tuned threshold) → log (one JSON line per prediction, one per batch).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ session's own BentoML store; each server is started from the repo root exactly a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import httpx
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from flows.retrain import retrain
@@ -29,6 +32,7 @@ from tollgate.core.schema import request_records
 from tollgate.store.registry import read_registry
 
 API_KEY = "s3cret-test-key"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES = 400_000
 LOG_MAX_BYTES = 40_000
 ANSWER_KEYS = {
@@ -129,6 +133,54 @@ def test_predict_batch_scores_every_record_in_order(client, trained):
     np.testing.assert_allclose([a["probability"] for a in answers], expected, rtol=0, atol=1e-9)
 
 
+def _arrow_stream(records: list[dict]) -> bytes:
+    table = pa.Table.from_pylist(records)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_bulk_bodies_get_the_answers_json_records_get(client, trained):
+    """Check the same records as columnar JSON, an Arrow IPC stream and a Parquet file get the answers the JSON
+    records get, an Arrow answer (on Accept) holds them column by column, and /docs.json documents the bodies."""
+    records = trained["churn"]["records"][:200]
+    expected = client.post("/predict_batch", json=records).json()
+    columns = {"columns": {name: [record[name] for record in records] for name in records[0]}}
+    assert client.post("/predict_batch", json=columns).json() == expected
+    stream = _arrow_stream(records)
+    parquet = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(records), parquet)
+    for media_type, body in ((ARROW_STREAM, stream), ("application/vnd.apache.parquet", parquet.getvalue())):
+        answer = client.post("/predict_batch", content=body, headers={"Content-Type": media_type})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == expected, media_type
+    answer = client.post(
+        "/predict_batch", content=stream, headers={"Content-Type": ARROW_STREAM, "Accept": ARROW_STREAM}
+    )
+    assert answer.headers["content-type"] == ARROW_STREAM
+    assert pa.ipc.open_stream(answer.content).read_all().to_pylist() == expected
+    documented = client.get("/docs.json").json()["paths"]["/predict_batch"]["post"]["requestBody"]["content"]
+    assert {"application/json", ARROW_STREAM, "application/vnd.apache.parquet"} <= set(documented)
+
+
+def test_bulk_bodies_that_cannot_be_used_are_client_errors_naming_why(client, trained):
+    """Check a body that is not what its Content-Type says, a type no endpoint reads, a column of the wrong type
+    and a bad value in a column each get a 4xx naming the body, the header, the column or the row."""
+    records = trained["churn"]["records"][:5]
+    unreadable = client.post("/predict_batch", content=b"PAR1 not really", headers={"Content-Type": ARROW_STREAM})
+    assert unreadable.status_code == 400 and unreadable.json()["detail"][0]["type"] == "body_unreadable"
+    csv = client.post("/predict_batch", content=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})
+    assert csv.status_code == 415 and ARROW_STREAM in csv.json()["error"]
+    as_text = [{**record, "tenure_months": str(record["tenure_months"])} for record in records]
+    wrong_type = client.post("/predict_batch", content=_arrow_stream(as_text), headers={"Content-Type": ARROW_STREAM})
+    assert wrong_type.status_code == 400 and wrong_type.json()["detail"][0]["loc"] == ["tenure_months"]
+    columns = {name: [record[name] for record in records] for name in records[0]}
+    columns["tenure_months"][3] = -1
+    bad_value = client.post("/predict_batch", json={"columns": columns})
+    assert bad_value.status_code == 400 and bad_value.json()["detail"][0]["loc"] == [3, "tenure_months"]
+
+
 def test_the_source_files_column_names_get_the_same_answers(client, trained):
     """Check records in the source export's names (the spec's rename map: TotalCharges, customerID) are
     answered exactly as the same records in the spec's names, on /predict and /predict_batch."""
@@ -144,7 +196,7 @@ def test_the_source_files_column_names_get_the_same_answers(client, trained):
 
 
 def test_concurrent_batches_are_batched_without_mixing_answers(client, trained):
-    """Check concurrent /predict_batch calls (adaptively batched together) each get their own answers."""
+    """Check concurrent /predict_batch calls (queued one at a time in each worker) each get their own answers."""
     records = trained["churn"]["records"]
     chunks = [records[i : i + 7] for i in range(0, 70, 7)]
     results: dict[int, list] = {}

@@ -222,14 +222,6 @@ def _batch_is_valid(records: list[Any], spec: DatasetSpec) -> bool:
     return True
 
 
-def identifiers_as_text(records: list[dict[str, Any]], spec: DatasetSpec) -> list[dict[str, Any]]:
-    """A validated batch with every id and extra column as text (what /predict's model does per record)."""
-    optional = [*spec.id_columns, *spec.columns.extra]
-    if not any(type(record.get(column)) is int for record in records for column in optional):
-        return records
-    return [_ids_as_text(record, optional) for record in records]
-
-
 def _ids_as_text(record: dict[str, Any], optional: list[str]) -> dict[str, Any]:
     present = [column for column in optional if record.get(column) is not None]
     return {**record, **{column: identifier_text(record[column]) for column in present}}
