@@ -166,26 +166,30 @@ class RequestGuard:
         return await self.app(scope, replay, send)
 
     async def _read_body(self, receive: Callable) -> bytes | tuple[int, dict]:
-        """The whole body, or the error to answer: 413 past the limit, 408 when it stops arriving."""
+        """The whole body, or the error to answer: 413 past the limit, 408 when it stops arriving (no chunk for
+        ``body_timeout_seconds``: one deadline moved on at each chunk, not a timer task per chunk)."""
         chunks, size = [], 0
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_seconds)
-            except TimeoutError:
-                return 408, problem(
-                    f"the request body stopped arriving ({size:,} bytes in {self.body_timeout_seconds:g} s); "
-                    "is Content-Length right?",
-                    "body_timeout",
-                )
-            if message["type"] != "http.request":
-                return 400, problem("the client disconnected before the body was complete", "body_incomplete")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return 413, self._too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.body_timeout_seconds) as deadline:
+                while True:
+                    message = await receive()
+                    deadline.reschedule(loop.time() + self.body_timeout_seconds)
+                    if message["type"] != "http.request":
+                        return 400, problem("the client disconnected before the body was complete", "body_incomplete")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        return 413, self._too_large()
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            return 408, problem(
+                f"the request body stopped arriving ({size:,} bytes in {self.body_timeout_seconds:g} s); "
+                "is Content-Length right?",
+                "body_timeout",
+            )
 
     def _authorised(self, headers: dict[bytes, bytes]) -> bool:
         offered = headers.get(b"x-api-key")

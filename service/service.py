@@ -467,8 +467,8 @@ class Tollgate:
             {column: _loggable(values) for column, values in batch.received.items()},
             {
                 "probability": probabilities,
-                "decision": answers["prediction"].to_list(),
-                "risk_level": answers["risk_level"].to_list(),
+                "decision": np.array(decided.labels, dtype=object)[decided.act.astype(np.intp)].tolist(),
+                "risk_level": np.array(RISK_LEVELS, dtype=object)[decided.level].tolist(),
             },
             served.model.version,
             (time.perf_counter() - started) * 1000,
