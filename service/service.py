@@ -421,7 +421,9 @@ class Tollgate:
         """
         started = time.perf_counter()
         request_id = (request.headers.get("x-request-id") or "")[:128] or uuid.uuid4().hex
-        body = await request.body()
+        # Not ``request.body()``: it joins the body with Starlette's closing empty chunk, a copy of every byte.
+        chunks = [chunk async for chunk in request.stream() if chunk]
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         arrow_answer = ARROW_STREAM in request.headers.get("accept", "")
         try:
