@@ -4,8 +4,8 @@
 
 Each round runs, one after the other and alternating which goes first, ``python -m flows.retrain --dataset churn
 --data FILE`` (its own temporary Prefect server, the gate, cleaning, the tournament, threshold, explanations,
-report, promotion and the bento of the promoted model; fresh artifacts and BentoML store each time, so every run
-promotes and builds) and ``benchmarks/baselines/plain_training.py FILE`` (the same candidates, split and folds,
+report, promotion and the bento of the promoted model; fresh artifacts, BentoML store and Prefect home each time,
+so every run promotes and builds) and ``benchmarks/baselines/plain_training.py FILE`` (the same candidates, split and folds,
 nothing else). Wall time is process start to exit, imports included. Prints the median of each, the ratio flow ÷
 script, and both results, which must agree (the same winner and holdout ROC-AUC).
 """
@@ -53,6 +53,7 @@ def main() -> int:
                     "PREFECT_LOGGING_LEVEL": "WARNING",
                     "TOLLGATE_ARTIFACTS_DIR": str(Path(scratch) / "artifacts"),
                     "BENTOML_HOME": str(Path(scratch) / "bentoml"),
+                    "PREFECT_HOME": str(Path(scratch) / "prefect"),  # its own database, as on a fresh machine
                     "BENTOML_DO_NOT_TRACK": "true",
                 }
                 command = (
