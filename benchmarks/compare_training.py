@@ -4,10 +4,11 @@
 
 Each round runs, one after the other and alternating which goes first, ``python -m flows.retrain --dataset churn
 --data FILE`` (its own temporary Prefect server, the gate, cleaning, the tournament, threshold, explanations,
-report, promotion and the bento of the promoted model; fresh artifacts, BentoML store and Prefect home each time,
-so every run promotes and builds) and ``benchmarks/baselines/plain_training.py FILE`` (the same candidates, split and folds,
-nothing else). Wall time is process start to exit, imports included. Prints the median of each, the ratio flow ÷
-script, and both results, which must agree (the same winner and holdout ROC-AUC).
+report, promotion and the bento of the promoted model; fresh artifacts, BentoML store and Prefect home each
+time, so every run promotes and builds) and ``benchmarks/baselines/plain_training.py FILE`` (the same
+candidates, split and folds, nothing else). Wall time is process start to exit, imports included. Prints the
+median of each, the ratio flow ÷ script, and both results, which must agree (the same winner and holdout
+ROC-AUC).
 """
 
 from __future__ import annotations
