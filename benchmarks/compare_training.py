@@ -4,11 +4,11 @@
 
 Each round runs, one after the other and alternating which goes first, ``python -m flows.retrain --dataset churn
 --data FILE`` (its own temporary Prefect server, the gate, cleaning, the tournament, threshold, explanations,
-report, promotion and the bento of the promoted model; fresh artifacts, BentoML store and Prefect home each
-time, so every run promotes and builds) and ``benchmarks/baselines/plain_training.py FILE`` (the same
-candidates, split and folds, nothing else). Wall time is process start to exit, imports included. Prints the
-median of each, the ratio flow ÷ script, and both results, which must agree (the same winner and holdout
-ROC-AUC).
+report, promotion and the bento of the promoted model; fresh artifacts and BentoML store each time, so every
+run promotes and builds; one Prefect home for all runs, whose database the first run creates) and
+``benchmarks/baselines/plain_training.py FILE`` (the same candidates, split and folds, nothing else). Wall time
+is process start to exit, imports included. Prints the median of each, the ratio flow ÷ script, and both
+results, which must agree (the same winner and holdout ROC-AUC).
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def main() -> int:
     args = parser.parse_args()
     walls: dict[str, list[float]] = {"flow": [], "script": []}
     results: dict[str, dict] = {}
+    # One Prefect home for the whole benchmark, as a user has one: its database is created (and migrated) by the
+    # first run only; a home of its own also keeps a database another Prefect version migrated out of the way.
+    prefect_home = tempfile.TemporaryDirectory()
     for round_number in range(args.rounds):
         order = ("flow", "script") if round_number % 2 == 0 else ("script", "flow")
         for name in order:
@@ -54,7 +57,7 @@ def main() -> int:
                     "PREFECT_LOGGING_LEVEL": "WARNING",
                     "TOLLGATE_ARTIFACTS_DIR": str(Path(scratch) / "artifacts"),
                     "BENTOML_HOME": str(Path(scratch) / "bentoml"),
-                    "PREFECT_HOME": str(Path(scratch) / "prefect"),  # its own database, as on a fresh machine
+                    "PREFECT_HOME": prefect_home.name,
                     "BENTOML_DO_NOT_TRACK": "true",
                 }
                 command = (
@@ -67,6 +70,7 @@ def main() -> int:
             results[name] = result
             print(f"round {round_number + 1}: {name} {wall:.1f} s", flush=True)
 
+    prefect_home.cleanup()
     flow, script = results["flow"], results["script"]
     flow_winner = (flow.get("winner") or {}).get("model")
     flow_auc = (flow.get("winner") or {}).get("test_roc_auc")
