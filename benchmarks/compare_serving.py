@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.serve_bench import free_port, holdout_records, load, newest_model  # noqa: E402
 from tollgate.config.settings import PROJECT_ROOT  # noqa: E402
+from tollgate.core.batch import arrow_stream  # noqa: E402
 from tollgate.store.models import load_packaged_model  # noqa: E402
 
 BATCH_ROWS = 5000
@@ -58,14 +58,6 @@ class Scenario:
     headers: dict[str, str] = field(default_factory=lambda: JSON)
     services: tuple[str, ...] = SERVICES
     baselines_from: str | None = None  # a Tollgate-only scenario is compared with the baselines' figures there
-
-
-def arrow_stream(records: list[dict]) -> bytes:
-    table = pa.Table.from_pylist(records)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def start(name: str, tag: str, port: int, log_dir: Path) -> subprocess.Popen:

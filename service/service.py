@@ -324,7 +324,6 @@ class Tollgate:
             SETTINGS.prediction_log_backups,
         )
         self.known = {column: set(values) for column, values in self.spec.columns.categorical.items()}
-        self.logged_columns = [*self.spec.id_columns, *self.spec.input_columns, *self.spec.columns.extra]
         settle_heap()
 
     def __is_ready__(self) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from tollgate.core.batch import (
     BatchRejected,
     TooManyRows,
+    arrow_stream,
     batch_from_arrow,
     batch_from_body,
     read_table,
@@ -30,14 +31,6 @@ def _problems(body, spec) -> list[tuple]:
     with pytest.raises(BatchRejected) as rejected:
         batch_from_body(body, spec, 10_000)
     return rejected.value.problems
-
-
-def _arrow(records: list[dict]) -> bytes:
-    table = pa.Table.from_pylist(records)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def test_every_bad_value_of_a_batch_gets_the_message_one_record_gets(churn_spec, records):
@@ -100,7 +93,7 @@ def test_columns_and_arrow_bodies_give_the_batch_records_give(churn_spec, record
     bodies = {
         "columns": batch_from_body(columnar, churn_spec, 100),
         "arrow stream": batch_from_arrow(
-            read_table(_arrow(sample), "application/vnd.apache.arrow.stream", 100), churn_spec
+            read_table(arrow_stream(sample), "application/vnd.apache.arrow.stream", 100), churn_spec
         ),
         "arrow file": batch_from_arrow(
             read_table(arrow_file.getvalue().to_pybytes(), "application/vnd.apache.arrow.file", 100), churn_spec
@@ -172,6 +165,6 @@ def test_unreadable_and_oversized_bodies(churn_spec, records):
     with pytest.raises(TooManyRows, match="more than 1,000 rows"):
         read_table(compressed.getvalue(), "application/vnd.apache.parquet", 1000)
     with pytest.raises(TooManyRows):
-        read_table(_arrow(records[:1] * 20), "application/vnd.apache.arrow.stream", 10)
+        read_table(arrow_stream(records[:1] * 20), "application/vnd.apache.arrow.stream", 10)
     with pytest.raises(TooManyRows):
         batch_from_body(records[:11], churn_spec, 10)

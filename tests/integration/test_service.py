@@ -27,6 +27,7 @@ from flows.retrain import retrain
 from tests.integration.processes import Server, free_port
 from tollgate.config.settings import PROJECT_ROOT
 from tollgate.config.spec import load_spec
+from tollgate.core.batch import arrow_stream
 from tollgate.core.clean import clean_frame
 from tollgate.core.schema import request_records
 from tollgate.store.registry import read_registry
@@ -133,14 +134,6 @@ def test_predict_batch_scores_every_record_in_order(client, trained):
     np.testing.assert_allclose([a["probability"] for a in answers], expected, rtol=0, atol=1e-9)
 
 
-def _arrow_stream(records: list[dict]) -> bytes:
-    table = pa.Table.from_pylist(records)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 def test_bulk_bodies_get_the_answers_json_records_get(client, trained):
     """Check the same records as columnar JSON, an Arrow IPC stream and a Parquet file get the answers the JSON
     records get, an Arrow answer (on Accept) holds them column by column, and /docs.json documents the bodies."""
@@ -148,7 +141,7 @@ def test_bulk_bodies_get_the_answers_json_records_get(client, trained):
     expected = client.post("/predict_batch", json=records).json()
     columns = {"columns": {name: [record[name] for record in records] for name in records[0]}}
     assert client.post("/predict_batch", json=columns).json() == expected
-    stream = _arrow_stream(records)
+    stream = arrow_stream(records)
     parquet = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(records), parquet)
     for media_type, body in ((ARROW_STREAM, stream), ("application/vnd.apache.parquet", parquet.getvalue())):
@@ -173,7 +166,7 @@ def test_bulk_bodies_that_cannot_be_used_are_client_errors_naming_why(client, tr
     csv = client.post("/predict_batch", content=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})
     assert csv.status_code == 415 and ARROW_STREAM in csv.json()["error"]
     as_text = [{**record, "tenure_months": str(record["tenure_months"])} for record in records]
-    wrong_type = client.post("/predict_batch", content=_arrow_stream(as_text), headers={"Content-Type": ARROW_STREAM})
+    wrong_type = client.post("/predict_batch", content=arrow_stream(as_text), headers={"Content-Type": ARROW_STREAM})
     assert wrong_type.status_code == 400 and wrong_type.json()["detail"][0]["loc"] == ["tenure_months"]
     columns = {name: [record[name] for record in records] for name in records[0]}
     columns["tenure_months"][3] = -1

@@ -31,10 +31,12 @@ from tollgate.core.schema import (
     batch_problems,
     batch_with_spec_names,
     category_problem,
+    doubled_field_problem,
     identifier_problem,
     identifier_text,
     number_problem,
     source_names,
+    unknown_field_problem,
 )
 
 Problem = tuple[int | None, str, str, str]
@@ -111,14 +113,7 @@ def batch_from_body(body: Any, spec: DatasetSpec, max_rows: int) -> Batch:
         extra = sorted(set(body) - {"columns"})
         if extra:
             raise BatchRejected([(None, extra[0], "extra_forbidden", f"{extra[0]} is not accepted beside 'columns'")])
-        columns = body["columns"]
-        _at_most(
-            max((len(values) for values in columns.values() if isinstance(values, list)), default=0)
-            if isinstance(columns, dict)
-            else 0,
-            max_rows,
-        )
-        return batch_from_columns(columns, spec)
+        return batch_from_columns(body["columns"], spec, max_rows)
     raise BatchRejected([(None, "", "list_type", RECORDS_OR_COLUMNS)])
 
 
@@ -184,13 +179,22 @@ def read_table(body: bytes, media_type: str, max_rows: int) -> pa.Table:
         raise BatchRejected([(None, "", "body_unreadable", f"the body is not {kind}: {error}")]) from None
 
 
+def arrow_stream(records: list[dict[str, Any]]) -> bytes:
+    """Records as the Arrow IPC stream body ``/predict_batch`` reads (``application/vnd.apache.arrow.stream``)."""
+    table = pa.Table.from_pylist(records)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def _at_most(rows: int, max_rows: int) -> None:
     if rows > max_rows:
         raise TooManyRows(f"more than {max_rows:,} rows in one request; send them in several")
 
 
-def batch_from_columns(columns: Any, spec: DatasetSpec) -> Batch:
-    """Columnar JSON (``{"field": [values, ...], ...}``) as a batch."""
+def batch_from_columns(columns: Any, spec: DatasetSpec, max_rows: int) -> Batch:
+    """Columnar JSON (``{"field": [values, ...], ...}``) as a batch; ``TooManyRows`` past ``max_rows``."""
     if not isinstance(columns, dict) or not all(isinstance(values, list) for values in columns.values()):
         raise BatchRejected([(None, "columns", "dict_type", "columns must map each field to a JSON array of values")])
     columns = _named(columns, spec)
@@ -198,7 +202,9 @@ def batch_from_columns(columns: Any, spec: DatasetSpec) -> Batch:
     if len(lengths) > 1:
         counts = ", ".join(f"{name}: {len(values)}" for name, values in columns.items())
         raise BatchRejected([(None, "columns", "length_mismatch", f"every column must be as long; got {counts}")])
-    return _checked(columns, lengths.pop() if lengths else 0, spec)
+    rows = lengths.pop() if lengths else 0
+    _at_most(rows, max_rows)
+    return _checked(columns, rows, spec)
 
 
 def batch_from_arrow(table: pa.Table, spec: DatasetSpec) -> Batch:
@@ -264,10 +270,9 @@ def _named(columns: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
     named: dict[str, Any] = {}
     for name, values in columns.items():
         if name in sources and sources[name] in columns:
-            message = f"{name} is {sources[name]} under its source name: send one of the two"
-            problems.append((None, name, "duplicate_field", message))
+            problems.append((None, name, *doubled_field_problem(name, sources[name])))
         elif sources.get(name, name) not in allowed:
-            problems.append((None, name, "extra_forbidden", f"{name} is not a field of a {spec.name} record"))
+            problems.append((None, name, *unknown_field_problem(name, spec)))
         else:
             named[sources.get(name, name)] = values
     for column in spec.input_columns:
@@ -287,13 +292,8 @@ def _checked(columns: dict[str, Any], rows: int, spec: DatasetSpec) -> Batch:
         values = columns[column]
         parsed, suspects = _as_numbers(values)
         if parsed is not None:
-            present = parsed[~np.isnan(parsed)]
-            if present.size and (
-                (rule.min is not None and present.min() < rule.min)
-                or (rule.max is not None and present.max() > rule.max)
-                or (rule.integer and (present % 1 != 0).any())
-            ):
-                suspects = np.flatnonzero(_out_of_rule(parsed, rule))
+            wrong = _out_of_rule(parsed, rule)  # NaN (a null) breaks no rule
+            suspects = np.flatnonzero(wrong) if wrong.any() else None
             numbers[column] = parsed
         problems += _judged(values, suspects, column, partial(number_problem, column, rule=rule))
     categories: dict[str, tuple[np.ndarray, list[str]]] = {}

@@ -103,8 +103,7 @@ class FastScorer:
             cells[position] = ((median if number != number else number) - mean) / scale
         for column, offsets in self._categorical_plan:
             value = values[column]
-            label = UNKNOWN_CATEGORY if value is None or (isinstance(value, float) and value != value) else str(value)
-            hot = offsets.get(label)
+            hot = offsets.get(UNKNOWN_CATEGORY if _is_missing(value) else str(value))
             if hot is not None:  # unknown categories encode as all zeros, as the encoder ignores them
                 cells[hot] = 1.0
         if self.anomaly is not None:

@@ -64,10 +64,9 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
     optional = {*spec.id_columns, *spec.columns.extra}
     for column in data:
         if column in sources and sources[column] in data:
-            message = f"{column} is {sources[column]} under its source name: send one of the two"
-            problems.append((column, "duplicate_field", message))
+            problems.append((column, *doubled_field_problem(column, sources[column])))
         elif column not in spec.input_columns and column not in optional:
-            problems.append((column, "extra_forbidden", f"{column} is not a field of a {spec.name} record"))
+            problems.append((column, *unknown_field_problem(column, spec)))
     for column, rule in spec.columns.numeric.items():
         if column in data and data[column] is not None:
             problem = number_problem(column, data[column], rule)
@@ -82,6 +81,16 @@ def record_problems(data: Any, spec: DatasetSpec) -> list[tuple[str, str, str]]:
         if problem:
             problems.append((column, *problem))
     return problems
+
+
+def doubled_field_problem(source_name: str, spec_name: str) -> tuple[str, str]:
+    """(error type, message) for a field sent under both its source name and the spec's."""
+    return "duplicate_field", f"{source_name} is {spec_name} under its source name: send one of the two"
+
+
+def unknown_field_problem(name: str, spec: DatasetSpec) -> tuple[str, str]:
+    """(error type, message) for a field the spec does not name."""
+    return "extra_forbidden", f"{name} is not a field of a {spec.name} record"
 
 
 def category_problem(column: str, value: Any, categories: list[str]) -> tuple[str, str] | None:
