@@ -1,6 +1,6 @@
-"""The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → explain → report
-→ anomaly report → package → promote (a bento for a promoted model) → retention; the JSON summary is built
-from their results at the end.
+"""The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → final fit → explain
+→ report → anomaly report → package → promote (a bento for a promoted model) → retention; the JSON summary is
+built from their results at the end.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -33,7 +33,7 @@ from tasks.report import write_report
 from tasks.retention import retain
 from tasks.run import TIMEOUTS, cached, load_dataset_spec, start_run
 from tasks.split import split_train_holdout
-from tasks.tournament import run_candidate, select_winner
+from tasks.tournament import final_fit, run_candidate, select_winner
 from tollgate.config.settings import Settings
 from tollgate.core.quality import QualityGateFailed
 from tollgate.core.summary import run_summary
@@ -85,7 +85,7 @@ def retrain(
     cleaned = clean(batches.frame, dataset_spec)
     split = split_train_holdout(cleaned.frame, dataset_spec, batches.holdout_month)
     candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
-    leaderboard = select_winner(candidates.result(), dataset_spec)
+    leaderboard = final_fit(select_winner(candidates.result(), dataset_spec), split, dataset_spec)
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     report = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
     anomaly = anomaly_report(run, split, dataset_spec)

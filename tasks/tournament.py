@@ -1,5 +1,5 @@
 """The tournament stages: one Prefect task run per candidate (``.map``, so a Dask runner can spread them),
-then the ranking by the spec's rule."""
+the ranking by the spec's rule, then the winner's final fit on every training row when CV used a sample."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tollgate.config.spec import Candidate, DatasetSpec
 from tollgate.core.split import TrainHoldout
-from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_candidate, rank_candidates
+from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_candidate, fit_winner, rank_candidates
 
 
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}")
@@ -24,3 +24,9 @@ def select_winner(results: list[CandidateResult], spec: DatasetSpec) -> Leaderbo
     leaderboard = rank_candidates(results, spec)
     print(f"winner: {leaderboard.winner.name} (rule: {leaderboard.rule})")
     return leaderboard
+
+
+@task(name="final-fit", cache_policy=NO_CACHE)
+def final_fit(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
+    """The winner fitted on every training row (capped for estimators that do not scale) when CV used a sample."""
+    return fit_winner(leaderboard, split, spec)

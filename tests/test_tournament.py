@@ -10,7 +10,7 @@ from tollgate.core.features import feature_names
 from tollgate.core.metrics import expected_cost
 from tollgate.core.split import split_rows
 from tollgate.core.threshold import GRID, cost_curve, tune_threshold
-from tollgate.core.tournament import evaluate_candidate, rank_candidates
+from tollgate.core.tournament import FINAL_FIT_MAX_ROWS, evaluate_candidate, fit_winner, rank_candidates
 
 CANARY = "leakage_canary"
 
@@ -136,9 +136,10 @@ def test_lightgbm_contributions_add_up_to_its_score(results, split, small_spec):
     np.testing.assert_allclose(contributions.sum(axis=1) + full[:, -1], raw, rtol=1e-6, atol=1e-8)
 
 
-def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_spec):
-    """Check that above cv_max_rows CV uses a stratified sample (the same for every candidate),
-    while the final fit still sees every training row."""
+def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_spec, monkeypatch):
+    """Check that above cv_max_rows CV uses a stratified sample (the same for every candidate) and each candidate is
+    fitted on it; then only the winner is refitted, on every training row (a forest on its capped sample), and
+    scored on the holdout again, and the leaderboard says how many rows each model saw."""
     spec = small_spec.model_copy(update={"tournament": small_spec.tournament.model_copy(update={"cv_max_rows": 1000})})
     train = split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
     train[spec.id_column] = [f"id-{i}" for i in range(len(train))]
@@ -146,11 +147,31 @@ def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_sp
     results = [
         evaluate_candidate(c, big, spec)
         for c in spec.tournament.candidates
-        if c.estimator in ("logistic_regression", "lightgbm")
+        if c.estimator in ("logistic_regression", "lightgbm", "random_forest")
     ]
-    assert [len(r.oof_target) for r in results] == [1000, 1000]
+    assert [len(r.oof_target) for r in results] == [1000, 1000, 1000]
     np.testing.assert_array_equal(results[0].oof_target, results[1].oof_target)
     assert abs(results[0].oof_target.mean() - train[spec.target.column].mean()) < 0.01
-    for result in results:
-        scaler = result.pipeline.named_steps["columns"].named_transformers_["numeric"].named_steps["scale"]
-        assert scaler.n_samples_seen_ == 1500
+
+    def seen(result):
+        numeric = result.pipeline.named_steps["columns"].named_transformers_["numeric"]
+        return numeric.named_steps["scale"].n_samples_seen_
+
+    assert [seen(r) for r in results] == [1000, 1000, 1000]
+    assert all(r.fit_note.startswith("fitted on 1,000 of 1,500 training rows") for r in results)
+    board = rank_candidates(results, spec)
+    final = fit_winner(board, big, spec)
+    assert seen(final.winner) == 1500 and final.winner.fit_rows == 1500 and final.winner.fit_note is None
+    assert final.rows()[0]["fit_rows"] == 1500 and [row["fit_rows"] for row in final.rows()[1:]] == [1000, 1000]
+    assert final.winner.name == board.winner.name and final.results[1:] == board.results[1:]
+    assert final.winner.oof_threshold == board.winner.oof_threshold  # tuned on out-of-fold predictions only
+    assert final.winner.holdout_metrics != board.winner.holdout_metrics
+    assert fit_winner(final, big, spec) is final  # already fitted on every row
+
+    forest = next(r for r in results if r.estimator == "random_forest")
+    monkeypatch.setitem(FINAL_FIT_MAX_ROWS, "random_forest", 1200)
+    capped = fit_winner(type(board)([forest], board.rule), big, spec).winner
+    assert seen(capped) == 1200 and capped.fit_note == (
+        "fitted on 1,200 of 1,500 training rows (random_forest is capped at 1,200 rows)"
+    )
+    assert capped.pipeline[-1].n_jobs == 1  # the packaged model scores on one thread

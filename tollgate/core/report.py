@@ -232,7 +232,14 @@ def summary_markdown(
             f"- **Selection rule**: {leaderboard.rule}.",
             f"- **Winner**: {winner.name}: "
             f"CV ROC-AUC {winner.cv['roc_auc']['mean']:.4f} ± {winner.cv['roc_auc']['std']:.4f}; "
-            f"holdout ROC-AUC {summary['test_roc_auc']:.4f}, PR-AUC {summary['test_pr_auc']:.4f}.",
+            f"holdout ROC-AUC {summary['test_roc_auc']:.4f}, PR-AUC {summary['test_pr_auc']:.4f}; "
+            + (winner.fit_note or f"fitted on all {winner.fit_rows:,} training rows")
+            + (
+                "; the other candidates were fitted on the cross-validation sample (the leaderboard's fit_rows)"
+                if any(result.fit_note for result in leaderboard.results[1:])
+                else ""
+            )
+            + ".",
             threshold_line(winner, spec),
             f"- **Calibration**: expected calibration error {ece:.3f} on the holdout, Brier "
             f"{winner.holdout_metrics['brier']:.4f}: {calibrated}.",
@@ -265,6 +272,8 @@ def run_metadata(
         "holdout_file": split.holdout_file,
         "split_strategy": split.strategy,
         "train_rows": len(split.train),
+        "fit_rows": winner.fit_rows,
+        "fit_note": winner.fit_note,
         "holdout_rows": len(split.holdout),
         "algorithm": winner.estimator,
         "estimator_class": type(winner.pipeline[-1]).__name__,

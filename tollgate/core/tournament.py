@@ -3,15 +3,17 @@
 Each candidate (one task run of the tournament stage, so a Dask runner can spread them over machines):
 stratified k-fold cross-validation on the training split only (on a seeded stratified sample of
 ``cv_max_rows`` when the split is larger), giving per-fold metrics and out-of-fold probabilities; then one
-fit on the whole training split and one scoring of the holdout. Selection and threshold tuning read only the
-out-of-fold predictions.
+fit on those rows and one scoring of the holdout. Selection and threshold tuning read only the out-of-fold
+predictions. When cross-validation used a sample, only the winner is fitted again, on every training row
+(``fit_winner``; estimators that do not scale to that many rows on a sample of ``FINAL_FIT_MAX_ROWS``), and
+scored on the holdout again: the leaderboard says how many rows each model was fitted on.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,9 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "lightgbm": LGBMClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
 }
+FINAL_FIT_MAX_ROWS: dict[str, int] = {"random_forest": 1_000_000}
+"""Rows an estimator's final fit may use: a forest grows every tree to full depth over its rows (time and memory
+grow with the rows, and its model file too), so beyond this it is fitted on a seeded stratified sample."""
 CV_METRICS = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier", "fit_seconds")
 
 
@@ -72,6 +77,21 @@ class CandidateResult:
     cv: dict[str, dict[str, float]] = field(default_factory=dict)
     oof_policy: PolicyOutcome | None = None  # the decision policy on out-of-fold predictions
     holdout_policy: PolicyOutcome | None = None  # … and on the holdout
+    fit_rows: int = 0  # the rows ``pipeline`` was fitted on
+    training_rows: int = 0  # the training split's rows
+
+    @property
+    def fit_note(self) -> str | None:
+        """Why the model was not fitted on every training row, or None."""
+        if self.fit_rows >= self.training_rows:
+            return None
+        limit = FINAL_FIT_MAX_ROWS.get(self.estimator)
+        reason = (
+            f"{self.estimator} is capped at {limit:,} rows"
+            if limit is not None and self.fit_rows == limit
+            else "the cross-validation sample; only the winner is refitted on every row"
+        )
+        return f"fitted on {self.fit_rows:,} of {self.training_rows:,} training rows ({reason})"
 
     def leaderboard_row(self) -> dict[str, Any]:
         policy = (
@@ -94,6 +114,7 @@ class CandidateResult:
             **policy,
             "test_roc_auc": round(self.holdout_metrics["roc_auc"], 4),
             "test_pr_auc": round(self.holdout_metrics["pr_auc"], 4),
+            "fit_rows": self.fit_rows,
             "fit_seconds": round(self.fit_seconds, 2),
         }
 
@@ -101,13 +122,17 @@ class CandidateResult:
 def cv_rows(target: pd.Series, spec: DatasetSpec) -> np.ndarray:
     """Positions of the training rows cross-validation uses: all, or a seeded stratified sample.
 
-    Every candidate gets the same rows, so the comparison stays fair; the final fit uses all rows.
+    Every candidate gets the same rows, so the comparison stays fair; the winner's final fit uses all rows.
     """
+    return sample_rows(target, spec.tournament.cv_max_rows, spec.split.seed)
+
+
+def sample_rows(target: pd.Series, limit: int, seed: int) -> np.ndarray:
+    """Positions of at most ``limit`` rows, a seeded sample stratified on ``target`` (all rows when fewer)."""
     positions = np.arange(len(target))
-    limit = spec.tournament.cv_max_rows
     if len(target) <= limit:
         return positions
-    sample, _ = train_test_split(positions, train_size=limit, stratify=target, random_state=spec.split.seed)
+    sample, _ = train_test_split(positions, train_size=limit, stratify=target, random_state=seed)
     return np.sort(sample)
 
 
@@ -148,23 +173,7 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
     if spec.decision is not None:  # one record at a time: break-even, or the capacity quantile if higher
         threshold = serving_threshold(oof, spec.decision)
         oof_cost = expected_cost(target, oof, threshold, spec.costs)
-
-    started = time.perf_counter()
-    final = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(all_features, all_target)
-    fit_seconds = time.perf_counter() - started
-    holdout_features, holdout_target = features_and_target(split.holdout, spec)
-    holdout_probability = final.predict_proba(holdout_features)[:, 1]
-    holdout_metrics = {
-        **classification_metrics(holdout_target, holdout_probability),
-        "calibration_error": calibration_error(holdout_target, holdout_probability),
-        "at_0_5": decision_report(holdout_target, holdout_probability, 0.5, spec.costs),
-        "at_threshold": decision_report(holdout_target, holdout_probability, threshold, spec.costs),
-    }
-    oof_policy = holdout_policy = None
-    if spec.decision is not None:
-        oof_policy = evaluate_policy(target, oof, spec.decision)
-        holdout_policy = evaluate_policy(holdout_target, holdout_probability, spec.decision)
-        holdout_metrics["policy"] = asdict(holdout_policy)
+    oof_policy = evaluate_policy(target, oof, spec.decision) if spec.decision is not None else None
     cv = {
         metric: {
             "mean": float(np.mean([f[metric] for f in fold_metrics])),
@@ -172,6 +181,32 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         }
         for metric in CV_METRICS
     }
+    started = time.perf_counter()
+    fitted = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
+    fit_seconds = time.perf_counter() - started
+    result = _scored(
+        CandidateResult(
+            name=candidate.name,
+            estimator=candidate.estimator,
+            params=dict(candidate.params),
+            fold_metrics=fold_metrics,
+            oof_target=target.to_numpy(),
+            oof_probability=oof,
+            oof_threshold=threshold,
+            oof_expected_cost=oof_cost,
+            oof_cost_at_0_5=tuned.cost_at_0_5,
+            pipeline=fitted,
+            holdout_probability=np.empty(0),
+            holdout_metrics={},
+            fit_seconds=fit_seconds,
+            cv=cv,
+            oof_policy=oof_policy,
+            fit_rows=len(target),
+            training_rows=len(all_target),
+        ),
+        split,
+        spec,
+    )
     economics = (
         f"OOF net value ${oof_policy.net_value:,.0f} acting on {oof_policy.acted:,}"
         if oof_policy is not None
@@ -179,26 +214,59 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
     )
     print(
         f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
-        f"{economics}, holdout ROC-AUC {holdout_metrics['roc_auc']:.4f}"
+        f"{economics}, holdout ROC-AUC {result.holdout_metrics['roc_auc']:.4f}"
+        + (f" ({result.fit_note})" if result.fit_note else "")
     )
-    return CandidateResult(
-        name=candidate.name,
-        estimator=candidate.estimator,
-        params=dict(candidate.params),
-        fold_metrics=fold_metrics,
-        oof_target=target.to_numpy(),
-        oof_probability=oof,
-        oof_threshold=threshold,
-        oof_expected_cost=oof_cost,
-        oof_cost_at_0_5=tuned.cost_at_0_5,
-        pipeline=final,
-        holdout_probability=holdout_probability,
-        holdout_metrics=holdout_metrics,
-        fit_seconds=fit_seconds,
-        cv=cv,
-        oof_policy=oof_policy,
-        holdout_policy=holdout_policy,
+    return result
+
+
+def _scored(result: CandidateResult, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
+    """``result`` with its model's holdout probabilities, metrics and policy outcome."""
+    holdout_features, holdout_target = features_and_target(split.holdout, spec)
+    probability = result.pipeline.predict_proba(holdout_features)[:, 1]
+    metrics = {
+        **classification_metrics(holdout_target, probability),
+        "calibration_error": calibration_error(holdout_target, probability),
+        "at_0_5": decision_report(holdout_target, probability, 0.5, spec.costs),
+        "at_threshold": decision_report(holdout_target, probability, result.oof_threshold, spec.costs),
+    }
+    policy = None
+    if spec.decision is not None:
+        policy = evaluate_policy(holdout_target, probability, spec.decision)
+        metrics["policy"] = asdict(policy)
+    return replace(result, holdout_probability=probability, holdout_metrics=metrics, holdout_policy=policy)
+
+
+def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
+    """The leaderboard with its winner fitted on every training row (or on ``FINAL_FIT_MAX_ROWS`` of them) and
+    scored on the holdout again; unchanged when cross-validation already used every row. The fit has the
+    machine's cores to itself."""
+    winner = leaderboard.winner
+    all_features, all_target = features_and_target(split.train, spec)
+    limit = FINAL_FIT_MAX_ROWS.get(winner.estimator, len(all_target))
+    rows = sample_rows(all_target, limit, spec.split.seed)
+    if len(rows) <= winner.fit_rows:
+        return leaderboard
+    candidate = Candidate(name=winner.name, estimator=winner.estimator, params=winner.params)
+    estimator = make_estimator(candidate, spec.split.seed)
+    if "n_jobs" in estimator.get_params() and "n_jobs" not in winner.params:
+        estimator.set_params(n_jobs=os.cpu_count() or 1)
+    print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
+    started = time.perf_counter()
+    sampled = len(rows) < len(all_target)
+    fitted = build_pipeline(spec, estimator).fit(
+        all_features.iloc[rows] if sampled else all_features, all_target.iloc[rows] if sampled else all_target
     )
+    if "n_jobs" in estimator.get_params():
+        estimator.set_params(n_jobs=winner.params.get("n_jobs", 1))  # the packaged model scores on one thread
+    final = _scored(
+        replace(winner, pipeline=fitted, fit_seconds=time.perf_counter() - started, fit_rows=len(rows)), split, spec
+    )
+    print(
+        f"{winner.name}: holdout ROC-AUC {final.holdout_metrics['roc_auc']:.4f} after the final fit "
+        f"({final.fit_seconds:.1f} s)" + (f"; {final.fit_note}" if final.fit_note else "")
+    )
+    return replace(leaderboard, results=[final, *leaderboard.results[1:]])
 
 
 SELECTION_RULE = {
