@@ -11,6 +11,7 @@ flow's result, its failure, a server that did not start, SIGTERM or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import httpx
 from prefect import Flow
 from prefect.settings import (
     PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     temporary_settings,
 )
@@ -50,15 +52,17 @@ def run_and_report(
     label: str,
     failure_summary: Callable[[BaseException, str], dict[str, Any]] = plain_failure,
     shown: Callable[[dict[str, Any]], dict[str, Any]] = lambda result: result,
+    preload: tuple[str, ...] = (),
     **parameters: Any,
 ) -> int:
     """Run ``flow(**parameters)`` on this command's Prefect API; its result (``shown``) or the error
-    (``failure_summary``) is the last line on stdout, as JSON, whatever ends the run short of SIGKILL."""
+    (``failure_summary``) is the last line on stdout, as JSON, whatever ends the run short of SIGKILL.
+    ``preload``: modules the run needs, imported while a temporary server starts."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     summary: dict[str, Any] = plain_failure(RuntimeError("the run ended before it reported"), label)
     code = 1
     try:
-        with prefect_api():
+        with prefect_api(preload):
             state = flow(**parameters, return_state=True)
         if state.is_completed():
             summary, code = shown(state.result()), 0
@@ -82,40 +86,76 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+class TemporaryServer:
+    """A Prefect server of this command's own (``uvicorn`` on a free loopback port, no UI), ended with it."""
+
+    def __init__(self) -> None:
+        self.timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/api"
+        print(f"starting a temporary Prefect server on {self.url} (up to {self.timeout:g} s)", file=sys.stderr)
+        sys.stderr.flush()
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
+                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"),
+            ],
+            env={
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            },
+            preexec_fn=ending_with_this_process(),
+        )
+
+    def wait_until_healthy(self) -> None:
+        """Wait until it answers, up to the start-up timeout counted from its start."""
+        _wait_until_healthy(self.process, self.url, self.timeout, self.started + self.timeout)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_early: list[TemporaryServer] = []
+
+
+def start_prefect_server_early() -> None:
+    """When no ``PREFECT_API_URL`` is set, start this command's temporary server now, so that it boots while the
+    flow's stages are imported (one core each, ~2 s saved); ``prefect_api`` then waits for it."""
+    if not PREFECT_API_URL.value() and not _early:
+        _early.append(TemporaryServer())
+
+
 @contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api(preload: tuple[str, ...] = ()) -> Iterator[str]:
     """The Prefect API this command talks to: ``PREFECT_API_URL`` when set, else a temporary server started
-    here and stopped (or, if this process is killed, ended by the kernel) with the command."""
+    here and stopped (or, if this process is killed, ended by the kernel) with the command. ``preload`` names
+    modules the run will need: they are imported while the server starts."""
     configured = PREFECT_API_URL.value()
     if configured:
         yield configured
         return
-    timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    print(f"starting a temporary Prefect server on {url} (up to {timeout:g} s)", file=sys.stderr, flush=True)
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"),
-        ],
-        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-        preexec_fn=ending_with_this_process(),
-    )
+    server = _early.pop() if _early else TemporaryServer()
     try:
-        _wait_until_healthy(server, url, timeout)
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        for module in preload:
+            importlib.import_module(module)
+        server.wait_until_healthy()
+        # No heartbeats: they tell a server that outlives its runs about crashed ones, and this one ends with the
+        # run (the flow's end also waits up to a second for the heartbeat thread to wake).
+        with temporary_settings(updates={PREFECT_API_URL: server.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             try:
-                yield url
+                yield server.url
             finally:
                 _send_what_is_queued()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 def _send_what_is_queued() -> None:
@@ -129,10 +169,9 @@ def _send_what_is_queued() -> None:
             worker.drain_all(timeout=10)
 
 
-def _wait_until_healthy(server: subprocess.Popen, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_until_healthy(server: subprocess.Popen, url: str, timeout: float, deadline: float) -> None:
     with httpx.Client(timeout=2) as client:
-        while time.monotonic() < deadline:
+        while True:
             if server.poll() is not None:
                 raise PrefectServerError(f"the temporary Prefect server exited {server.returncode} while starting")
             try:
@@ -140,6 +179,8 @@ def _wait_until_healthy(server: subprocess.Popen, url: str, timeout: float) -> N
                     return
             except httpx.TransportError:
                 pass
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.2)
     raise PrefectServerError(
         f"the temporary Prefect server did not answer within {timeout:g} s; raise "
