@@ -5,7 +5,8 @@ built from their results at the end.
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
     python -m flows.retrain --dataset security --raw data/raw_logs/security/2026-03/   # from raw event logs
-    python -m flows.retrain --dataset security --task-runner dask   # candidates on a Dask cluster
+    python -m flows.retrain --dataset security --task-runner dask   # on a temporary local Dask cluster
+    TOLLGATE_DASK_ADDRESS=tcp://scheduler:8786 python -m flows.retrain   # on an existing Dask cluster
 
 Human progress goes to the log; the last line on stdout is one JSON summary of the run.
 """
@@ -22,6 +23,8 @@ if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
     start_prefect_server_early()  # the command's temporary Prefect server boots while the stages below are imported
 
 from prefect import flow, unmapped  # noqa: E402
+from prefect.context import FlowRunContext  # noqa: E402
+from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
@@ -87,9 +90,14 @@ def retrain(
     except QualityGateFailed as stopped:  # a named final state: the runs list tells a stopped batch from a crash
         return Failed(name="Stopped at gate", message=str(stopped).splitlines()[0], data=stopped)
     cleaned = clean(batches.frame, dataset_spec)
-    split = split_train_holdout(cleaned.frame, dataset_spec, batches.holdout_month)
-    candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(split), unmapped(dataset_spec))
-    leaderboard = final_fit(select_winner(candidates.result(), dataset_spec), split, dataset_spec)
+    # Submitted, not called: on a Dask cluster the split is made on a worker and stays there, and each candidate
+    # (a task on any worker) reads it from the cluster, so the training rows cross the network once per worker.
+    made = split_train_holdout.submit(cleaned.frame, dataset_spec, batches.holdout_month)
+    on_every_worker(made)
+    candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(made), unmapped(dataset_spec))
+    ranked = select_winner(candidates.result(), dataset_spec)
+    leaderboard = final_fit.submit(ranked, made, dataset_spec).result()
+    split = made.result()
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     report = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
     anomaly = anomaly_report(run, split, dataset_spec)
@@ -114,15 +122,25 @@ def retrain(
     return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)
 
 
-def task_runner(name: str):
-    """The runner the tournament's candidates fan out on: local threads, or Dask (prefect-dask)."""
+def task_runner(name: str, address: str | None = None):
+    """The runner the stages fan out on: local threads, or Dask (prefect-dask): the scheduler at ``address``
+    (``TOLLGATE_DASK_ADDRESS``), or a temporary local cluster when none is given."""
     if name == "threads":
         return ThreadPoolTaskRunner(max_workers=4)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as error:
         raise SystemExit("--task-runner dask needs prefect-dask: .venv/bin/pip install -e '.[dask]'") from error
-    return DaskTaskRunner()
+    return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+
+
+def on_every_worker(future: PrefectFuture) -> None:
+    """On a Dask cluster, copy a task's result to every worker once (else the scheduler, keeping work next to its
+    data, runs every task that reads it on the worker that made it); nothing on threads."""
+    runner = FlowRunContext.get().task_runner if FlowRunContext.get() else None
+    client = getattr(runner, "client", None) if type(runner).__name__ == "DaskTaskRunner" else None
+    if client is not None:
+        client.replicate([future.wrapped_future])
 
 
 def failure_summary(error: BaseException, dataset: str | None) -> dict:
@@ -152,18 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raw", default=None, help="raw event logs: a month folder, or a folder of YYYY-MM folders (spec's raw_logs)"
     )
+    settings = Settings()
     parser.add_argument(
         "--task-runner",
         choices=["threads", "dask"],
-        default=Settings().task_runner,
-        help="where tournament candidates run (default: TOLLGATE_TASK_RUNNER, else threads)",
+        default="dask" if settings.dask_address else settings.task_runner,
+        help="where the split, the candidates and the final fit run (default: dask when TOLLGATE_DASK_ADDRESS names "
+        "a scheduler, else TOLLGATE_TASK_RUNNER, else threads; dask without an address starts a local cluster)",
     )
     args = parser.parse_args(argv)
     dataset = args.dataset or (None if args.spec else "churn")
     label = dataset or Path(args.spec).stem
 
     return run_and_report(
-        retrain.with_options(task_runner=task_runner(args.task_runner)),
+        retrain.with_options(task_runner=task_runner(args.task_runner, settings.dask_address)),
         label,
         failure_summary,
         preload=("great_expectations",),  # the gate's first step; seconds to import

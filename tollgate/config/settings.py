@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     expectations_dir: Path = PROJECT_ROOT / "expectations"
     artifacts_dir: Path = PROJECT_ROOT / "artifacts"
     task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None  # an existing Dask scheduler (tcp://host:8786): the retrain runs its stages there
 
     # The service (``bentoml serve service.service:Tollgate``)
     dataset: str = "churn"
