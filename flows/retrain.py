@@ -137,10 +137,13 @@ def task_runner(name: str, address: str | None = None):
 def on_every_worker(future: PrefectFuture) -> None:
     """On a Dask cluster, copy a task's result to every worker once (else the scheduler, keeping work next to its
     data, runs every task that reads it on the worker that made it); nothing on threads."""
-    runner = FlowRunContext.get().task_runner if FlowRunContext.get() else None
-    client = getattr(runner, "client", None) if type(runner).__name__ == "DaskTaskRunner" else None
-    if client is not None:
-        client.replicate([future.wrapped_future])
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:  # the dask extra is not installed: no cluster either
+        return
+    context = FlowRunContext.get()
+    if context is not None and isinstance(context.task_runner, DaskTaskRunner):
+        context.task_runner.client.replicate([future.wrapped_future])
 
 
 def failure_summary(error: BaseException, dataset: str | None) -> dict:
