@@ -111,8 +111,27 @@ class TemporaryServer:
         )
 
     def wait_until_healthy(self) -> None:
-        """Wait until it answers, up to the start-up timeout counted from its start."""
-        _wait_until_healthy(self.process, self.url, self.timeout, self.started + self.timeout)
+        """Wait until it answers, up to the start-up timeout counted from its start (asked at least once)."""
+        deadline = self.started + self.timeout
+        with httpx.Client(timeout=2) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise PrefectServerError(
+                        f"the temporary Prefect server exited {self.process.returncode} while starting"
+                    )
+                try:
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        raise PrefectServerError(
+            f"the temporary Prefect server did not answer within {self.timeout:g} s; raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a "
+            "running server (prefect server start)"
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -167,26 +186,6 @@ def _send_what_is_queued() -> None:
     for worker in (APILogWorker, EventsWorker):
         with contextlib.suppress(RuntimeError):  # never started
             worker.drain_all(timeout=10)
-
-
-def _wait_until_healthy(server: subprocess.Popen, url: str, timeout: float, deadline: float) -> None:
-    with httpx.Client(timeout=2) as client:
-        while True:
-            if server.poll() is not None:
-                raise PrefectServerError(f"the temporary Prefect server exited {server.returncode} while starting")
-            try:
-                if client.get(f"{url}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
-    raise PrefectServerError(
-        f"the temporary Prefect server did not answer within {timeout:g} s; raise "
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a running "
-        "server (prefect server start)"
-    )
 
 
 def _free_port() -> int:

@@ -184,28 +184,23 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
     started = time.perf_counter()
     fitted = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
     fit_seconds = time.perf_counter() - started
-    result = _scored(
-        CandidateResult(
-            name=candidate.name,
-            estimator=candidate.estimator,
-            params=dict(candidate.params),
-            fold_metrics=fold_metrics,
-            oof_target=target.to_numpy(),
-            oof_probability=oof,
-            oof_threshold=threshold,
-            oof_expected_cost=oof_cost,
-            oof_cost_at_0_5=tuned.cost_at_0_5,
-            pipeline=fitted,
-            holdout_probability=np.empty(0),
-            holdout_metrics={},
-            fit_seconds=fit_seconds,
-            cv=cv,
-            oof_policy=oof_policy,
-            fit_rows=len(target),
-            training_rows=len(all_target),
-        ),
-        split,
-        spec,
+    result = CandidateResult(
+        name=candidate.name,
+        estimator=candidate.estimator,
+        params=dict(candidate.params),
+        fold_metrics=fold_metrics,
+        oof_target=target.to_numpy(),
+        oof_probability=oof,
+        oof_threshold=threshold,
+        oof_expected_cost=oof_cost,
+        oof_cost_at_0_5=tuned.cost_at_0_5,
+        pipeline=fitted,
+        fit_seconds=fit_seconds,
+        cv=cv,
+        oof_policy=oof_policy,
+        fit_rows=len(target),
+        training_rows=len(all_target),
+        **_holdout_scores(fitted, threshold, split, spec),
     )
     economics = (
         f"OOF net value ${oof_policy.net_value:,.0f} acting on {oof_policy.acted:,}"
@@ -220,21 +215,21 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
     return result
 
 
-def _scored(result: CandidateResult, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
-    """``result`` with its model's holdout probabilities, metrics and policy outcome."""
+def _holdout_scores(pipeline: Pipeline, threshold: float, split: TrainHoldout, spec: DatasetSpec) -> dict[str, Any]:
+    """A fitted model's holdout fields of ``CandidateResult``: probabilities, metrics and policy outcome."""
     holdout_features, holdout_target = features_and_target(split.holdout, spec)
-    probability = result.pipeline.predict_proba(holdout_features)[:, 1]
+    probability = pipeline.predict_proba(holdout_features)[:, 1]
     metrics = {
         **classification_metrics(holdout_target, probability),
         "calibration_error": calibration_error(holdout_target, probability),
         "at_0_5": decision_report(holdout_target, probability, 0.5, spec.costs),
-        "at_threshold": decision_report(holdout_target, probability, result.oof_threshold, spec.costs),
+        "at_threshold": decision_report(holdout_target, probability, threshold, spec.costs),
     }
     policy = None
     if spec.decision is not None:
         policy = evaluate_policy(holdout_target, probability, spec.decision)
         metrics["policy"] = asdict(policy)
-    return replace(result, holdout_probability=probability, holdout_metrics=metrics, holdout_policy=policy)
+    return {"holdout_probability": probability, "holdout_metrics": metrics, "holdout_policy": policy}
 
 
 def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
@@ -249,7 +244,8 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
         return leaderboard
     candidate = Candidate(name=winner.name, estimator=winner.estimator, params=winner.params)
     estimator = make_estimator(candidate, spec.split.seed)
-    if "n_jobs" in estimator.get_params() and "n_jobs" not in winner.params:
+    scoring_threads = estimator.get_params().get("n_jobs")
+    if scoring_threads is not None and "n_jobs" not in winner.params:
         estimator.set_params(n_jobs=os.cpu_count() or 1)
     print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
     started = time.perf_counter()
@@ -257,10 +253,15 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
     fitted = build_pipeline(spec, estimator).fit(
         all_features.iloc[rows] if sampled else all_features, all_target.iloc[rows] if sampled else all_target
     )
-    if "n_jobs" in estimator.get_params():
-        estimator.set_params(n_jobs=winner.params.get("n_jobs", 1))  # the packaged model scores on one thread
-    final = _scored(
-        replace(winner, pipeline=fitted, fit_seconds=time.perf_counter() - started, fit_rows=len(rows)), split, spec
+    fit_seconds = time.perf_counter() - started
+    if scoring_threads is not None:
+        estimator.set_params(n_jobs=scoring_threads)  # the packaged model scores as the candidate's did
+    final = replace(
+        winner,
+        pipeline=fitted,
+        fit_seconds=fit_seconds,
+        fit_rows=len(rows),
+        **_holdout_scores(fitted, winner.oof_threshold, split, spec),
     )
     print(
         f"{winner.name}: holdout ROC-AUC {final.holdout_metrics['roc_auc']:.4f} after the final fit "
