@@ -3,11 +3,10 @@ an existing cluster is (``TOLLGATE_DASK_ADDRESS``)."""
 
 from __future__ import annotations
 
+import distributed  # the dev install has the dask extra: a missing one fails here instead of skipping
 import pytest
 
 from flows.retrain import retrain, task_runner
-
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
