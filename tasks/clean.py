@@ -6,12 +6,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import TIMEOUTS
+from tasks.run import MEASURED, TIMEOUTS
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import CleanData, clean_frame
 
 
-@task(name="clean", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["clean"])
+@task(name="clean", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["clean"], **MEASURED)
 def clean(frame: pd.DataFrame, spec: DatasetSpec) -> CleanData:
     """Clean a monthly batch; every dropped row and repaired value is counted in the report."""
     result = clean_frame(frame, spec)

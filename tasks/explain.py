@@ -6,13 +6,13 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import TIMEOUTS
+from tasks.run import MEASURED, TIMEOUTS
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.explain import GlobalExplanation, explain_model
 from tollgate.core.tournament import Leaderboard
 
 
-@task(name="explain", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["explain"])
+@task(name="explain", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["explain"], **MEASURED)
 def explain(
     leaderboard: Leaderboard, train: pd.DataFrame, holdout: pd.DataFrame, spec: DatasetSpec
 ) -> GlobalExplanation:

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.run import IO_RETRIES, TIMEOUTS, digest, input_cache
+from tasks.run import IO_RETRIES, MEASURED, TIMEOUTS, digest, input_cache
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.ingest import IngestError, RawData, planned_files, read_input
@@ -29,7 +29,7 @@ def ingest_input_hash(parameters: dict[str, Any]) -> str | None:
     return digest("ingest", holdout, sorted(spec.rename.items()), spec.content_sha256 if raw else "", *files)
 
 
-@task(name="ingest", timeout_seconds=TIMEOUTS["ingest"], **IO_RETRIES, **input_cache(ingest_input_hash))
+@task(name="ingest", timeout_seconds=TIMEOUTS["ingest"], **IO_RETRIES, **input_cache(ingest_input_hash), **MEASURED)
 def ingest(
     spec: DatasetSpec,
     settings: Settings,

@@ -9,7 +9,7 @@ import joblib
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import IO_RETRIES, TIMEOUTS
+from tasks.run import IO_RETRIES, MEASURED, TIMEOUTS
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.drift import reference_profile
@@ -31,7 +31,7 @@ from tollgate.store.models import (
 from tollgate.store.runs import RunPaths
 
 
-@task(name="package", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["package"], **IO_RETRIES)
+@task(name="package", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["package"], **IO_RETRIES, **MEASURED)
 def package_model(
     run: RunPaths,
     spec: DatasetSpec,

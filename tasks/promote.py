@@ -11,10 +11,10 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import TIMEOUTS, artifact_key, publish_markdown, write_markdown
+from tasks.run import MEASURED, TIMEOUTS, artifact_key, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
-from tollgate.core.features import features_and_target
+from tollgate.core.features import features_and_target, positive_probability
 from tollgate.core.ingest import RawData
 from tollgate.core.promotion import (
     PromotionDecision,
@@ -41,7 +41,7 @@ from tollgate.store.registry import locked_registry, now, registry_path
 from tollgate.store.runs import RunPaths
 
 
-@task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"])
+@task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"], **MEASURED)
 def promote(
     run: RunPaths,
     spec: DatasetSpec,
@@ -85,9 +85,9 @@ def promote(
             challenger_probability = winner.holdout_probability[unseen]  # scored once, in the tournament
             challenger = holdout_score(package.model_tag, y_true, challenger_probability, winner.oof_threshold, spec)
             if current is not None:
-                champion_probability = champion_model.pipeline.predict_proba(
-                    split.holdout.loc[unseen, list(champion_model.pipeline.feature_names_in_)]
-                )[:, 1]
+                champion_probability = positive_probability(
+                    champion_model.pipeline, split.holdout.loc[unseen, list(champion_model.pipeline.feature_names_in_)]
+                )
                 champion = holdout_score(current["tag"], y_true, champion_probability, champion_model.threshold, spec)
                 comparison = paired_bootstrap(
                     y_true,

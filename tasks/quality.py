@@ -22,7 +22,16 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.data_docs import make_offline, mark_verdicts
 from tasks.plots import plot_quality
-from tasks.run import TIMEOUTS, artifact_key, digest, input_cache, publish_link, publish_markdown, write_markdown
+from tasks.run import (
+    MEASURED,
+    TIMEOUTS,
+    artifact_key,
+    digest,
+    input_cache,
+    publish_link,
+    publish_markdown,
+    write_markdown,
+)
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import typed_view
@@ -147,9 +156,20 @@ def _defused(frame: pd.DataFrame) -> pd.DataFrame:
     defused = frame.rename(columns=renamed) if renamed else frame
     for column in defused.columns:
         values = defused[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # ingest's categoricals: their distinct values, once
+            distinct = list(values.cat.categories)
+            safe = [defuse_markup(value) if isinstance(value, str) else value for value in distinct]
+            if safe != distinct:
+                if defused is frame:
+                    defused = frame.copy()
+                defused[column] = values.cat.rename_categories(safe)
+            continue
         if values.dtype != object and not pd.api.types.is_string_dtype(values):
             continue
-        marked = values.map(lambda value: isinstance(value, str) and ("<" in value or ">" in value)).astype(bool)
+        if values.dtype == object:
+            marked = values.map(lambda value: isinstance(value, str) and ("<" in value or ">" in value)).astype(bool)
+        else:  # Arrow text: vectorised
+            marked = values.str.contains("[<>]", regex=True).fillna(False).astype(bool)
         if marked.any():
             if defused is frame:
                 defused = frame.copy()
@@ -198,7 +218,7 @@ def validation_input_hash(parameters: dict[str, Any]) -> str:
     )
 
 
-@task(name="validate", timeout_seconds=TIMEOUTS["validate"], **input_cache(validation_input_hash))
+@task(name="validate", timeout_seconds=TIMEOUTS["validate"], **input_cache(validation_input_hash), **MEASURED)
 def validate(raw: RawData, spec: DatasetSpec, settings: Settings) -> QualityResult:
     """Run the suite on every batch; its Data Docs go to a folder named by the input hash.
 
@@ -212,7 +232,7 @@ def validate(raw: RawData, spec: DatasetSpec, settings: Settings) -> QualityResu
     return evaluate_quality(raw, spec, spec.suite_path(settings), docs_dir)
 
 
-@task(name="quality-gate", cache_policy=NO_CACHE)
+@task(name="quality-gate", cache_policy=NO_CACHE, **MEASURED)
 def quality_gate(
     validation: QualityResult, raw: RawData, spec: DatasetSpec, settings: Settings, run: RunPaths
 ) -> QualityResult:

@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import plots
-from tasks.run import TIMEOUTS, artifact_key, publish_markdown, publish_table, write_markdown
+from tasks.run import MEASURED, TIMEOUTS, artifact_key, publish_markdown, publish_table, write_markdown
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import CleaningReport
 from tollgate.core.explain import GlobalExplanation
@@ -63,7 +63,7 @@ def _make_plots(
     }
 
 
-@task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"])
+@task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"], **MEASURED)
 def write_report(
     run: RunPaths,
     spec: DatasetSpec,

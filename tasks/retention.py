@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.run import IO_RETRIES
+from tasks.run import IO_RETRIES, MEASURED
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.promotion import PromotionResult
@@ -15,7 +15,7 @@ from tollgate.store.retention import Retention, apply_retention
 from tollgate.store.runs import RunPaths
 
 
-@task(name="retention", cache_policy=NO_CACHE, **IO_RETRIES)
+@task(name="retention", cache_policy=NO_CACHE, **IO_RETRIES, **MEASURED)
 def retain(spec: DatasetSpec, settings: Settings, run: RunPaths, promotion: PromotionResult) -> Retention:
     """Apply the retention rule under the registry lock (so no concurrent run promotes what it removes)."""
     with locked_registry(registry_path(spec.name, settings)) as registry:

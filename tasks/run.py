@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
+from prefect.logging import get_logger
 from prefect.tasks import Task, exponential_backoff
 
 from tollgate.config.settings import Settings
@@ -59,6 +62,19 @@ IO_RETRIES: dict[str, Any] = {
     "retry_condition_fn": retry_on_io_error,
 }
 """Task options for stages that read or write files: three retries after ~2, 4 and 8 s on OSError only."""
+
+
+def log_memory(task: Task, task_run: Any, state: Any) -> None:
+    """A stage's memory, in the run's log when it ends: the process's resident set then and its peak so far (the
+    stage that raised the peak is the one that needed it)."""
+    now = psutil.Process().memory_info().rss / 2**30
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    stage = task_run.name if task.task_run_name else task.name  # candidates by name: candidate-lightgbm
+    get_logger("tollgate.memory").info("memory after %s: %.2f GiB resident, peak so far %.2f GiB", stage, now, peak)
+
+
+MEASURED: dict[str, Any] = {"on_completion": [log_memory]}
+"""Task options for the stages whose data grows with the input: their memory in the log."""
 
 
 def digest(*parts: object) -> str:

@@ -25,6 +25,7 @@ from tollgate.core.calllist import (
 )
 from tollgate.core.clean import CleanData, clean_frame
 from tollgate.core.explain import Explainer
+from tollgate.core.features import positive_probability
 from tollgate.core.ingest import IngestError, month_of, read_batch
 from tollgate.store.lists import lists_dir, read_call_list, write_call_list, write_outcome
 from tollgate.store.models import PackagedModel, champion_tag, load_packaged_model
@@ -75,7 +76,7 @@ def make_list(model: PackagedModel, records: CleanData, period: str) -> CallList
     """Score, rank by expected value, cut at capacity, and give each listed record its reasons in words."""
     spec = model.spec
     frame = records.frame
-    probability = model.pipeline.predict_proba(frame[spec.input_columns])[:, 1]
+    probability = positive_probability(model.pipeline, frame[spec.input_columns])
     call_list = build_call_list(frame[spec.id_column], probability, spec, period, model.tag)
     listed = frame.iloc[call_list.positions][spec.input_columns].reset_index(drop=True)
     words = reasons_in_words(model.pipeline, Explainer(model.pipeline, model.background), listed, spec)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.run import MEASURED
 from tollgate.config.spec import Candidate, DatasetSpec
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_candidate, fit_winner, rank_candidates
 
 
-@task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}")
+@task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}", **MEASURED)
 def run_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     """k-fold CV on the training split, then one fit on all of it and one look at the holdout."""
     print(f"{candidate.name}: {spec.tournament.cv_folds}-fold cross-validation on {len(split.train):,} training rows")
@@ -26,7 +27,7 @@ def select_winner(results: list[CandidateResult], spec: DatasetSpec) -> Leaderbo
     return leaderboard
 
 
-@task(name="final-fit", cache_policy=NO_CACHE)
+@task(name="final-fit", cache_policy=NO_CACHE, **MEASURED)
 def final_fit(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
     """The winner fitted on every training row (capped for estimators that do not scale) when CV used a sample."""
     return fit_winner(leaderboard, split, spec)

@@ -243,3 +243,29 @@ def test_a_checked_batch_is_cleaned_as_clean_frame_cleans_it(churn_spec, churn_b
     checked = clean_checked_columns(batch_from_records(records, churn_spec), churn_spec)
     pd.testing.assert_frame_equal(checked.frame(churn_spec.input_columns), expected.frame)
     assert checked.report.values_repaired == expected.report.values_repaired
+
+
+@pytest.mark.parametrize("dataset", ["churn", "security"])
+def test_a_columnar_batch_is_cleaned_as_its_text_is(
+    dataset, tmp_path, churn_spec, security_spec, churn_batch, security_batch
+):
+    """Check that ingest's compact frame (categoricals and Arrow text, no object per value) cleans to the same
+    values and the same counts as the same file read as Python strings, and that the cleaned frame keeps its
+    categories as codes."""
+    from tollgate.core.ingest import read_batch
+
+    spec, batch = (churn_spec, churn_batch) if dataset == "churn" else (security_spec, security_batch)
+    path = tmp_path / "2026-01.csv"
+    batch.to_csv(path, index=False)
+    as_text = pd.read_csv(path, dtype=str)
+    columnar = read_batch(path)
+    assert not any(dtype == np.dtype(object) for dtype in columnar.dtypes)  # no Python object per value
+    expected, got = clean_frame(as_text, spec), clean_frame(columnar, spec)
+    assert got.report == expected.report
+    assert list(got.frame.columns) == list(expected.frame.columns)
+    for column in expected.frame.columns:
+        want = expected.frame[column].astype(object).where(expected.frame[column].notna(), None).tolist()
+        have = got.frame[column].astype(object).where(got.frame[column].notna(), None).tolist()
+        assert have == want, column
+    categorical = [c for c in spec.columns.categorical if c in got.frame]
+    assert categorical and all(isinstance(got.frame[c].dtype, pd.CategoricalDtype) for c in categorical)

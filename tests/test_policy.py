@@ -8,6 +8,7 @@ from tollgate.config.spec import Capacity, DecisionPolicy
 from tollgate.core.calllist import CallListError, _words, build_call_list, realised_outcome
 from tollgate.core.ingest import BATCH_COLUMN
 from tollgate.core.policy import (
+    _acting_order,
     _resampled_values,
     act_on,
     check_targets,
@@ -83,9 +84,25 @@ def test_the_bootstrap_prefers_a_better_ranker_at_capacity_and_sees_no_gain_in_a
     drawn = np.repeat(np.arange(n), weights)
     expected = evaluate_policy(y[drawn], good[drawn], policy(0.08)).net_value
     got = _resampled_values(
-        good, row_values(y, policy(0.08)), weights[None, :].astype(float), policy(0.08), int(0.08 * n)
+        _acting_order(good, policy(0.08)), row_values(y, policy(0.08)), weights[None, :].astype(float), int(0.08 * n)
     )
     assert got[0] == pytest.approx(expected)
+
+
+def test_a_large_holdout_draws_the_same_resamples_in_smaller_chunks(monkeypatch):
+    """Check that bounding a chunk's arrays (a 2.5M-record holdout) changes the bootstrap's memory, not its draws."""
+    import tollgate.core.policy as policy_module
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    y = (rng.random(n) < 0.2).astype(int)
+    good = np.clip(0.5 * y + rng.normal(0.25, 0.15, n), 0, 1)
+    poor = np.clip(0.2 * y + rng.normal(0.3, 0.15, n), 0, 1)
+    whole = net_value_bootstrap(y, good, poor, policy(0.08), seed=7, resamples=120)
+    monkeypatch.setattr(policy_module, "BOOTSTRAP_CELLS", 3 * n)  # three resamples a chunk instead of fifty
+    assert policy_module.bootstrap_chunk(n) == 3
+    chunked = net_value_bootstrap(y, good, poor, policy(0.08), seed=7, resamples=120)
+    np.testing.assert_array_equal(chunked[1], whole[1])
 
 
 def test_row_keys_name_rows_whatever_their_order_and_months_tell_snapshots_apart(churn_spec):

@@ -6,11 +6,17 @@ import pytest
 from tollgate.config.spec import NumericColumn
 from tollgate.core.clean import clean_frame
 from tollgate.core.explain import explain_records, shap_values
-from tollgate.core.features import feature_names
+from tollgate.core.features import build_pipeline, feature_names, features_and_target
 from tollgate.core.metrics import expected_cost
 from tollgate.core.split import split_rows
 from tollgate.core.threshold import GRID, cost_curve, tune_threshold
-from tollgate.core.tournament import FINAL_FIT_MAX_ROWS, evaluate_candidate, fit_winner, rank_candidates
+from tollgate.core.tournament import (
+    FINAL_FIT_MAX_ROWS,
+    evaluate_candidate,
+    fit_winner,
+    make_estimator,
+    rank_candidates,
+)
 
 CANARY = "leakage_canary"
 
@@ -175,3 +181,33 @@ def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_sp
         "fitted on 1,200 of 1,500 training rows (random_forest is capped at 1,200 rows)"
     )
     assert capped.pipeline[-1].n_jobs == 1  # the packaged model scores on one thread
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "hist_gradient_boosting"])
+def test_a_final_fit_on_very_many_rows_encodes_in_chunks_and_fits_on_every_row(
+    split, small_spec, monkeypatch, estimator
+):
+    """Check that beyond ENCODING_SAMPLE_ROWS the final fit learns its encoding on a sample, encodes every row in
+    chunks and fits the estimator on all of them: the same model as the estimator fitted on the whole encoded
+    matrix at once, and the leaderboard note says how the encoding was learnt."""
+    import tollgate.core.tournament as tournament
+
+    monkeypatch.setattr(tournament, "ENCODING_SAMPLE_ROWS", 300)
+    monkeypatch.setattr(tournament, "ENCODING_CHUNK_ROWS", 128)
+    candidate = next(c for c in small_spec.tournament.candidates if c.estimator == estimator)
+    features, target = features_and_target(split.train, small_spec)
+    assert len(features) > 300
+    fitted = tournament.fit_many_rows(
+        build_pipeline(small_spec, make_estimator(candidate, 0)), features, target, small_spec.split.seed
+    )
+    scale = fitted.named_steps["columns"].named_transformers_["numeric"].named_steps["scale"]
+    assert scale.n_samples_seen_ == 300  # the encoding's statistics: the sample
+    dtype = np.float64 if estimator == "hist_gradient_boosting" else np.float32
+    direct = make_estimator(candidate, 0).fit(fitted[:-1].transform(features).astype(dtype), target)
+    holdout, _ = features_and_target(split.holdout, small_spec)
+    np.testing.assert_allclose(
+        fitted.predict_proba(holdout)[:, 1], direct.predict_proba(fitted[:-1].transform(holdout))[:, 1], atol=1e-4
+    )
+    fields = dict.fromkeys(tournament.CandidateResult.__dataclass_fields__)
+    result = tournament.CandidateResult(**{**fields, "estimator": estimator, "fit_rows": 400, "training_rows": 400})
+    assert result.fit_note == "its encoding (medians, scales, categories) learnt on a 300-row sample"

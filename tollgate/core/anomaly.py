@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tollgate.config.spec import DatasetSpec
+from tollgate.core.clean import missing_as
 from tollgate.core.features import build_preprocessor
 from tollgate.core.render import markdown_table
 from tollgate.core.split import TrainHoldout
@@ -52,7 +53,7 @@ def novelty_table(split: TrainHoldout, spec: DatasetSpec) -> list[KindResult]:
     column = spec.tournament.novelty_by
     train, holdout = split.train, split.holdout
     normal = (holdout[spec.target.column] == 0).to_numpy()
-    kinds = holdout.loc[~normal, column].fillna("unknown").astype(str)
+    kinds = missing_as(holdout.loc[~normal, column], "unknown").astype(str)
     training_kinds = set(train.loc[train[spec.target.column] == 1, column].dropna().astype(str))
     results = []
     all_scores = None

@@ -8,7 +8,7 @@ training and in production.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -78,20 +78,72 @@ def parse_numeric(values: pd.Series, read: ReadOptions = DEFAULT_READ) -> tuple[
     become floats, and '265,1' or '1.234,50' (another decimal mark) become missing, never a guess.
 
     Returns the parsed values, how many needed repair (numbers stored as text) and how many were
-    present but unparseable (they become missing).
+    present but unparseable (they become missing). A categorical column is parsed once per distinct value.
     """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype(float), 0, 0
-    text = values.astype("string").str.strip()
-    present = text.notna() & (text != "")
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, distinct = distinct_codes(values)
+        parsed, repaired, unparseable = _parse_text(pd.Series(distinct, dtype=object), read)
+        times = np.bincount(codes[codes >= 0], minlength=len(distinct))
+        numbers = np.append(parsed.to_numpy(dtype=float), np.nan)[codes]  # code -1 (missing) takes the last
+        return (
+            pd.Series(numbers, index=values.index),
+            int(times[repaired.to_numpy()].sum()),
+            int(times[unparseable.to_numpy()].sum()),
+        )
+    parsed, repaired, unparseable = _parse_text(values, read)
+    return parsed, int(repaired.sum()), int(unparseable.sum())
+
+
+def _parse_text(values: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """``parse_numeric`` with its two counts as masks: needed repair, present but unparseable."""
+    arrow = isinstance(values.dtype, pd.ArrowDtype | pd.StringDtype)
+    text: pd.Series = values.astype(pd.StringDtype("pyarrow") if arrow else pd.StringDtype("python")).str.strip()
+    present = (text.notna() & (text != "")).fillna(False).astype(bool)
     plain_text = text.where(text.str.fullmatch(INTEGER, na=False)) if read.decimal != "." else text
-    plain = pd.to_numeric(plain_text.where(present), errors="coerce")
-    converted = text.where(present & plain.isna()).map(lambda value: _as_point_decimal(value, read), na_action="ignore")
-    repaired = pd.to_numeric(converted, errors="coerce")
-    parsed = plain.fillna(repaired).astype(float)
-    needed_repair = int((plain.isna() & repaired.notna()).sum())
-    unparseable = int((present & parsed.isna()).sum())
-    return parsed, needed_repair, unparseable
+    plain = pd.to_numeric(plain_text.where(present), errors="coerce").astype(float)
+    odd = present & plain.isna()
+    repaired = pd.Series(np.nan, index=values.index)
+    if odd.any():  # numbers written as text ('$12', '1,234.50'): few, parsed one by one
+        converted = text[odd].astype(object).map(lambda value: _as_point_decimal(value, read))
+        repaired[odd] = pd.to_numeric(converted, errors="coerce").astype(float)
+    parsed = plain.fillna(repaired)
+    return parsed, plain.isna() & repaired.notna(), present & parsed.isna()
+
+
+def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Codes into the column's distinct values (-1 for missing) and those values: a categorical's own, else
+    factorized."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), list(values.cat.categories)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, list(uniques)
+
+
+def _recoded(values: pd.Series, codes: np.ndarray, mapped: list[Any]) -> pd.Series:
+    """``values`` with distinct value i replaced by ``mapped[i]`` (missing stays missing): a categorical stays
+    a categorical over the mapped values (equal ones merged, missing ones dropped), anything else is objects."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        lookup = np.empty(len(mapped) + 1, dtype=object)
+        lookup[:] = [*mapped, np.nan]
+        return pd.Series(lookup[codes], index=values.index)
+    kept = list(dict.fromkeys(value for value in mapped if not _missing(value)))
+    position = {value: number for number, value in enumerate(kept)}
+    lookup = np.array([-1 if _missing(value) else position[value] for value in mapped] + [-1], dtype=np.int32)
+    recoded = pd.Categorical.from_codes(lookup[codes], categories=kept)  # type: ignore[call-overload]
+    return pd.Series(recoded, index=values.index)
+
+
+def missing_as(values: pd.Series, label: str) -> pd.Series:
+    """``values.fillna(label)``, for a categorical column too (its missing values become a category of their own)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and label not in values.cat.categories:
+        values = values.cat.add_categories([label])
+    return values.fillna(label)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def target_labels(spec: DatasetSpec) -> dict[str, int]:
@@ -149,25 +201,6 @@ def _canonical_lookup(categories: tuple[str, ...]) -> dict[str, str]:
     return {category.strip().casefold(): category for category in categories}
 
 
-def _per_value(values: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
-    """``values.map(function)``, computed once per distinct value when the column is all text.
-
-    Categorical columns hold a handful of distinct values over millions of rows; mapping those and
-    taking by code is exact (text values compare by value) and far cheaper than a call per row.
-    """
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if not all(isinstance(value, str) for value in uniques):
-        return values.map(function)  # mixed types: 1, 1.0 and True would share one code
-    mapped_uniques = [function(value) for value in uniques]
-    absent = codes < 0
-    if absent.any():
-        mapped_uniques.append(function(np.nan))  # code -1 picks the last entry
-    lookup = np.empty(len(mapped_uniques), dtype=object)
-    lookup[:] = mapped_uniques
-    mapped = pd.Series(lookup[codes], index=values.index)
-    return mapped.astype(bool) if {type(value) for value in mapped_uniques} == {bool} else mapped
-
-
 def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = True) -> CleanData:
     """Trim, fix case, coerce types, turn invalid values into missing, dedupe; count everything.
 
@@ -176,15 +209,33 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     report = CleaningReport(rows_in=len(frame))
     cleaned = frame.copy()
 
-    for column in cleaned.select_dtypes(include="object").columns:
+    for column in cleaned.columns:
         original = cleaned[column]
-        padded = _per_value(original, lambda v: isinstance(v, str) and v != v.strip())
-        stripped = _per_value(original, lambda v: v.strip() if isinstance(v, str) else v)
-        blank = _per_value(stripped, lambda v: isinstance(v, str) and v == "")
-        report.count("whitespace_trimmed", column, (padded & ~blank).sum())
-        report.count("blank_to_missing", column, blank.sum())
+        if isinstance(original.dtype, pd.ArrowDtype | pd.StringDtype):  # many distinct texts (ids): vectorised
+            stripped = original.str.strip()
+            blank = (stripped == "").fillna(False).astype(bool)
+            padded = (original != stripped).fillna(False).astype(bool)
+            report.count("whitespace_trimmed", column, (padded & ~blank).sum())
+            report.count("blank_to_missing", column, blank.sum())
+            cleaned[column] = stripped.mask(blank)
+            continue
+        if not (original.dtype == object or isinstance(original.dtype, pd.CategoricalDtype)):
+            continue
+        codes, distinct = distinct_codes(original)
+        if original.dtype == object and not all(isinstance(value, str) for value in distinct):
+            codes, distinct = np.arange(len(original)), list(original)  # mixed types: 1, 1.0 and True share a code
+        times = np.bincount(codes[codes >= 0], minlength=len(distinct))
+        stripped_values = [value.strip() if isinstance(value, str) else value for value in distinct]
+        blanks = np.array([isinstance(value, str) and value == "" for value in stripped_values], dtype=bool)
+        padding = np.array([isinstance(value, str) and value != value.strip() for value in distinct], dtype=bool)
+        report.count("whitespace_trimmed", column, times[padding & ~blanks].sum())
+        report.count("blank_to_missing", column, times[blanks].sum())
         # One spelling of missing (NaN): the imputers treat None as a value, not as missing.
-        cleaned[column] = stripped.mask(blank | stripped.isna(), np.nan)
+        mapped = [
+            np.nan if is_blank or _missing(value) else value
+            for value, is_blank in zip(stripped_values, blanks, strict=True)
+        ]
+        cleaned[column] = _recoded(original, codes, mapped)
 
     for column, rule in spec.columns.numeric.items():
         if column not in cleaned:
@@ -205,17 +256,15 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     for column, categories in spec.columns.categorical.items():
         if column not in cleaned:
             continue
-        canonical = _canonical_categories(categories)
-        values = cleaned[column]
-
-        def to_canonical(value: Any, canonical: dict[str, str] = canonical) -> Any:
-            return canonical.get(str(value).casefold(), value) if pd.notna(value) else value
-
-        fixed = _per_value(values, to_canonical)
-        report.count("case_fixed", column, (fixed.notna() & (fixed != values)).sum())
-        unknown = fixed.notna() & ~fixed.isin(categories)
-        report.count("unknown_category_kept", column, unknown.sum())
-        cleaned[column] = fixed.astype(object)
+        canonical, known = _canonical_categories(categories), set(categories)
+        codes, distinct = distinct_codes(cleaned[column])
+        times = np.bincount(codes[codes >= 0], minlength=len(distinct))
+        fixed = [canonical.get(str(value).casefold(), value) for value in distinct]
+        changed = np.array([new != old for new, old in zip(fixed, distinct, strict=True)], dtype=bool)
+        unknown = np.array([value not in known for value in fixed], dtype=bool)
+        report.count("case_fixed", column, times[changed].sum())
+        report.count("unknown_category_kept", column, times[unknown].sum())
+        cleaned[column] = _recoded(cleaned[column], codes, fixed)
 
     target = spec.target.column
     if target in cleaned:

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import ks_2samp
 
 from tollgate.config.spec import DatasetSpec
-from tollgate.core.clean import clean_frame
+from tollgate.core.clean import clean_frame, missing_as
 
 REFERENCE_SAMPLE = 2_000
 PSI_FLOOR = 1e-4
@@ -48,8 +48,8 @@ def reference_profile(
             "sample": present.sample(min(REFERENCE_SAMPLE, len(present)), random_state=seed).tolist(),
         }
     for column in spec.columns.categorical:
-        shares = train[column].fillna(MISSING).value_counts(normalize=True)
-        categorical[column] = {str(k): float(v) for k, v in shares.items()}
+        shares = missing_as(train[column], MISSING).value_counts(normalize=True)
+        categorical[column] = {str(k): float(v) for k, v in shares.items() if v > 0}  # a categorical's unseen: none
     return profile
 
 

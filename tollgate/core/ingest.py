@@ -7,6 +7,7 @@ cleaning have looked at them; the SHA-256 of the raw bytes is the lineage the re
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DEFAULT_READ, DatasetSpec, ReadOptions
@@ -132,43 +137,84 @@ def holdout_window(
 
 
 LIKELY_SEPARATORS = (";", "\t", "|", ",")
+TEXT_KEPT_AS_TEXT = 0.5
+"""A text column with more distinct values than this share of its rows (identifiers, numbers written as text)
+stays Arrow text; any other becomes a pandas categorical: codes into its distinct values."""
 
 
-def read_batch(path: Path, read: ReadOptions = DEFAULT_READ, rows: int | None = None) -> pd.DataFrame:
-    """One batch as text (its first ``rows`` rows when given), read with the spec's ``read:`` options; a file
-    that is plainly written another way (one column whose header holds another separator, another encoding)
-    is an ``IngestError`` saying which option to set, not 60 failed expectations."""
+def read_table(path: Path, read: ReadOptions = DEFAULT_READ) -> pa.Table:
+    """One batch as an Arrow table: a CSV's every field as text (or null: empty and the usual NA spellings), read
+    with the spec's ``read:`` options on all cores; a Parquet file with the types it was written with. A file
+    plainly written another way (one column whose header holds another separator, another encoding) is an
+    ``IngestError`` saying which option to set, not 60 failed expectations."""
     try:
         if path.suffix == ".parquet":
-            table = pd.read_parquet(path)
-            return table if rows is None else table.head(rows)
-        frame = pd.read_csv(
+            return pq.read_table(path)
+        with path.open("rb") as handle:
+            header = pacsv.read_csv(
+                io.BytesIO(handle.readline()),
+                read_options=pacsv.ReadOptions(encoding=read.encoding),
+                parse_options=pacsv.ParseOptions(delimiter=read.separator, quote_char=read.quote),
+            ).column_names
+        if len(header) == 1:
+            header_text = header[0]
+            found = [mark for mark in LIKELY_SEPARATORS if mark != read.separator and header_text.count(mark) >= 2]
+            if found:
+                shown = "\\t" if found[0] == "\t" else found[0]
+                raise IngestError(
+                    f"{path} reads as one column with the separator {read.separator!r}, and its header holds "
+                    f"{header_text.count(found[0])} {found[0]!r}: set the spec's read.separator to '{shown}'"
+                    + (" (and read.decimal to ',' if numbers are written 1.234,5)" if found[0] == ";" else "")
+                )
+        table = pacsv.read_csv(
             path,
-            dtype=str,
-            keep_default_na=True,
-            sep=read.separator,
-            quotechar=read.quote,
-            encoding=read.encoding,
-            nrows=rows,
+            read_options=pacsv.ReadOptions(encoding=read.encoding, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=read.separator, quote_char=read.quote, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=True
+            ),
         )
     except UnicodeDecodeError as error:
         raise IngestError(
             f"cannot read {path} as {read.encoding} ({error.reason} at byte {error.start}); "
             "set the spec's read.encoding (e.g. latin-1 or cp1252)"
         ) from error
-    except (ValueError, pd.errors.ParserError) as error:
-        raise IngestError(f"cannot read {path}: {error}") from error
-    if len(frame.columns) == 1:
-        header = str(frame.columns[0])
-        found = [mark for mark in LIKELY_SEPARATORS if mark != read.separator and header.count(mark) >= 2]
-        if found:
-            shown = "\\t" if found[0] == "\t" else found[0]
+    except pa.ArrowInvalid as error:
+        if "UTF8" in str(error) or "utf-8" in str(error).lower():
             raise IngestError(
-                f"{path} reads as one column with the separator {read.separator!r}, and its header holds "
-                f"{header.count(found[0])} {found[0]!r}: set the spec's read.separator to '{shown}'"
-                + (" (and read.decimal to ',' if numbers are written 1.234,5)" if found[0] == ";" else "")
-            )
-    return frame
+                f"cannot read {path} as {read.encoding} ({str(error).splitlines()[0]}); "
+                "set the spec's read.encoding (e.g. latin-1 or cp1252)"
+            ) from error
+        raise IngestError(f"cannot read {path}: {str(error).splitlines()[0]}") from error
+    return table
+
+
+def columnar_frame(table: pa.Table) -> pd.DataFrame:
+    """A pandas frame over an Arrow table without a Python object per value: a text column with few distinct values
+    becomes a categorical (codes into its distinct texts), one with many (identifiers, numbers as text) stays
+    Arrow text; numbers stay numbers. Every value is kept as it was read."""
+    columns: dict[str, pd.Series] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            distinct = pc.count_distinct(column, mode="all").as_py()
+            if distinct <= max(1, TEXT_KEPT_AS_TEXT * len(column)):
+                columns[name] = column.dictionary_encode().to_pandas()
+            else:
+                columns[name] = column.cast(pa.large_string()).to_pandas(types_mapper=_ARROW_TEXT.get)
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+_ARROW_TEXT = {pa.large_string(): pd.ArrowDtype(pa.large_string())}
+
+
+def read_batch(path: Path, read: ReadOptions = DEFAULT_READ, rows: int | None = None) -> pd.DataFrame:
+    """One batch as a compact frame (see ``read_table`` and ``columnar_frame``); its first ``rows`` rows when
+    given."""
+    table = read_table(path, read)
+    return columnar_frame(table if rows is None else table.slice(0, rows))
 
 
 def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) -> Path:
@@ -285,14 +331,14 @@ def read_input(
         f"ingest: {len(paths)} batch file(s) from {source}"
         + (f", holdout month {holdout_month}" if holdout_month else "")
     )
-    frames, files = [], []
+    tables, files = [], []
     for path in paths:
-        batch = read_batch(path, spec.read)
-        info = BatchFile(str(path), month_of(path), len(batch), file_sha256(path), tuple(batch.columns))
-        batch[BATCH_COLUMN] = info.label
-        frames.append(batch)
+        table = read_table(path, spec.read)
+        info = BatchFile(str(path), month_of(path), table.num_rows, file_sha256(path), tuple(table.column_names))
+        tables.append(table.append_column(BATCH_COLUMN, pa.array([info.label] * table.num_rows, pa.string())))
         files.append(info)
-    frame = pd.concat(frames, ignore_index=True)
-    renamed = {old: new for old, new in spec.rename.items() if old in frame.columns}
-    frame = frame.rename(columns=renamed)
-    return RawData(frame=frame, files=files, holdout_month=holdout_month, renamed=renamed)
+    # One table, then one frame: each text column is encoded once over every batch (months may lack columns).
+    table = pa.concat_tables(tables, promote_options="permissive")
+    renamed = {old: new for old, new in spec.rename.items() if old in table.column_names}
+    table = table.rename_columns([renamed.get(name, name) for name in table.column_names])
+    return RawData(frame=columnar_frame(table), files=files, holdout_month=holdout_month, renamed=renamed)

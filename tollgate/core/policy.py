@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 from tollgate.config.spec import Costs, DecisionPolicy
 
 BOOTSTRAP_CHUNK = 50
+BOOTSTRAP_CELLS = 5_000_000
 MOST_ACTED_SHARE = 0.5  # acting on more than this share of the records is worth a warning
 
 
@@ -173,18 +174,28 @@ def row_values(y_true: np.ndarray, policy: DecisionPolicy) -> np.ndarray:
     return np.where(np.asarray(y_true).astype(bool), policy.saved_value, 0.0) - policy.action_cost
 
 
-def _resampled_values(
-    probability: np.ndarray, values: np.ndarray, weights: np.ndarray, policy: DecisionPolicy, capacity: int
-) -> np.ndarray:
-    """Net value of the policy on each resample (rows of ``weights``: how often each record was drawn),
-    the capacity cut recomputed inside each resample: walk the records by probability, act until full."""
+def _acting_order(probability: np.ndarray, policy: DecisionPolicy) -> np.ndarray:
+    """The records the policy may act on, most probable first (the walk every resample repeats)."""
     order = np.argsort(-probability, kind="stable")
-    order = order[_worth_acting(probability[order], policy)]
+    acting: np.ndarray = order[_worth_acting(probability[order], policy)]
+    return acting
+
+
+def _resampled_values(order: np.ndarray, values: np.ndarray, weights: np.ndarray, capacity: int) -> np.ndarray:
+    """Net value of the policy on each resample (rows of ``weights``: how often each record was drawn),
+    the capacity cut recomputed inside each resample: walk the records in ``order``, act until full."""
     drawn = weights[:, order]
     before = np.cumsum(drawn, axis=1) - drawn
     acted = np.clip(capacity - before, 0, drawn)
     result: np.ndarray = acted @ values[order]
     return result
+
+
+def bootstrap_chunk(rows: int) -> int:
+    """Resamples drawn at once: ``BOOTSTRAP_CHUNK``, fewer on a large holdout so one chunk's arrays stay within
+    ``BOOTSTRAP_CELLS`` values (50 resamples of 2.5M records would be a gigabyte per array). The draws are the
+    same whatever the chunk: the generator's stream is read in the same order."""
+    return max(1, min(BOOTSTRAP_CHUNK, BOOTSTRAP_CELLS // max(rows, 1)))
 
 
 def net_value_bootstrap(
@@ -206,16 +217,18 @@ def net_value_bootstrap(
         (values[act_on(challenger, policy, capacity)].sum() - values[act_on(champion, policy, capacity)].sum()) / n
     )
     rng = np.random.default_rng(seed)
+    orders = _acting_order(challenger, policy), _acting_order(champion, policy)
+    chunk = bootstrap_chunk(n)
     draws = []
-    for done in range(0, resamples, BOOTSTRAP_CHUNK):
-        size = min(BOOTSTRAP_CHUNK, resamples - done)
+    for done in range(0, resamples, chunk):
+        size = min(chunk, resamples - done)
         rows = rng.integers(0, n, size=(size, n))
         flat = (np.arange(size)[:, None] * n + rows).ravel()
         weights = np.bincount(flat, minlength=size * n).reshape(size, n).astype(float)
         draws.append(
             (
-                _resampled_values(challenger, values, weights, policy, capacity)
-                - _resampled_values(champion, values, weights, policy, capacity)
+                _resampled_values(orders[0], values, weights, capacity)
+                - _resampled_values(orders[1], values, weights, capacity)
             )
             / n
         )

@@ -19,10 +19,9 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tollgate.config.spec import Costs, DatasetSpec, Promotion
-from tollgate.core.policy import evaluate_policy, net_value_bootstrap
+from tollgate.core.policy import bootstrap_chunk, evaluate_policy, net_value_bootstrap
 
 BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,11 @@ def paired_bootstrap(
             y_true, challenger, thresholds[0], spec.costs
         )
         delta = float(saving.mean())
+        chunk = bootstrap_chunk(n)
         draws = np.concatenate(
             [
-                saving[rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, resamples - done), n))].mean(axis=1)
-                for done in range(0, resamples, BOOTSTRAP_CHUNK)
+                saving[rng.integers(0, n, size=(min(chunk, resamples - done), n))].mean(axis=1)
+                for done in range(0, resamples, chunk)
             ]
         )
     else:

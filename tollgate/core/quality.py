@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from tollgate.config.spec import BucketFeature, DatasetSpec
-from tollgate.core.clean import clean_frame, parse_numeric
+from tollgate.core.clean import clean_frame, missing_as, parse_numeric
 from tollgate.core.features import SpecFeatures
 from tollgate.core.ingest import RawData
 from tollgate.core.render import markdown_table
@@ -225,7 +225,7 @@ def target_rate_by_segment(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
         if column not in enriched:
             continue
         table = (
-            enriched.groupby(enriched[column].fillna("(missing)"), observed=True)[spec.target.column]
+            enriched.groupby(missing_as(enriched[column], "(missing)"), observed=True)[spec.target.column]
             .agg(rows="size", target_rate="mean")
             .reset_index()
             .rename(columns={column: "value"})

@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from tollgate.config.spec import Candidate, DatasetSpec
-from tollgate.core.features import build_pipeline, features_and_target
+from tollgate.core.features import build_pipeline, features_and_target, positive_probability
 from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
 from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
 from tollgate.core.split import TrainHoldout
@@ -82,16 +82,19 @@ class CandidateResult:
 
     @property
     def fit_note(self) -> str | None:
-        """Why the model was not fitted on every training row, or None."""
-        if self.fit_rows >= self.training_rows:
-            return None
-        limit = FINAL_FIT_MAX_ROWS.get(self.estimator)
-        reason = (
-            f"{self.estimator} is capped at {limit:,} rows"
-            if limit is not None and self.fit_rows == limit
-            else "the cross-validation sample; only the winner is refitted on every row"
-        )
-        return f"fitted on {self.fit_rows:,} of {self.training_rows:,} training rows ({reason})"
+        """Why the model was not fitted on every training row, or how it was fitted on very many; else None."""
+        notes = []
+        if self.fit_rows < self.training_rows:
+            limit = FINAL_FIT_MAX_ROWS.get(self.estimator)
+            reason = (
+                f"{self.estimator} is capped at {limit:,} rows"
+                if limit is not None and self.fit_rows == limit
+                else "the cross-validation sample; only the winner is refitted on every row"
+            )
+            notes.append(f"fitted on {self.fit_rows:,} of {self.training_rows:,} training rows ({reason})")
+        if self.fit_rows > ENCODING_SAMPLE_ROWS:
+            notes.append(f"its encoding (medians, scales, categories) learnt on a {ENCODING_SAMPLE_ROWS:,}-row sample")
+        return "; ".join(notes) or None
 
     def leaderboard_row(self) -> dict[str, Any]:
         policy = (
@@ -154,9 +157,11 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
 
 
 def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
-    all_features, all_target = features_and_target(split.train, spec)
-    sample = cv_rows(all_target, spec)
-    features, target = all_features.iloc[sample], all_target.iloc[sample]
+    all_target = split.train[spec.target.column]
+    sample = cv_rows(all_target, spec)  # taken before the columns: candidates side by side copy only the sample
+    features, target = features_and_target(
+        split.train.iloc[sample] if len(sample) < len(all_target) else split.train, spec
+    )
     oof = np.zeros(len(target))
     fold_metrics = []
     for fold, (fit_rows, check_rows) in enumerate(cv_folds(target, spec), start=1):
@@ -218,7 +223,7 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
 def _holdout_scores(pipeline: Pipeline, threshold: float, split: TrainHoldout, spec: DatasetSpec) -> dict[str, Any]:
     """A fitted model's holdout fields of ``CandidateResult``: probabilities, metrics and policy outcome."""
     holdout_features, holdout_target = features_and_target(split.holdout, spec)
-    probability = pipeline.predict_proba(holdout_features)[:, 1]
+    probability = positive_probability(pipeline, holdout_features)
     metrics = {
         **classification_metrics(holdout_target, probability),
         "calibration_error": calibration_error(holdout_target, probability),
@@ -250,9 +255,8 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
     print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
     started = time.perf_counter()
     sampled = len(rows) < len(all_target)
-    fitted = build_pipeline(spec, estimator).fit(
-        all_features.iloc[rows] if sampled else all_features, all_target.iloc[rows] if sampled else all_target
-    )
+    features, target = (all_features.iloc[rows], all_target.iloc[rows]) if sampled else (all_features, all_target)
+    fitted = fit_many_rows(build_pipeline(spec, estimator), features, target, spec.split.seed)
     fit_seconds = time.perf_counter() - started
     if scoring_threads is not None:
         estimator.set_params(n_jobs=scoring_threads)  # the packaged model scores as the candidate's did
@@ -268,6 +272,36 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
         f"({final.fit_seconds:.1f} s)" + (f"; {final.fit_note}" if final.fit_note else "")
     )
     return replace(leaderboard, results=[final, *leaderboard.results[1:]])
+
+
+ENCODING_SAMPLE_ROWS = 1_000_000
+"""Above this many rows a final fit encodes in chunks, its encoding steps fitted on a sample this large."""
+ENCODING_CHUNK_ROWS = 500_000
+
+
+def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> Pipeline:
+    """``pipeline.fit(features, target)``; beyond ``ENCODING_SAMPLE_ROWS`` rows without ever holding the rows encoded
+    twice: the encoding steps learn their statistics (medians, scales, categories) on a seeded stratified sample of
+    that many rows, every row is encoded in chunks into one matrix (float32; float64 for HistGradientBoosting, which
+    would copy anything else), and the estimator is fitted on all of it. 15M rows encoded whole as the Pipeline does
+    are tens of gigabytes of dense floats in passing."""
+    if len(features) <= ENCODING_SAMPLE_ROWS:
+        return pipeline.fit(features, target)
+    encode, estimator = pipeline[:-1], pipeline[-1]
+    encode.fit(features.iloc[sample_rows(target, ENCODING_SAMPLE_ROWS, seed)])
+    width = encode.transform(features.iloc[:1]).shape[1]
+    dtype = np.float64 if isinstance(estimator, HistGradientBoostingClassifier) else np.float32
+    encoded = np.empty((len(features), width), dtype=dtype)
+    for start in range(0, len(features), ENCODING_CHUNK_ROWS):
+        encoded[start : start + ENCODING_CHUNK_ROWS] = encode.transform(
+            features.iloc[start : start + ENCODING_CHUNK_ROWS]
+        )
+    print(
+        f"final fit: {len(features):,} rows encoded in chunks ({encoded.nbytes / 2**30:.2f} GiB of {dtype.__name__}; "
+        f"encoding statistics from a {ENCODING_SAMPLE_ROWS:,}-row sample)"
+    )
+    estimator.fit(encoded, target.to_numpy())
+    return pipeline
 
 
 SELECTION_RULE = {

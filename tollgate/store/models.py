@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from tollgate.config.settings import PROJECT_ROOT, Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.fastpath import FastScorer
-from tollgate.core.features import features_and_target
+from tollgate.core.features import features_and_target, positive_probability
 from tollgate.store.files import sha256_file, write_json_atomic
 from tollgate.store.processes import ending_with_this_process
 from tollgate.store.registry import champion_entry, read_registry, registry_path
@@ -237,7 +237,7 @@ def verify_loaded(loaded: Pipeline, expected: np.ndarray, holdout: pd.DataFrame,
     """The loaded model must give ``expected`` (the evaluated model's holdout probabilities) on the
     whole holdout, and the fast path the same to 1e-9; raises ``PackagingError`` otherwise."""
     features, _ = features_and_target(holdout, spec)
-    actual = loaded.predict_proba(features)[:, 1]
+    actual = positive_probability(loaded, features)
     if not np.array_equal(expected, actual):
         raise PackagingError(
             f"the stored model's holdout probabilities differ from the evaluated model's "
