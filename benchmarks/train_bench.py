@@ -111,13 +111,17 @@ def main() -> int:
             if not path.exists():
                 make_batch("churn", "2026-01", 0, 12, args.rows, seed=11, jitter=False).to_csv(path, index=False)
             cases.append((f"churn {args.rows:,} rows", ["--dataset", "churn", "--data", str(path)]))
-        print(f"{'case':<28} {'rows in':>10} {'wall':>9} {'peak RSS':>9}  winner (holdout ROC-AUC)")
+        print(f"{'case':<28} {'rows in':>10} {'wall':>9} {'peak RSS':>9}  winner (holdout ROC-AUC), gate, promotion")
         for label, arguments in cases:
             result = run_flow(arguments, Path(scratch) / "artifacts")
             winner = result.get("winner") or {}
+            decision = (result.get("promotion") or {}).get("decision", result.get("error"))
+            gate = "passed" if (result.get("quality") or {}).get("success") else "failed"
             print(
                 f"{label:<28} {result['rows_in'] or 0:>10,} {result['wall_s']:>8.1f}s {result['peak_gib']:>7.2f}GiB"
-                f"  {winner.get('model', result['status'])} ({winner.get('test_roc_auc', float('nan')):.4f})",
+                f"  {winner.get('model', result['status'])} ({winner.get('test_roc_auc', float('nan')):.4f}), "
+                f"{result.get('rows_clean') or 0:,} rows clean, gate {gate}, "
+                f"{decision}",
                 flush=True,
             )
             for stage, resident, peak_so_far in result["stages"]:

@@ -180,7 +180,7 @@ def _defused(frame: pd.DataFrame) -> pd.DataFrame:
 def evaluate_quality(raw: RawData, spec: DatasetSpec, suite_path: Path, docs_dir: Path) -> QualityResult:
     """Run the suite on the typed view of the raw data and profile it; raises nothing."""
     typed = typed_view(raw.frame, spec)
-    batches = {label: typed_view(frame, spec) for label, frame in raw.batches().items()}
+    batches = raw.batches(typed)  # the same typed values, each batch's own columns
     extra = {}
     if raw.line_samples and spec.raw_logs is not None:
         raw_suite = spec.raw_logs_suite_path()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -67,10 +68,12 @@ class RawData:
     def rows(self) -> int:
         return len(self.frame)
 
-    def batches(self) -> dict[str, pd.DataFrame]:
-        """Each batch's rows with only the columns it really had (after renaming); one per month of raw logs."""
+    def batches(self, view: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+        """Each batch's rows with only the columns it really had (after renaming); one per month of raw logs.
+        Taken from ``view`` when given: a frame of the same rows (the typed view the gate validates)."""
+        frame = self.frame if view is None else view
         return {
-            batch.label: self.frame.loc[
+            batch.label: frame.loc[
                 self.frame[BATCH_COLUMN] == batch.label, [self.renamed.get(c, c) for c in batch.columns]
             ]
             for batch in self.files
@@ -189,32 +192,66 @@ def read_table(path: Path, read: ReadOptions = DEFAULT_READ) -> pa.Table:
     return table
 
 
-def columnar_frame(table: pa.Table) -> pd.DataFrame:
-    """A pandas frame over an Arrow table without a Python object per value: a text column with few distinct values
-    becomes a categorical (codes into its distinct texts), one with many (identifiers, numbers as text) stays
-    Arrow text; numbers stay numbers. Every value is kept as it was read."""
-    columns: dict[str, pd.Series] = {}
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        kind = column.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+def encoded_table(table: pa.Table) -> pa.Table:
+    """``table`` with every text column of few distinct values dictionary-encoded: codes into its distinct texts
+    (identifiers and numbers written as text stay text). Done per batch, so a month's raw text is freed as soon as
+    it is encoded."""
+    columns = []
+    for column in table.columns:
+        if _is_text(column.type):
             distinct = pc.count_distinct(column, mode="all").as_py()
             if distinct <= max(1, TEXT_KEPT_AS_TEXT * len(column)):
-                columns[name] = column.dictionary_encode().to_pandas()
-            else:
-                columns[name] = column.cast(pa.large_string()).to_pandas(types_mapper=_ARROW_TEXT.get)
-        else:
+                column = column.dictionary_encode()
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def combined_table(tables: list[pa.Table]) -> pa.Table:
+    """Batches as one table: a column missing from a batch is null there, one encoded in a batch and text in
+    another is text in all, and each encoded column's codes index one dictionary."""
+    encoded: dict[str, set[bool]] = {}
+    for table in tables:
+        for field_ in table.schema:
+            encoded.setdefault(field_.name, set()).add(pa.types.is_dictionary(field_.type))
+    mixed = {name for name, kinds in encoded.items() if len(kinds) > 1}
+    if mixed:
+        tables = [
+            pa.table(
+                [
+                    column.cast(column.type.value_type)
+                    if name in mixed and pa.types.is_dictionary(column.type)
+                    else column
+                    for name, column in zip(table.column_names, table.columns, strict=True)
+                ],
+                names=table.column_names,
+            )
+            for table in tables
+        ]
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+
+
+def columnar_frame(table: pa.Table) -> pd.DataFrame:
+    """A pandas frame over an Arrow table without a Python object per value: an encoded text column becomes a
+    categorical (codes into its distinct texts), any other text column stays Arrow text, numbers stay numbers.
+    Every value is kept as it was read."""
+    columns: dict[str, pd.Series] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if _is_text(column.type):
+            columns[name] = column.to_pandas(types_mapper=pd.ArrowDtype)
+        else:  # numbers, and dictionary-encoded text as a categorical
             columns[name] = column.to_pandas()
     return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
 
 
-_ARROW_TEXT = {pa.large_string(): pd.ArrowDtype(pa.large_string())}
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def read_batch(path: Path, read: ReadOptions = DEFAULT_READ, rows: int | None = None) -> pd.DataFrame:
     """One batch as a compact frame (see ``read_table`` and ``columnar_frame``); its first ``rows`` rows when
     given."""
     table = read_table(path, read)
-    return columnar_frame(table if rows is None else table.slice(0, rows))
+    return columnar_frame(encoded_table(table if rows is None else table.slice(0, rows)))
 
 
 def source_of(spec: DatasetSpec, settings: Settings, data: str | Path | None) -> Path:
@@ -333,12 +370,14 @@ def read_input(
     )
     tables, files = [], []
     for path in paths:
-        table = read_table(path, spec.read)
+        table = encoded_table(read_table(path, spec.read))
         info = BatchFile(str(path), month_of(path), table.num_rows, file_sha256(path), tuple(table.column_names))
-        tables.append(table.append_column(BATCH_COLUMN, pa.array([info.label] * table.num_rows, pa.string())))
+        label = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int8)), pa.array([info.label]))
+        tables.append(table.append_column(BATCH_COLUMN, label))
         files.append(info)
-    # One table, then one frame: each text column is encoded once over every batch (months may lack columns).
-    table = pa.concat_tables(tables, promote_options="permissive")
+    # One table, then one frame: each encoded column's codes index one dictionary over every batch.
+    table = combined_table(tables)
+    del tables
     renamed = {old: new for old, new in spec.rename.items() if old in table.column_names}
     table = table.rename_columns([renamed.get(name, name) for name in table.column_names])
     return RawData(frame=columnar_frame(table), files=files, holdout_month=holdout_month, renamed=renamed)
