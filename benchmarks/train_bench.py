@@ -50,11 +50,12 @@ def run_flow(arguments: list[str], artifacts: Path) -> dict:
             text=True,
         )
         root = psutil.Process(process.pid)
-        peak = 0
+        peak = flow_peak = 0
         while process.poll() is None:
             try:
                 tree = [root, *root.children(recursive=True)]
                 peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                flow_peak = max(flow_peak, root.memory_info().rss)
             except psutil.Error:
                 pass
             time.sleep(0.2)
@@ -62,7 +63,7 @@ def run_flow(arguments: list[str], artifacts: Path) -> dict:
         log.seek(0)
         stages = [match.groups() for match in STAGE_MEMORY.finditer(log.read())]
     summary = json.loads(process.stdout.read().strip().splitlines()[-1])
-    return {"wall_s": wall, "peak_gib": peak / 2**30, "stages": stages, **summary}
+    return {"wall_s": wall, "peak_gib": peak / 2**30, "flow_peak_gib": flow_peak / 2**30, "stages": stages, **summary}
 
 
 def window(folder: Path, months: int, rows: int) -> Path:
@@ -123,6 +124,10 @@ def main() -> int:
                 f"{result.get('rows_clean') or 0:,} rows clean, gate {gate}, "
                 f"{decision}",
                 flush=True,
+            )
+            print(
+                f"    the flow's own process: peak {result['flow_peak_gib']:.2f} GiB "
+                "(the rest of the tree: its Prefect server, bentoml build)"
             )
             for stage, resident, peak_so_far in result["stages"]:
                 print(

@@ -211,3 +211,21 @@ def test_a_final_fit_on_very_many_rows_encodes_in_chunks_and_fits_on_every_row(
     fields = dict.fromkeys(tournament.CandidateResult.__dataclass_fields__)
     result = tournament.CandidateResult(**{**fields, "estimator": estimator, "fit_rows": 400, "training_rows": 400})
     assert result.fit_note == "its encoding (medians, scales, categories) learnt on a 300-row sample"
+
+
+def test_a_final_fit_encoded_in_chunks_is_the_pipelines_own_fit_up_to_the_sample_size(split, small_spec, monkeypatch):
+    """Check that between ENCODING_CHUNK_ROWS and ENCODING_SAMPLE_ROWS the chunked fit (encoding fitted on every
+    row, float64) gives exactly the model Pipeline.fit gives: the same probabilities to the bit."""
+    import tollgate.core.tournament as tournament
+
+    monkeypatch.setattr(tournament, "ENCODING_CHUNK_ROWS", 128)
+    features, target = features_and_target(split.train, small_spec)
+    for candidate in small_spec.tournament.candidates:
+        chunked = tournament.fit_many_rows(
+            build_pipeline(small_spec, make_estimator(candidate, 0)), features, target, small_spec.split.seed
+        )
+        whole = build_pipeline(small_spec, make_estimator(candidate, 0)).fit(features, target)
+        holdout, _ = features_and_target(split.holdout, small_spec)
+        np.testing.assert_array_equal(
+            chunked.predict_proba(holdout), whole.predict_proba(holdout), err_msg=candidate.name
+        )

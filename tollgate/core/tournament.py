@@ -276,29 +276,32 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
 
 ENCODING_SAMPLE_ROWS = 1_000_000
 """Above this many rows a final fit encodes in chunks, its encoding steps fitted on a sample this large."""
-ENCODING_CHUNK_ROWS = 500_000
+ENCODING_CHUNK_ROWS = 250_000
 
 
 def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> Pipeline:
-    """``pipeline.fit(features, target)``; beyond ``ENCODING_SAMPLE_ROWS`` rows without ever holding the rows encoded
-    twice: the encoding steps learn their statistics (medians, scales, categories) on a seeded stratified sample of
-    that many rows, every row is encoded in chunks into one matrix (float32; float64 for HistGradientBoosting, which
-    would copy anything else), and the estimator is fitted on all of it. 15M rows encoded whole as the Pipeline does
-    are tens of gigabytes of dense floats in passing."""
-    if len(features) <= ENCODING_SAMPLE_ROWS:
+    """``pipeline.fit(features, target)`` without ever holding the rows encoded more than once: above
+    ``ENCODING_CHUNK_ROWS`` rows the encoding steps are fitted first, every row is encoded in chunks into one matrix,
+    and the estimator is fitted on it. Up to ``ENCODING_SAMPLE_ROWS`` rows that is the model ``Pipeline.fit`` gives
+    (the encoding fitted on every row, the matrix in float64); beyond, the encoding learns its statistics (medians,
+    scales, categories) on a seeded stratified sample of that many rows and the matrix is float32 (float64 for
+    HistGradientBoosting, which would copy anything else): 15M rows encoded whole, as the Pipeline does, are tens of
+    gigabytes of dense floats in passing."""
+    if len(features) <= ENCODING_CHUNK_ROWS:
         return pipeline.fit(features, target)
     encode, estimator = pipeline[:-1], pipeline[-1]
-    encode.fit(features.iloc[sample_rows(target, ENCODING_SAMPLE_ROWS, seed)])
+    sampled = len(features) > ENCODING_SAMPLE_ROWS
+    encode.fit(features.iloc[sample_rows(target, ENCODING_SAMPLE_ROWS, seed)] if sampled else features, target)
     width = encode.transform(features.iloc[:1]).shape[1]
-    dtype = np.float64 if isinstance(estimator, HistGradientBoostingClassifier) else np.float32
-    encoded = np.empty((len(features), width), dtype=dtype)
+    exact = not sampled or isinstance(estimator, HistGradientBoostingClassifier)
+    encoded = np.empty((len(features), width), dtype=np.float64 if exact else np.float32)
     for start in range(0, len(features), ENCODING_CHUNK_ROWS):
         encoded[start : start + ENCODING_CHUNK_ROWS] = encode.transform(
             features.iloc[start : start + ENCODING_CHUNK_ROWS]
         )
     print(
-        f"final fit: {len(features):,} rows encoded in chunks ({encoded.nbytes / 2**30:.2f} GiB of {dtype.__name__}; "
-        f"encoding statistics from a {ENCODING_SAMPLE_ROWS:,}-row sample)"
+        f"final fit: {len(features):,} rows encoded in chunks ({encoded.nbytes / 2**30:.2f} GiB of {encoded.dtype}; "
+        + (f"encoding statistics from a {ENCODING_SAMPLE_ROWS:,}-row sample)" if sampled else "encoding fitted on all)")
     )
     estimator.fit(encoded, target.to_numpy())
     return pipeline
