@@ -53,11 +53,30 @@ def run_name() -> str:
     return f"{subject}-{parameters.get('month') or 'latest'}"
 
 
+def task_runner(name: str, address: str | None = None):
+    """The runner the stages fan out on: local threads, or Dask (prefect-dask): the scheduler at ``address``
+    (``TOLLGATE_DASK_ADDRESS``), or a temporary local cluster when none is given."""
+    if name == "threads":
+        return ThreadPoolTaskRunner(max_workers=4)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as error:
+        raise SystemExit("--task-runner dask needs prefect-dask: .venv/bin/pip install -e '.[dask]'") from error
+    return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+
+
+def configured_task_runner(settings: Settings):
+    """The runner the settings name: Dask when ``TOLLGATE_DASK_ADDRESS`` names a scheduler, else
+    ``TOLLGATE_TASK_RUNNER`` (threads by default). Read when the flow is imported, so a deployment's run on a worker
+    uses the worker's settings as the command line does."""
+    return task_runner("dask" if settings.dask_address else settings.task_runner, settings.dask_address)
+
+
 @flow(
     name="retrain",
     flow_run_name=run_name,
     log_prints=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    task_runner=configured_task_runner(Settings()),
     timeout_seconds=TIMEOUTS["retrain"],
 )
 def retrain(
@@ -120,18 +139,6 @@ def retrain(
     )
     decision = promotion.decision
     return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)
-
-
-def task_runner(name: str, address: str | None = None):
-    """The runner the stages fan out on: local threads, or Dask (prefect-dask): the scheduler at ``address``
-    (``TOLLGATE_DASK_ADDRESS``), or a temporary local cluster when none is given."""
-    if name == "threads":
-        return ThreadPoolTaskRunner(max_workers=4)
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as error:
-        raise SystemExit("--task-runner dask needs prefect-dask: .venv/bin/pip install -e '.[dask]'") from error
-    return DaskTaskRunner(address=address) if address else DaskTaskRunner()
 
 
 def on_every_worker(future: PrefectFuture) -> None:

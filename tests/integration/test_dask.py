@@ -37,3 +37,19 @@ def test_the_flow_on_a_cluster_gives_the_thread_runners_leaderboard(cluster, mon
     ran = [(task["key"], task["worker"]) for task in stream.data]
     assert len({worker for _, worker in ran}) == 2, ran  # both worker processes worked
     assert sum("run_candidate" in str(key) or "cross-validate" in str(key) for key, _ in ran) == 2, ran
+
+
+def test_a_deployments_run_uses_the_workers_dask_address():
+    """Check the flow's own runner (what a scheduled deployment's run uses, with no command line) follows
+    ``TOLLGATE_DASK_ADDRESS`` where the flow is imported, and stays on threads without it."""
+    import os
+    import subprocess
+    import sys
+
+    show = "import flows.retrain as r; t = r.retrain.task_runner; print(type(t).__name__, getattr(t, 'address', None))"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOLLGATE_")}
+    plain = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True)
+    assert plain.stdout.split() == ["ThreadPoolTaskRunner", "None"]
+    env["TOLLGATE_DASK_ADDRESS"] = "tcp://127.0.0.1:8786"
+    dask = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True)
+    assert dask.stdout.split() == ["DaskTaskRunner", "tcp://127.0.0.1:8786"]
