@@ -115,7 +115,7 @@ def retrain(
     on_every_worker(made)
     candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(made), unmapped(dataset_spec))
     ranked = select_winner(candidates.result(), dataset_spec)
-    leaderboard = final_fit.submit(ranked, made, dataset_spec).result()
+    leaderboard = final_fit.submit(ranked, made, dataset_spec, settings.dask_partition_rows).result()
     split = made.result()
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     report = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)

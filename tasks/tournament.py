@@ -28,6 +28,9 @@ def select_winner(results: list[CandidateResult], spec: DatasetSpec) -> Leaderbo
 
 
 @task(name="final-fit", cache_policy=NO_CACHE, **MEASURED)
-def final_fit(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
-    """The winner fitted on every training row (capped for estimators that do not scale) when CV used a sample."""
-    return fit_winner(leaderboard, split, spec)
+def final_fit(
+    leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec, partition_rows: int | None = None
+) -> Leaderboard:
+    """The winner fitted on every training row (capped for estimators that do not scale) when CV used a sample; on a
+    Dask cluster, a LightGBM winner too large for one worker over the workers (``TOLLGATE_DASK_PARTITION_ROWS``)."""
+    return fit_winner(leaderboard, split, spec, partition_rows)

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     artifacts_dir: Path = PROJECT_ROOT / "artifacts"
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None  # an existing Dask scheduler (tcp://host:8786): the retrain runs its stages there
+    # On a Dask cluster, a LightGBM winner's final fit goes over the workers (lightgbm.dask) above this many rows;
+    # unset: when its encoded matrix would take more than a quarter of a worker's memory limit.
+    dask_partition_rows: int | None = None
 
     # The service (``bentoml serve service.service:Tollgate``)
     dataset: str = "churn"

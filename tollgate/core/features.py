@@ -164,6 +164,15 @@ def model_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+def declared_width(spec: DatasetSpec) -> int:
+    """The encoded matrix's width as the spec declares it: each numeric column, each categorical's known values and
+    'Unknown' (values the spec does not list add columns when met)."""
+    numeric, categorical = model_columns(spec)
+    labels = {feature.name: feature.labels for feature in spec.features if isinstance(feature, BucketFeature)}
+    known = {**spec.columns.categorical, **labels}
+    return len(numeric) + sum(len(known.get(column, [])) + 1 for column in categorical)
+
+
 def build_preprocessor(spec: DatasetSpec) -> Pipeline:
     numeric, categorical = model_columns(spec)
     columns = ColumnTransformer(

@@ -27,8 +27,9 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from tollgate.config.spec import Candidate, DatasetSpec
-from tollgate.core.features import build_pipeline, features_and_target, positive_probability
+from tollgate.core.features import build_pipeline, declared_width, features_and_target, positive_probability
 from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
+from tollgate.core.partitioned import fit_partitioned, plan_partitions
 from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
 from tollgate.core.split import TrainHoldout
 from tollgate.core.threshold import tune_threshold
@@ -79,6 +80,7 @@ class CandidateResult:
     holdout_policy: PolicyOutcome | None = None  # … and on the holdout
     fit_rows: int = 0  # the rows ``pipeline`` was fitted on
     training_rows: int = 0  # the training split's rows
+    fit_how: str = ""  # how the final fit ran when not in this process (lightgbm.dask over the workers)
 
     @property
     def fit_note(self) -> str | None:
@@ -94,6 +96,8 @@ class CandidateResult:
             notes.append(f"fitted on {self.fit_rows:,} of {self.training_rows:,} training rows ({reason})")
         if self.fit_rows > ENCODING_SAMPLE_ROWS:
             notes.append(f"its encoding (medians, scales, categories) learnt on a {ENCODING_SAMPLE_ROWS:,}-row sample")
+        if self.fit_how:
+            notes.append(f"fitted with {self.fit_how}")
         return "; ".join(notes) or None
 
     def leaderboard_row(self) -> dict[str, Any]:
@@ -237,10 +241,13 @@ def _holdout_scores(pipeline: Pipeline, threshold: float, split: TrainHoldout, s
     return {"holdout_probability": probability, "holdout_metrics": metrics, "holdout_policy": policy}
 
 
-def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
+def fit_winner(
+    leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec, partition_rows: int | None = None
+) -> Leaderboard:
     """The leaderboard with its winner fitted on every training row (or on ``FINAL_FIT_MAX_ROWS`` of them) and
     scored on the holdout again; unchanged when cross-validation already used every row. The fit has the
-    machine's cores to itself."""
+    machine's cores to itself; on a Dask cluster a LightGBM winner too large for one worker is fitted over the
+    workers (``partitioned``; ``partition_rows`` forces it above that many rows)."""
     winner = leaderboard.winner
     all_features, all_target = features_and_target(split.train, spec)
     limit = FINAL_FIT_MAX_ROWS.get(winner.estimator, len(all_target))
@@ -256,7 +263,18 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
     started = time.perf_counter()
     sampled = len(rows) < len(all_target)
     features, target = (all_features.iloc[rows], all_target.iloc[rows]) if sampled else (all_features, all_target)
-    fitted = fit_many_rows(build_pipeline(spec, estimator), features, target, spec.split.seed)
+    pipeline, how = build_pipeline(spec, estimator), ""
+    plan = plan_partitions(winner.estimator, len(features), declared_width(spec), partition_rows)
+    if plan is None:
+        fitted = fit_many_rows(pipeline, features, target, spec.split.seed)
+    else:
+        fit_encoding(pipeline, features, target, spec.split.seed)
+        print(
+            f"{winner.name}: final fit with lightgbm.dask over {plan.partitions} partitions on "
+            f"{len(plan.workers)} workers ({plan.reason})"
+        )
+        fitted = fit_partitioned(pipeline, features, target, plan, estimator.get_params())
+        how = f"lightgbm.dask over {plan.partitions} partitions on {len(plan.workers)} Dask workers"
     fit_seconds = time.perf_counter() - started
     if scoring_threads is not None:
         estimator.set_params(n_jobs=scoring_threads)  # the packaged model scores as the candidate's did
@@ -265,6 +283,7 @@ def fit_winner(leaderboard: Leaderboard, split: TrainHoldout, spec: DatasetSpec)
         pipeline=fitted,
         fit_seconds=fit_seconds,
         fit_rows=len(rows),
+        fit_how=how,
         **_holdout_scores(fitted, winner.oof_threshold, split, spec),
     )
     print(
@@ -279,6 +298,15 @@ ENCODING_SAMPLE_ROWS = 1_000_000
 ENCODING_CHUNK_ROWS = 250_000
 
 
+def fit_encoding(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> bool:
+    """Fit ``pipeline``'s encoding steps: on every row up to ``ENCODING_SAMPLE_ROWS``, else on a seeded stratified
+    sample of that many (True then)."""
+    sampled = len(features) > ENCODING_SAMPLE_ROWS
+    rows = sample_rows(target, ENCODING_SAMPLE_ROWS, seed) if sampled else np.arange(len(features))
+    pipeline[:-1].fit(features.iloc[rows], target.iloc[rows])
+    return sampled
+
+
 def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> Pipeline:
     """``pipeline.fit(features, target)`` without ever holding the rows encoded more than once: above
     ``ENCODING_CHUNK_ROWS`` rows the encoding steps are fitted first, every row is encoded in chunks into one matrix,
@@ -290,8 +318,7 @@ def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series,
     if len(features) <= ENCODING_CHUNK_ROWS:
         return pipeline.fit(features, target)
     encode, estimator = pipeline[:-1], pipeline[-1]
-    sampled = len(features) > ENCODING_SAMPLE_ROWS
-    encode.fit(features.iloc[sample_rows(target, ENCODING_SAMPLE_ROWS, seed)] if sampled else features, target)
+    sampled = fit_encoding(pipeline, features, target, seed)
     width = encode.transform(features.iloc[:1]).shape[1]
     exact = not sampled or isinstance(estimator, HistGradientBoostingClassifier)
     encoded = np.empty((len(features), width), dtype=np.float64 if exact else np.float32)
