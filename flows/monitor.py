@@ -17,12 +17,11 @@ Writes drift.md/.json/.html with the decision and a markdown artifact. Last stdo
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict
 
 from prefect import flow
 
-from flows.cli import run_and_report
+from flows.cli import exit_now, run_and_report
 from flows.retrain import retrain
 from tasks.monitor import (
     check_drift,
@@ -82,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from flows.cli import run_and_report, start_prefect_server_early
+from flows.cli import exit_now, run_and_report, start_prefect_server_early
 
 if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
     start_prefect_server_early()  # the command's temporary Prefect server boots while the stages below are imported
@@ -206,4 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

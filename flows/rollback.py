@@ -10,11 +10,10 @@ TOLLGATE_RELOAD_SECONDS. Prints one JSON line; exits 1 if there is nothing to ro
 from __future__ import annotations
 
 import argparse
-import sys
 
 from prefect import flow
 
-from flows.cli import run_and_report
+from flows.cli import exit_now, run_and_report
 from tasks.rollback import rollback_champion
 from tollgate.config.settings import Settings
 
@@ -33,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -13,12 +13,11 @@ The last stdout line is JSON.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from prefect import flow
 
-from flows.cli import run_and_report
+from flows.cli import exit_now, run_and_report
 from tasks.run import load_dataset_spec
 from tasks.score import latest_batch, load_champion, make_list, publish_list, read_period, record_outcome
 from tollgate.config.settings import Settings
@@ -68,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -15,11 +15,10 @@ production registry, and the service that follows it, are never touched.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from prefect import flow
 
-from flows.cli import run_and_report
+from flows.cli import exit_now, run_and_report
 from flows.monitor import monitor
 from flows.retrain import retrain
 from flows.score import realise, score
@@ -66,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
