@@ -106,3 +106,25 @@ def test_a_semicolon_file_with_decimal_commas_is_read_with_the_specs_options(tmp
     assert parse_numeric(frame["charges"], options)[0].tolist() == [265.1, 1234.5]
     with pytest.raises(IngestError, match="read.encoding"):
         read_batch(path, ReadOptions(separator=";", decimal=",", thousands="."))
+
+
+def test_uneven_rows_and_repeated_names_are_read_as_pandas_read_them(tmp_path):
+    """Check the Arrow reader loses nothing pandas kept: a repeated header name becomes ``name.1`` (both columns
+    kept), a row cut short is padded with missing values, and a row with too many fields stops the read naming
+    its line."""
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("a,b,a\n1,2,3\n4,5,6\n", encoding="utf-8")
+    frame = read_batch(repeated)
+    assert list(frame.columns) == ["a", "b", "a.1"] and frame["a.1"].astype(str).tolist() == ["3", "6"]
+    short = tmp_path / "short.csv"
+    short.write_text("a,b,c\n1,2,3\n4,5\n", encoding="utf-8")
+    frame = read_batch(short)
+    assert frame["a"].astype(str).tolist() == ["1", "4"] and frame["c"].isna().tolist() == [False, True]
+    long = tmp_path / "long.csv"
+    long.write_text("a,b,c\n1,2,3\n4,5,6,7\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="line 3, saw 4"):
+        read_batch(long)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(IngestError, match="empty.csv"):
+        read_batch(empty)

@@ -209,7 +209,7 @@ def feature_names(pipeline: Pipeline) -> list[str]:
     return [str(name) for name in pipeline[:-1].get_feature_names_out()]
 
 
-SCORING_CHUNK_ROWS = 250_000
+SCORING_CHUNK_ROWS = 50_000
 """Rows encoded and scored at once: a 2.5M-row holdout encoded whole is gigabytes of dense floats per model."""
 
 

@@ -169,27 +169,72 @@ def read_table(path: Path, read: ReadOptions = DEFAULT_READ) -> pa.Table:
                     f"{header_text.count(found[0])} {found[0]!r}: set the spec's read.separator to '{shown}'"
                     + (" (and read.decimal to ',' if numbers are written 1.234,5)" if found[0] == ";" else "")
                 )
+        names = unique_names(header)
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding=read.encoding, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(encoding=read.encoding, block_size=1 << 24, column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(delimiter=read.separator, quote_char=read.quote, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=True
+                column_types={name: pa.string() for name in names}, strings_can_be_null=True
             ),
         )
     except UnicodeDecodeError as error:
-        raise IngestError(
-            f"cannot read {path} as {read.encoding} ({error.reason} at byte {error.start}); "
-            "set the spec's read.encoding (e.g. latin-1 or cp1252)"
-        ) from error
+        raise wrong_encoding(path, read, f"{error.reason} at byte {error.start}") from error
     except pa.ArrowInvalid as error:
         if "UTF8" in str(error) or "utf-8" in str(error).lower():
-            raise IngestError(
-                f"cannot read {path} as {read.encoding} ({str(error).splitlines()[0]}); "
-                "set the spec's read.encoding (e.g. latin-1 or cp1252)"
-            ) from error
-        raise IngestError(f"cannot read {path}: {str(error).splitlines()[0]}") from error
+            raise wrong_encoding(path, read, str(error).splitlines()[0]) from error
+        return _read_uneven(path, read, error)
     return table
+
+
+def wrong_encoding(path: Path, read: ReadOptions, detail: str) -> IngestError:
+    return IngestError(
+        f"cannot read {path} as {read.encoding} ({detail}); set the spec's read.encoding (e.g. latin-1 or cp1252)"
+    )
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """Column names as pandas makes them: a name met again gets ``.1``, ``.2`` … (no column is lost to a
+    duplicate header)."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        candidate = name
+        while candidate in seen:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        seen[candidate] = 0
+        names.append(candidate)
+    return names
+
+
+def _read_uneven(path: Path, read: ReadOptions, refused: Exception) -> pa.Table:
+    """A CSV Arrow refuses (a row with fewer fields than the header, as exports cut short have), read by pandas'
+    parser as before: short rows padded with missing values, a row with too many fields an ``IngestError`` naming
+    its line."""
+    print(f"ingest: {path.name}: {str(refused).splitlines()[0]}; reading it with pandas' parser")
+    return _read_with_pandas(path, read)
+
+
+def _read_with_pandas(path: Path, read: ReadOptions, rows: int | None = None) -> pa.Table:
+    """The CSV (its first ``rows`` rows when given) read by pandas' parser, every field as text."""
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=True,
+            sep=read.separator,
+            quotechar=read.quote,
+            encoding=read.encoding,
+            nrows=rows,
+        )
+    except UnicodeDecodeError as error:
+        raise wrong_encoding(path, read, f"{error.reason} at byte {error.start}") from error
+    except (ValueError, pd.errors.ParserError) as error:
+        raise IngestError(f"cannot read {path}: {str(error).strip().splitlines()[0]}") from error
+    schema = pa.schema([(str(name), pa.string()) for name in frame.columns])
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
 def encoded_table(table: pa.Table) -> pa.Table:
@@ -250,6 +295,8 @@ def _is_text(kind: pa.DataType) -> bool:
 def read_batch(path: Path, read: ReadOptions = DEFAULT_READ, rows: int | None = None) -> pd.DataFrame:
     """One batch as a compact frame (see ``read_table`` and ``columnar_frame``); its first ``rows`` rows when
     given."""
+    if rows is not None and path.suffix != ".parquet":  # a look at a file's head (drafting a spec): only the head
+        return columnar_frame(encoded_table(_read_with_pandas(path, read, rows)))
     table = read_table(path, read)
     return columnar_frame(encoded_table(table if rows is None else table.slice(0, rows)))
 
