@@ -146,6 +146,29 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
+def _trimmed(distinct: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Distinct values with their whitespace trimmed and a blank (or missing) one missing, and two masks: which
+    were padded (and are not blank), which were blank."""
+    stripped = [value.strip() if isinstance(value, str) else value for value in distinct]
+    blank = np.array([isinstance(value, str) and value == "" for value in stripped], dtype=bool)
+    padded = np.array([isinstance(value, str) and value != value.strip() for value in distinct], dtype=bool) & ~blank
+    # One spelling of missing (NaN): the imputers treat None as a value, not as missing.
+    trimmed = [
+        np.nan if is_blank or _missing(value) else value for value, is_blank in zip(stripped, blank, strict=True)
+    ]
+    return trimmed, padded, blank
+
+
+def _canonical_values(values: list[Any], categories: list[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Distinct values in the spec's spelling of their category (any case), and two masks: which changed case, which
+    are no category the spec knows (kept as they are); a missing value stays missing and is neither."""
+    canonical, known = _canonical_categories(categories), set(categories)
+    fixed = [value if _missing(value) else canonical.get(str(value).casefold(), value) for value in values]
+    changed = np.array([not _missing(old) and new != old for new, old in zip(fixed, values, strict=True)], dtype=bool)
+    unknown = np.array([not _missing(value) and value not in known for value in fixed], dtype=bool)
+    return fixed, changed, unknown
+
+
 def target_labels(spec: DatasetSpec) -> dict[str, int]:
     """Normalised spellings of the target's two labels → 1 (positive) / 0 (negative)."""
     return {
@@ -213,11 +236,11 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
         original = cleaned[column]
         if isinstance(original.dtype, pd.ArrowDtype | pd.StringDtype):  # many distinct texts (ids): vectorised
             stripped = original.str.strip()
-            blank = (stripped == "").fillna(False).astype(bool)
-            padded = (original != stripped).fillna(False).astype(bool)
-            report.count("whitespace_trimmed", column, (padded & ~blank).sum())
-            report.count("blank_to_missing", column, blank.sum())
-            cleaned[column] = stripped.mask(blank)
+            emptied = (stripped == "").fillna(False).astype(bool)
+            spaced = (original != stripped).fillna(False).astype(bool)
+            report.count("whitespace_trimmed", column, (spaced & ~emptied).sum())
+            report.count("blank_to_missing", column, emptied.sum())
+            cleaned[column] = stripped.mask(emptied)
             continue
         if not (original.dtype == object or isinstance(original.dtype, pd.CategoricalDtype)):
             continue
@@ -225,17 +248,10 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
         if original.dtype == object and not all(isinstance(value, str) for value in distinct):
             codes, distinct = np.arange(len(original)), list(original)  # mixed types: 1, 1.0 and True share a code
         times = np.bincount(codes[codes >= 0], minlength=len(distinct))
-        stripped_values = [value.strip() if isinstance(value, str) else value for value in distinct]
-        blanks = np.array([isinstance(value, str) and value == "" for value in stripped_values], dtype=bool)
-        padding = np.array([isinstance(value, str) and value != value.strip() for value in distinct], dtype=bool)
-        report.count("whitespace_trimmed", column, times[padding & ~blanks].sum())
-        report.count("blank_to_missing", column, times[blanks].sum())
-        # One spelling of missing (NaN): the imputers treat None as a value, not as missing.
-        mapped = [
-            np.nan if is_blank or _missing(value) else value
-            for value, is_blank in zip(stripped_values, blanks, strict=True)
-        ]
-        cleaned[column] = _recoded(original, codes, mapped)
+        trimmed, padded, blank = _trimmed(distinct)
+        report.count("whitespace_trimmed", column, times[padded].sum())
+        report.count("blank_to_missing", column, times[blank].sum())
+        cleaned[column] = _recoded(original, codes, trimmed)
 
     for column, rule in spec.columns.numeric.items():
         if column not in cleaned:
@@ -256,12 +272,9 @@ def clean_frame(frame: pd.DataFrame, spec: DatasetSpec, require_target: bool = T
     for column, categories in spec.columns.categorical.items():
         if column not in cleaned:
             continue
-        canonical, known = _canonical_categories(categories), set(categories)
         codes, distinct = distinct_codes(cleaned[column])
         times = np.bincount(codes[codes >= 0], minlength=len(distinct))
-        fixed = [canonical.get(str(value).casefold(), value) for value in distinct]
-        changed = np.array([new != old for new, old in zip(fixed, distinct, strict=True)], dtype=bool)
-        unknown = np.array([value not in known for value in fixed], dtype=bool)
+        fixed, changed, unknown = _canonical_values(distinct, categories)
         report.count("case_fixed", column, times[changed].sum())
         report.count("unknown_category_kept", column, times[unknown].sum())
         cleaned[column] = _recoded(cleaned[column], codes, fixed)
@@ -327,25 +340,18 @@ def clean_checked_columns(batch: Batch, spec: DatasetSpec) -> CleanColumns:
     report = CleaningReport(rows_in=batch.rows, rows_out=batch.rows)
     categories: dict[str, tuple[np.ndarray, list[Any]]] = {}
     for column, categories_known in spec.columns.categorical.items():
-        canonical, known = _canonical_categories(categories_known), set(categories_known)
         codes, distinct = batch.categories[column]
         times = np.bincount(codes[codes >= 0], minlength=len(distinct))
-        mapped: list[Any] = []
-        counts = {"whitespace_trimmed": 0, "blank_to_missing": 0, "case_fixed": 0, "unknown_category_kept": 0}
-        for value, seen in zip(distinct, times.tolist(), strict=True):
-            stripped = value.strip()
-            if stripped == "":
-                mapped.append(np.nan)
-                counts["blank_to_missing"] += seen
-                continue
-            fixed = canonical.get(stripped.casefold(), stripped)
-            counts["whitespace_trimmed"] += seen * (stripped != value)
-            counts["case_fixed"] += seen * (fixed != stripped)
-            counts["unknown_category_kept"] += seen * (fixed not in known)
-            mapped.append(fixed)
-        for kind, number in counts.items():
-            report.count(kind, column, number)
-        categories[column] = (codes, mapped)
+        trimmed, padded, blank = _trimmed(distinct)
+        fixed, changed, unknown = _canonical_values(trimmed, categories_known)
+        for kind, mask in (
+            ("whitespace_trimmed", padded),
+            ("blank_to_missing", blank),
+            ("case_fixed", changed),
+            ("unknown_category_kept", unknown),
+        ):
+            report.count(kind, column, times[mask].sum())
+        categories[column] = (codes, fixed)
     return CleanColumns(numbers=dict(batch.numbers), categories=categories, report=report, rows=batch.rows)
 
 
