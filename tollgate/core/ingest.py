@@ -424,7 +424,6 @@ def read_input(
         files.append(info)
     # One table, then one frame: each encoded column's codes index one dictionary over every batch.
     table = combined_table(tables)
-    del tables
     renamed = {old: new for old, new in spec.rename.items() if old in table.column_names}
     table = table.rename_columns([renamed.get(name, name) for name in table.column_names])
     return RawData(frame=columnar_frame(table), files=files, holdout_month=holdout_month, renamed=renamed)

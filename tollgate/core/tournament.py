@@ -162,10 +162,7 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
 
 def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     all_target = split.train[spec.target.column]
-    sample = cv_rows(all_target, spec)  # taken before the columns: candidates side by side copy only the sample
-    features, target = features_and_target(
-        split.train.iloc[sample] if len(sample) < len(all_target) else split.train, spec
-    )
+    features, target = _training_rows(split, cv_rows(all_target, spec), spec)
     oof = np.zeros(len(target))
     fold_metrics = []
     for fold, (fit_rows, check_rows) in enumerate(cv_folds(target, spec), start=1):
@@ -224,6 +221,12 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
     return result
 
 
+def _training_rows(split: TrainHoldout, rows: np.ndarray, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series]:
+    """The model's inputs and target on these training rows (positions), the rows taken before the columns so that
+    a sample copies only itself (candidates run side by side on 15M-row splits)."""
+    return features_and_target(split.train.iloc[rows] if len(rows) < len(split.train) else split.train, spec)
+
+
 def _holdout_scores(pipeline: Pipeline, threshold: float, split: TrainHoldout, spec: DatasetSpec) -> dict[str, Any]:
     """A fitted model's holdout fields of ``CandidateResult``: probabilities, metrics and policy outcome."""
     holdout_features, holdout_target = features_and_target(split.holdout, spec)
@@ -249,7 +252,7 @@ def fit_winner(
     machine's cores to itself; on a Dask cluster a LightGBM winner too large for one worker is fitted over the
     workers (``partitioned``; ``partition_rows`` forces it above that many rows)."""
     winner = leaderboard.winner
-    all_features, all_target = features_and_target(split.train, spec)
+    all_target = split.train[spec.target.column]
     limit = FINAL_FIT_MAX_ROWS.get(winner.estimator, len(all_target))
     rows = sample_rows(all_target, limit, spec.split.seed)
     if len(rows) <= winner.fit_rows:
@@ -261,8 +264,7 @@ def fit_winner(
         estimator.set_params(n_jobs=os.cpu_count() or 1)
     print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
     started = time.perf_counter()
-    sampled = len(rows) < len(all_target)
-    features, target = (all_features.iloc[rows], all_target.iloc[rows]) if sampled else (all_features, all_target)
+    features, target = _training_rows(split, rows, spec)
     pipeline, how = build_pipeline(spec, estimator), ""
     plan = plan_partitions(winner.estimator, len(features), declared_width(spec), partition_rows)
     if plan is None:
@@ -294,17 +296,20 @@ def fit_winner(
 
 
 ENCODING_SAMPLE_ROWS = 1_000_000
-"""Above this many rows a final fit encodes in chunks, its encoding steps fitted on a sample this large."""
+"""Above this many rows a final fit's encoding steps learn their statistics on a sample this large."""
 ENCODING_CHUNK_ROWS = 250_000
+"""Above this many rows a final fit encodes its rows in chunks of this many."""
 
 
 def fit_encoding(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> bool:
     """Fit ``pipeline``'s encoding steps: on every row up to ``ENCODING_SAMPLE_ROWS``, else on a seeded stratified
     sample of that many (True then)."""
-    sampled = len(features) > ENCODING_SAMPLE_ROWS
-    rows = sample_rows(target, ENCODING_SAMPLE_ROWS, seed) if sampled else np.arange(len(features))
+    if len(features) <= ENCODING_SAMPLE_ROWS:
+        pipeline[:-1].fit(features, target)
+        return False
+    rows = sample_rows(target, ENCODING_SAMPLE_ROWS, seed)
     pipeline[:-1].fit(features.iloc[rows], target.iloc[rows])
-    return sampled
+    return True
 
 
 def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series, seed: int) -> Pipeline:
