@@ -65,11 +65,16 @@ def task_runner(name: str, address: str | None = None):
     return DaskTaskRunner(address=address) if address else DaskTaskRunner()
 
 
+def configured_runner_name(settings: Settings) -> str:
+    """The runner the settings name: dask when ``TOLLGATE_DASK_ADDRESS`` names a scheduler, else
+    ``TOLLGATE_TASK_RUNNER`` (threads by default)."""
+    return "dask" if settings.dask_address else settings.task_runner
+
+
 def configured_task_runner(settings: Settings):
-    """The runner the settings name: Dask when ``TOLLGATE_DASK_ADDRESS`` names a scheduler, else
-    ``TOLLGATE_TASK_RUNNER`` (threads by default). Read when the flow is imported, so a deployment's run on a worker
-    uses the worker's settings as the command line does."""
-    return task_runner("dask" if settings.dask_address else settings.task_runner, settings.dask_address)
+    """The settings' runner, made when the flow is imported, so a deployment's run on a worker uses the worker's
+    settings as the command line does."""
+    return task_runner(configured_runner_name(settings), settings.dask_address)
 
 
 @flow(
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--task-runner",
         choices=["threads", "dask"],
-        default="dask" if settings.dask_address else settings.task_runner,
+        default=configured_runner_name(settings),
         help="where the split, the candidates and the final fit run (default: dask when TOLLGATE_DASK_ADDRESS names "
         "a scheduler, else TOLLGATE_TASK_RUNNER, else threads; dask without an address starts a local cluster)",
     )
