@@ -159,11 +159,15 @@ def _defused(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(values.dtype, pd.CategoricalDtype):  # ingest's categoricals: their distinct values, once
             distinct = list(values.cat.categories)
             safe = [defuse_markup(value) if isinstance(value, str) else value for value in distinct]
-            if safe != distinct:
-                if defused is frame:
-                    defused = frame.copy()
+            if safe == distinct:
+                continue
+            if defused is frame:
+                defused = frame.copy()
+            if len(set(safe)) == len(safe):
                 defused[column] = values.cat.rename_categories(safe)
-            continue
+                continue
+            # '<a>' beside '‹a›' would be one category after defusing: value by value instead
+            values = defused[column] = values.astype(object)
         if values.dtype != object and not pd.api.types.is_string_dtype(values):
             continue
         if values.dtype == object:

@@ -123,3 +123,27 @@ def test_severity_levels_are_both_used(settings):
     suite = load_suite(settings.expectations_dir / "churn.json")
     severities = {str(e.severity.value) for e in suite.expectations if getattr(e, "column", None) == "monthly_charges"}
     assert severities == {"critical", "warning"}
+
+
+def test_categorical_values_reach_the_data_docs_defused():
+    """Check ingest's categorical columns get their markup defused for GE's Data Docs, once per category, and that a
+    category which defuses into another one present ('<a>' beside '‹a›') is defused value by value, not lost."""
+    import pandas as pd
+
+    from tasks.quality import _defused
+    from tollgate.core.render import defuse_markup
+
+    frame = pd.DataFrame(
+        {
+            "plain": pd.Categorical(["x", "y", "x"]),
+            "tagged": pd.Categorical(["<img src=x>", "ok", None]),
+            "clash": pd.Categorical(["<a>", defuse_markup("<a>"), "b"]),
+        }
+    )
+    defused = _defused(frame)
+    assert list(defused["plain"]) == ["x", "y", "x"]
+    assert list(defused["tagged"].astype(object).fillna("")) == [defuse_markup("<img src=x>"), "ok", ""]
+    assert isinstance(defused["tagged"].dtype, pd.CategoricalDtype)
+    assert list(defused["clash"]) == [defuse_markup("<a>"), defuse_markup("<a>"), "b"]
+    assert not any("<" in str(value) for column in defused for value in defused[column])
+    assert list(frame["tagged"].astype(object).fillna("")) == ["<img src=x>", "ok", ""]  # the input is untouched
