@@ -87,10 +87,20 @@ def exit_now(code: int) -> None:
     """End the command with ``code`` once its output is out: the JSON line and the log flushed, the temporary server
     stopped (``run_and_report`` has returned), nothing is left to do but the interpreter's teardown, which joins
     Prefect's and the libraries' idle background threads and frees every object one by one (~2 s after a retrain)."""
+    _stop_process_pools()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
+
+
+def _stop_process_pools() -> None:
+    """End joblib's worker processes, if a library started them (the teardown ``os._exit`` skips would have): left
+    alone they idle for minutes after the command, holding memory and the command's output pipe open."""
+    pools = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(pools, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

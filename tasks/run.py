@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psutil
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
@@ -21,6 +20,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec, resolve_spec
+from tollgate.core.memory import release_freed_memory, resident_gib
 from tollgate.core.render import markdown_safe, readable_rows
 from tollgate.store.files import write_text_atomic
 from tollgate.store.runs import RunPaths, new_run
@@ -65,9 +65,10 @@ IO_RETRIES: dict[str, Any] = {
 
 
 def log_memory(task: Task, task_run: Any, state: Any) -> None:
-    """A stage's memory, in the run's log when it ends: the process's resident set then and its peak so far (the
-    stage that raised the peak is the one that needed it)."""
-    now = psutil.Process().memory_info().rss / 2**30
+    """A stage's memory, in the run's log when it ends: what it freed is handed back to the system first, then the
+    process's resident set and its peak so far (the stage that raised the peak is the one that needed it)."""
+    release_freed_memory()
+    now = resident_gib()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     stage = task_run.name if task.task_run_name else task.name  # candidates by name: candidate-lightgbm
     get_logger("tollgate.memory").info("memory after %s: %.2f GiB resident, peak so far %.2f GiB", stage, now, peak)

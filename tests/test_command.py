@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.config.settings import Settings
+from tollgate.config.settings import PROJECT_ROOT, Settings
 
 TOLLGATE = Path(sys.executable).parent / "tollgate"  # the [project.scripts] entry point, as installed
 
@@ -71,3 +71,18 @@ def test_registry_show_reads_a_dataset_without_promotions(tmp_path):
         [str(TOLLGATE), "registry", "show", "--dataset", "security"], capture_output=True, text=True, env=environment
     )
     assert result.returncode == 0 and "champion: none yet" in result.stdout
+
+
+def test_a_command_ending_leaves_no_worker_processes_holding_its_output():
+    """Check that a flow command's fast exit (``exit_now``) ends the joblib worker processes a library started:
+    left alone they idle for minutes after the command, holding its stdout open, so a pipe reading to the end
+    (``make run | tee``, a benchmark) would wait for them."""
+    script = (
+        "import joblib\n"
+        "from flows.cli import exit_now\n"
+        "print(sum(joblib.Parallel(n_jobs=2, backend='loky')(joblib.delayed(abs)(i) for i in range(4))))\n"
+        "exit_now(0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "6"

@@ -183,7 +183,7 @@ def test_large_training_splits_cross_validate_on_a_shared_sample(split, small_sp
     assert capped.pipeline[-1].n_jobs == 1  # the packaged model scores on one thread
 
 
-@pytest.mark.parametrize("estimator", ["logistic_regression", "hist_gradient_boosting"])
+@pytest.mark.parametrize("estimator", ["logistic_regression", "hist_gradient_boosting", "lightgbm"])
 def test_a_final_fit_on_very_many_rows_encodes_in_chunks_and_fits_on_every_row(
     split, small_spec, monkeypatch, estimator
 ):
@@ -202,7 +202,8 @@ def test_a_final_fit_on_very_many_rows_encodes_in_chunks_and_fits_on_every_row(
     )
     scale = fitted.named_steps["columns"].named_transformers_["numeric"].named_steps["scale"]
     assert scale.n_samples_seen_ == 300  # the encoding's statistics: the sample
-    dtype = np.float64 if estimator == "hist_gradient_boosting" else np.float32
+    dtype = np.float32 if estimator == "lightgbm" else np.float64  # the others would copy float32 into float64
+    assert tournament._needs_float64(fitted[-1]) == (dtype == np.float64)
     direct = make_estimator(candidate, 0).fit(fitted[:-1].transform(features).astype(dtype), target)
     holdout, _ = features_and_target(split.holdout, small_spec)
     np.testing.assert_allclose(

@@ -40,6 +40,10 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "lightgbm": LGBMClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
 }
+THREADED = frozenset({"random_forest", "lightgbm"})
+"""Estimators whose ``n_jobs`` are threads, given the machine's cores for the final fit. (LogisticRegression's
+are processes, one per class beyond two: for a binary target they start a process pool, copy the rows into it and
+fit one model there.)"""
 FINAL_FIT_MAX_ROWS: dict[str, int] = {"random_forest": 1_000_000}
 """Rows an estimator's final fit may use: a forest grows every tree to full depth over its rows (time and memory
 grow with the rows, and its model file too), so beyond this it is fitted on a seeded stratified sample."""
@@ -260,7 +264,7 @@ def fit_winner(
     candidate = Candidate(name=winner.name, estimator=winner.estimator, params=winner.params)
     estimator = make_estimator(candidate, spec.split.seed)
     scoring_threads = estimator.get_params().get("n_jobs")
-    if scoring_threads is not None and "n_jobs" not in winner.params:
+    if winner.estimator in THREADED and "n_jobs" not in winner.params:
         estimator.set_params(n_jobs=os.cpu_count() or 1)
     print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
     started = time.perf_counter()
@@ -295,8 +299,10 @@ def fit_winner(
     return replace(leaderboard, results=[final, *leaderboard.results[1:]])
 
 
-ENCODING_SAMPLE_ROWS = 1_000_000
-"""Above this many rows a final fit's encoding steps learn their statistics on a sample this large."""
+ENCODING_SAMPLE_ROWS = 250_000
+"""Above this many rows a final fit's encoding steps learn their statistics on a sample this large: fitting them
+encodes every row it is given at once, pieces and whole (800,000 churn rows: 0.8 GiB in passing, more than the
+estimator's own fit on the chunk-encoded matrix)."""
 ENCODING_CHUNK_ROWS = 250_000
 """Above this many rows a final fit encodes its rows in chunks of this many."""
 
@@ -318,14 +324,14 @@ def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series,
     and the estimator is fitted on it. Up to ``ENCODING_SAMPLE_ROWS`` rows that is the model ``Pipeline.fit`` gives
     (the encoding fitted on every row, the matrix in float64); beyond, the encoding learns its statistics (medians,
     scales, categories) on a seeded stratified sample of that many rows and the matrix is float32 (float64 for
-    HistGradientBoosting, which would copy anything else): 15M rows encoded whole, as the Pipeline does, are tens of
-    gigabytes of dense floats in passing."""
+    HistGradientBoosting and lbfgs LogisticRegression, which would copy anything else): 15M rows encoded whole, as
+    the Pipeline does, are tens of gigabytes of dense floats in passing."""
     if len(features) <= ENCODING_CHUNK_ROWS:
         return pipeline.fit(features, target)
     encode, estimator = pipeline[:-1], pipeline[-1]
     sampled = fit_encoding(pipeline, features, target, seed)
     width = encode.transform(features.iloc[:1]).shape[1]
-    exact = not sampled or isinstance(estimator, HistGradientBoostingClassifier)
+    exact = not sampled or _needs_float64(estimator)
     encoded = np.empty((len(features), width), dtype=np.float64 if exact else np.float32)
     for start in range(0, len(features), ENCODING_CHUNK_ROWS):
         encoded[start : start + ENCODING_CHUNK_ROWS] = encode.transform(
@@ -337,6 +343,14 @@ def fit_many_rows(pipeline: Pipeline, features: pd.DataFrame, target: pd.Series,
     )
     estimator.fit(encoded, target.to_numpy())
     return pipeline
+
+
+def _needs_float64(estimator: BaseEstimator) -> bool:
+    """Whether ``estimator`` would copy a float32 matrix into float64 before fitting (HistGradientBoosting always;
+    LogisticRegression with the lbfgs solver)."""
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        return True
+    return isinstance(estimator, LogisticRegression) and estimator.get_params().get("solver") == "lbfgs"
 
 
 SELECTION_RULE = {
