@@ -32,6 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from tasks.anomaly import anomaly_report  # noqa: E402
 from tasks.clean import clean  # noqa: E402
 from tasks.explain import explain  # noqa: E402
+from tasks.fairness import evaluate_slices  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
 from tasks.package import package_model  # noqa: E402
 from tasks.promote import promote  # noqa: E402
@@ -123,10 +124,13 @@ def retrain(
     leaderboard = final_fit.submit(ranked, made, dataset_spec, settings.dask_partition_rows).result()
     split = made.result()
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
-    report = write_report(run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation)
+    fairness = evaluate_slices(split, leaderboard, dataset_spec)
+    report = write_report(
+        run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation, fairness
+    )
     anomaly = anomaly_report(run, split, dataset_spec)
     package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
-    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings)
+    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings, fairness)
     retention = retain(dataset_spec, settings, run, promotion)
     summary = run_summary(
         dataset_spec,
@@ -141,6 +145,7 @@ def retrain(
         package,
         promotion,
         retention,
+        fairness,
     )
     decision = promotion.decision
     return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)

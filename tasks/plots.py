@@ -16,6 +16,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from tollgate.config.spec import DatasetSpec  # noqa: E402
 from tollgate.core.explain import GlobalExplanation  # noqa: E402
+from tollgate.core.fairness import FairnessReport  # noqa: E402
 from tollgate.core.policy import value_curve  # noqa: E402
 from tollgate.core.quality import QualityResult  # noqa: E402
 from tollgate.core.threshold import GRID, cost_curve  # noqa: E402
@@ -206,6 +207,35 @@ def calibration(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path)
     axis.set_ylabel("observed positive rate")
     axis.set_title("Calibration on the holdout")
     axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def slices(report: FairnessReport, protected: list[str], path: Path) -> Path:
+    """One panel per sliced column: per value, the share acted on and the recall (bars), the observed positive
+    rate and the mean predicted probability (calibration, markers); protected columns' titles carry their gaps."""
+    columns = list(dict.fromkeys(row.column for row in report.slices))
+    figure, axes = plt.subplots(1, len(columns), figsize=(max(6, 3.6 * len(columns)), 4.4), squeeze=False, sharey=True)
+    for axis, column in zip(axes[0], columns, strict=True):
+        rows = [row for row in report.slices if row.column == column]
+        x = np.arange(len(rows))
+        axis.bar(x - 0.2, [row.acted_share for row in rows], 0.4, color=COLOURS[0], label="share acted on")
+        axis.bar(
+            x + 0.2, [row.recall or 0.0 for row in rows], 0.4, color=COLOURS[1], label="recall (positives acted on)"
+        )
+        axis.plot(x, [row.positive_rate for row in rows], "ko", markersize=5, label="observed positive rate")
+        axis.plot(x, [row.mean_probability for row in rows], "kx", markersize=7, label="mean predicted probability")
+        axis.set_xticks(x, [f"{row.value}\n({row.rows:,})" for row in rows], fontsize=7, rotation=20)
+        gaps = [gap for gap in report.gaps if gap.attribute == column and gap.gap is not None]
+        title = column + (" (protected)" if column in protected else "")
+        for gap in gaps:
+            short = "parity" if gap.measure == "demographic_parity" else "opportunity"
+            mark = " ✗" if gap.exceeded else ""
+            title += f"\n{short} gap {gap.gap:.3f} [{gap.ci_low:.3f}–{gap.ci_high:.3f}]{mark}"
+        axis.set_title(title, fontsize=9)
+        axis.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("share")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    figure.suptitle(f"The winner's decisions on the holdout, by group, at {report.operating_point}", fontsize=10)
     return _save(figure, path)
 
 

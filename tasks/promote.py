@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.run import MEASURED, TIMEOUTS, artifact_key, publish_markdown, write_markdown
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
+from tollgate.core.fairness import FairnessReport
 from tollgate.core.features import features_and_target, positive_probability
 from tollgate.core.ingest import RawData
 from tollgate.core.promotion import (
@@ -50,6 +51,7 @@ def promote(
     leaderboard: Leaderboard,
     package: PackageResult,
     settings: Settings,
+    fairness: FairnessReport,
 ) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
     print(f"promote: {package.model_tag} against the registry's champion on {len(split.holdout):,} holdout rows")
@@ -96,7 +98,7 @@ def promote(
                     (challenger.threshold, champion.threshold),
                     spec,
                 )
-            decision = should_promote(challenger, champion, comparison, spec.promotion)
+            decision = should_promote(challenger, champion, comparison, spec.promotion, fairness.refusal())
         decision = replace(decision, compared_rows=int(unseen.sum()), excluded_rows=int((~unseen).sum()))
         if unverifiable:
             decision = replace(decision, reason=f"{decision.reason}; {unverifiable}")
@@ -108,6 +110,7 @@ def promote(
             "holdout_month": split.holdout_month,
             "challenger_metrics": asdict(challenger),
             "champion_metrics": asdict(champion) if champion else None,
+            "fairness": fairness.summary(),
         }
         bento_tag = None
         if decision.decision == "promoted":

@@ -18,6 +18,7 @@ from tasks.run import MEASURED, TIMEOUTS, artifact_key, publish_markdown, publis
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import CleaningReport
 from tollgate.core.explain import GlobalExplanation
+from tollgate.core.fairness import FairnessReport
 from tollgate.core.ingest import RawData
 from tollgate.core.quality import QualityResult
 from tollgate.core.render import html_report, markdown_table
@@ -63,6 +64,16 @@ def _make_plots(
     }
 
 
+def _fairness_tables(fairness: FairnessReport) -> dict[str, pd.DataFrame]:
+    tables = {}
+    if fairness.gaps:
+        heading = f"Gaps between protected groups at {fairness.operating_point} ({fairness.confidence:.0%} intervals)"
+        tables[heading] = pd.DataFrame(fairness.gap_rows())
+    if fairness.slices:
+        tables["The winner's holdout decisions by segment and protected group"] = pd.DataFrame(fairness.slice_rows())
+    return tables
+
+
 @task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"], **MEASURED)
 def write_report(
     run: RunPaths,
@@ -73,6 +84,7 @@ def write_report(
     split: TrainHoldout,
     leaderboard: Leaderboard,
     explanation: GlobalExplanation,
+    fairness: FairnessReport,
 ) -> ReportResult:
     """Write the winner's metadata, plots and reports into the run folder; publish the Prefect artifacts."""
     winner = leaderboard.winner
@@ -80,6 +92,10 @@ def write_report(
     pd.DataFrame(leaderboard_rows).to_csv(run.dir / "leaderboard.csv", index=False)
 
     figures = _make_plots(run, spec, split, leaderboard, explanation)
+    if fairness.slices:
+        figures["Decisions by segment and protected group"] = plots.slices(
+            fairness, spec.fairness.protected, run.dir / "plots" / "slices.png"
+        )
     summary = summary_markdown(spec, run, split, leaderboard, explanation, quality, cleaning)
     policy_tables = (
         {
@@ -92,6 +108,7 @@ def write_report(
     tables = {
         **policy_tables,
         "Leaderboard": pd.DataFrame(leaderboard_rows),
+        **_fairness_tables(fairness),
         "Decisions on the holdout": decision_table(winner),
         "Cross-validation of the winner, fold by fold": pd.DataFrame(winner.fold_metrics).round(4),
         "Permutation importance (holdout)": explanation.permutation.head(15).round(4),

@@ -34,6 +34,7 @@ TIMEOUTS = {
     "validate": 30 * MINUTE,
     "clean": 30 * MINUTE,
     "explain": 60 * MINUTE,
+    "fairness": 30 * MINUTE,
     "report": 30 * MINUTE,
     "package": 60 * MINUTE,
     "promote": 30 * MINUTE,

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from flows.retrain import retrain
 from tests.conftest import SEED
@@ -88,6 +89,52 @@ def test_a_sabotaged_challenger_is_rejected_and_nothing_served_changes(two_runs,
     assert registry["history"][-1]["challenger_metrics"]["tag"] == second["model_tag"]
     assert champion_tag("churn", Settings(artifacts_dir=artifacts)) == first["model_tag"]
     assert sorted(p.name for p in (artifacts / "churn" / "bentos").iterdir()) == two_runs["bentos_after_first"]
+
+
+def biased_copy(source: Path, target: Path, holdout_month: str) -> Path:
+    """The same months with most male churners recorded as staying in the training months (churn under-recorded
+    for one group, as old records can be); the holdout month untouched."""
+    target.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for path in sorted(source.glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if path.stem != holdout_month:
+            hidden = (frame["gender"] == "Male") & (frame["churn"] == "Yes") & (rng.random(len(frame)) < 0.85)
+            frame.loc[hidden, "churn"] = "No"
+        frame.to_csv(target / path.name, index=False)
+    return target
+
+
+def test_a_challenger_unfair_to_a_protected_group_is_refused_and_the_champion_stays(
+    churn_champion, monthly_batches, tmp_path
+):
+    """Check that a model trained where male churn was under-recorded calls far fewer male churners than female
+    ones on the honest holdout month: the gate refuses it on the spec's equal-opportunity bound, with the gap in
+    its reason, and the registry's champion is exactly as it was; the report shows the gaps and the slices."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(churn_champion["artifacts"], artifacts)
+    spec = yaml.safe_load((Settings().specs_dir / "churn.yaml").read_text(encoding="utf-8"))
+    spec["promotion"]["floors"] = {"roc_auc": 0.6}  # 500 customers a month: hiding churners costs ROC-AUC too
+    spec_path = tmp_path / "churn.yaml"
+    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    champion_before = read_registry(artifacts / "churn" / "registry.json")["champion"]
+    holdout_month = churn_champion["summary"]["holdout_month"]
+    biased = biased_copy(monthly_batches / "churn", tmp_path / "biased" / "churn", holdout_month)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_ARTIFACTS_DIR", str(artifacts))
+        summary = retrain(dataset=None, spec=str(spec_path), data=str(biased))
+
+    promotion = summary["promotion"]
+    assert promotion["decision"] == "rejected", promotion["reason"]
+    assert promotion["reason"].startswith("unfair to a protected group: the equal-opportunity gap across gender")
+    assert "for Female" in promotion["reason"] and "beyond the spec's bound 0.15" in promotion["reason"]
+    assert "gender.equal_opportunity" in summary["fairness"]["violations"]
+    registry = read_registry(Path(summary["registry"]))
+    assert registry["champion"] == champion_before
+    assert registry["history"][-1]["decision"] == "rejected"
+    assert registry["history"][-1]["fairness"]["violations"] == summary["fairness"]["violations"]
+    report = Path(summary["report"]).read_text(encoding="utf-8")
+    assert "Gaps between protected groups" in report and "by segment and protected group" in report
 
 
 def test_rollback_cli_restores_the_previous_champion(two_runs, artifacts):

@@ -321,6 +321,38 @@ class Quality(_Strict):
     segment_columns: list[str] = Field(default_factory=list)
 
 
+GAP_MEASURES = Literal["demographic_parity", "equal_opportunity"]
+
+
+class Fairness(_Strict):
+    """How the policy treats groups: the holdout's figures per group of each protected attribute, and the gaps
+    the gate refuses a challenger beyond.
+
+    Demographic parity compares the share of each group acted on; equal opportunity, the share of each group's
+    positives acted on (recall). A gap is the highest group's share minus the lowest's."""
+
+    protected: list[str] = Field(
+        default_factory=list, description="columns whose groups the policy should treat alike (gender, age band)"
+    )
+    max_gap: dict[GAP_MEASURES, float] = Field(
+        default_factory=dict, description="the largest gap a challenger may show on the holdout; beyond: refused"
+    )
+    min_group_rows: int = Field(
+        default=30,
+        ge=1,
+        description="groups with fewer rows (positives, for equal opportunity) are shown, not compared",
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="the gaps' bootstrap interval")
+
+    @field_validator("max_gap")
+    @classmethod
+    def _gaps_are_shares(cls, bounds: dict[str, float]) -> dict[str, float]:
+        outside = {name: bound for name, bound in bounds.items() if not 0 < bound <= 1}
+        if outside:
+            raise ValueError(f"a gap is a difference of two shares, in (0, 1]: {outside}")
+        return bounds
+
+
 class Recommendations(_Strict):
     high: str = "Act now: the model is more sure than not."
     medium: str = "Act: above the cost-tuned threshold."
@@ -423,6 +455,7 @@ class DatasetSpec(_Strict):
     features: list[FeatureDef] = Field(default_factory=list)
     tournament: Tournament = Field(default_factory=Tournament)
     quality: Quality = Field(default_factory=Quality)
+    fairness: Fairness = Field(default_factory=Fairness)
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     raw_dir: str | None = Field(default=None, description="monthly batches; default data/raw/<name>")
@@ -465,6 +498,11 @@ class DatasetSpec(_Strict):
         for column in self.quality.segment_columns:
             if column not in known:
                 raise ValueError(f"quality.segment_columns names undeclared column '{column}'")
+        for column in self.fairness.protected:
+            if column not in known:
+                raise ValueError(f"fairness.protected names undeclared column '{column}'")
+        if self.fairness.max_gap and not self.fairness.protected:
+            raise ValueError("fairness.max_gap bounds gaps between groups: name the protected columns too")
         if self.raw_logs is not None:
             missing = [c for c in self.input_columns if c not in self.raw_logs.sessions]
             if missing:

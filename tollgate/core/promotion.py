@@ -162,18 +162,24 @@ def too_few_rows(y_true: np.ndarray, rule: Promotion) -> str | None:
 
 
 def should_promote(
-    challenger: HoldoutScore, champion: HoldoutScore | None, comparison: Comparison | None, rule: Promotion
+    challenger: HoldoutScore,
+    champion: HoldoutScore | None,
+    comparison: Comparison | None,
+    rule: Promotion,
+    unfair: str | None = None,
 ) -> PromotionDecision:
-    """Floors first; then a real, significant improvement over the champion on the spec's metric."""
-    for metric, floor in sorted(rule.floors.items()):
-        value = getattr(challenger, metric, None)
-        if value is not None and value < floor:
-            return PromotionDecision(
-                "rejected",
-                f"challenger {metric} {value:.4f} is below the floor {floor:g}",
-                champion.tag if champion else None,
-                challenger.tag,
-            )
+    """Floors and the spec's fairness bounds first (``unfair``: why the challenger's decisions exceed them; every
+    reason to refuse is given, not just the first); then a real, significant improvement over the champion on the
+    spec's metric."""
+    refusals = [
+        f"challenger {metric} {value:.4f} is below the floor {floor:g}"
+        for metric, floor in sorted(rule.floors.items())
+        if (value := getattr(challenger, metric, None)) is not None and value < floor
+    ]
+    if unfair is not None:
+        refusals.append(f"unfair to a protected group: {unfair}")
+    if refusals:
+        return PromotionDecision("rejected", "; ".join(refusals), champion.tag if champion else None, challenger.tag)
     if champion is None or comparison is None:
         floors = ", ".join(f"{m} ≥ {f:g}" for m, f in sorted(rule.floors.items())) or "none set"
         return PromotionDecision("promoted", f"first champion: floors met ({floors})", None, challenger.tag)

@@ -8,6 +8,7 @@ from typing import Any
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.anomaly import AnomalyResult
 from tollgate.core.clean import CleaningReport
+from tollgate.core.fairness import FairnessReport
 from tollgate.core.ingest import RawData
 from tollgate.core.promotion import PromotionResult
 from tollgate.core.quality import QualityResult
@@ -32,6 +33,7 @@ def run_summary(
     package: PackageResult,
     promotion: PromotionResult,
     retention: Retention | None = None,
+    fairness: FairnessReport | None = None,
 ) -> dict[str, Any]:
     """What a completed run did, in the order it did it: the CLI prints this as its last line."""
     summary: dict[str, Any] = {
@@ -54,6 +56,7 @@ def run_summary(
             if leaderboard.winner.holdout_policy is not None
             else {}
         ),
+        **({"fairness": fairness.summary()} if fairness is not None and fairness.gaps else {}),
         "report": str(report.html),
         "model_path": str(package.model_path),
     }
