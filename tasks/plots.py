@@ -210,6 +210,34 @@ def calibration(leaderboard: Leaderboard, holdout_target: pd.Series, path: Path)
     return _save(figure, path)
 
 
+def search_curves(leaderboard: Leaderboard, path: Path) -> Path:
+    """Each searched family's best objective so far against the search's seconds; pruned and failed trials
+    counted in the legend."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    searched = [result for result in leaderboard.results if result.search is not None]
+    for colour, result in zip(COLOURS, searched, strict=False):
+        trace = result.search
+        curve = trace.best_so_far()
+        pruned = sum(trial.state == "pruned" for trial in trace.trials)
+        axis.step(
+            [seconds for seconds, _ in curve],
+            [value for _, value in curve],
+            where="post",
+            marker="o",
+            markersize=3,
+            color=colour,
+            label=f"{result.name}: {len(trace.trials)} trials, {pruned} pruned",
+        )
+    if searched:
+        trace = searched[0].search
+        axis.axvline(trace.budget_seconds, color="k", linestyle="--", linewidth=0.8, label="budget")
+        axis.set_ylabel(f"best {trace.objective} so far")
+    axis.set_xlabel("seconds since the search started")
+    axis.set_title("Hyperparameter search, per family (first trial: the spec's configuration)")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def slices(report: FairnessReport, protected: list[str], path: Path) -> Path:
     """One panel per sliced column: per value, the share acted on and the recall (bars), the observed positive
     rate and the mean predicted probability (calibration, markers); protected columns' titles carry their gaps."""

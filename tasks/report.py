@@ -30,6 +30,7 @@ from tollgate.core.report import (
     summary_markdown,
     targets_table,
 )
+from tollgate.core.search import search_table
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import Leaderboard
 from tollgate.store.files import write_json_atomic
@@ -64,6 +65,18 @@ def _make_plots(
     }
 
 
+def _search_tables(leaderboard: Leaderboard) -> dict[str, pd.DataFrame]:
+    searched = search_table(leaderboard.results)
+    if searched.empty:
+        return {}
+    winner = leaderboard.winner
+    chosen = pd.DataFrame([{"parameter": name, "value": value} for name, value in sorted(winner.params.items())])
+    return {
+        "Hyperparameter search (each family's best configuration entered the leaderboard)": searched,
+        f"The winner's configuration ({winner.name})": chosen,
+    }
+
+
 def _fairness_tables(fairness: FairnessReport) -> dict[str, pd.DataFrame]:
     tables = {}
     if fairness.gaps:
@@ -92,6 +105,8 @@ def write_report(
     pd.DataFrame(leaderboard_rows).to_csv(run.dir / "leaderboard.csv", index=False)
 
     figures = _make_plots(run, spec, split, leaderboard, explanation)
+    if any(result.search is not None for result in leaderboard.results):
+        figures["Hyperparameter search"] = plots.search_curves(leaderboard, run.dir / "plots" / "search.png")
     if fairness.slices:
         figures["Decisions by segment and protected group"] = plots.slices(
             fairness, spec.fairness.protected, run.dir / "plots" / "slices.png"
@@ -108,6 +123,7 @@ def write_report(
     tables = {
         **policy_tables,
         "Leaderboard": pd.DataFrame(leaderboard_rows),
+        **_search_tables(leaderboard),
         **_fairness_tables(fairness),
         "Decisions on the holdout": decision_table(winner),
         "Cross-validation of the winner, fold by fold": pd.DataFrame(winner.fold_metrics).round(4),

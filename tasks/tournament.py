@@ -15,7 +15,17 @@ from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_cand
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}", **MEASURED)
 def run_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     """k-fold CV on the training split, then one fit on all of it and one look at the holdout."""
-    print(f"{candidate.name}: {spec.tournament.cv_folds}-fold cross-validation on {len(split.train):,} training rows")
+    search = spec.tournament.search
+    how = (
+        f"hyperparameter search within {search.budget_seconds:g} s"
+        + (f" (at most {search.trials} trials)" if search.trials else "")
+        + ", each trial "
+        if search is not None
+        else ""
+    )
+    print(
+        f"{candidate.name}: {how}{spec.tournament.cv_folds}-fold cross-validation on {len(split.train):,} training rows"
+    )
     return evaluate_candidate(candidate, split, spec)
 
 

@@ -98,6 +98,9 @@ def test_slices_give_each_value_its_figures_and_small_groups_are_not_compared(ch
         rows = [row for row in report.slices if row.column == column]
         assert sum(row.rows for row in rows) == len(frame)
         assert sum(row.acted for row in rows) == int(0.08 * len(frame))
+    buckets = [row.value for row in report.slices if row.column == "tenure_bucket"]
+    labels = next(feature.labels for feature in churn_spec.features if feature.name == "tenure_bucket")
+    assert buckets == [label for label in labels if label in buckets]  # the spec's order
     by_value = {(row.column, row.value): row for row in report.slices}
     assert by_value[("senior_citizen", "1")].rows == int((frame["senior_citizen"] == 1).sum())
     assert by_value[("gender", "Other")].rows == 5

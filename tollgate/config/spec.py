@@ -292,6 +292,49 @@ def default_candidates() -> list[Candidate]:
     ]
 
 
+class ParamRange(_Strict):
+    """One hyperparameter's search range: numbers between low and high (on a log scale, whole numbers), or a
+    list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[float | int | str | bool | None] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamRange:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("give either choices (a non-empty list) or low and high")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("give low < high (or choices)")
+        if self.log and self.low <= 0:
+            raise ValueError("a log scale needs low > 0")
+        return self
+
+
+class Search(_Strict):
+    """A time-budgeted hyperparameter search per candidate family, on the tournament's CV folds (Optuna's TPE
+    sampler, seeded; trials doing worse than the median after a fold are pruned). Each candidate's own params are
+    its first trial and stay fixed unless its space names them."""
+
+    budget_seconds: float = Field(
+        gt=0, description="wall-clock seconds for the whole search: the families search side by side within it"
+    )
+    trials: int | None = Field(
+        default=None,
+        ge=1,
+        description="at most this many trials per family (with a budget never reached, the "
+        "search is reproducible: same seed, same trials, same leaderboard)",
+    )
+    spaces: dict[str, dict[str, ParamRange]] = Field(
+        default_factory=dict, description="per candidate name, its search space (default: one per estimator)"
+    )
+    pruning: bool = True
+
+
 class Tournament(_Strict):
     cv_folds: int = Field(default=5, ge=2, le=20)
     cv_max_rows: int = Field(
@@ -301,6 +344,7 @@ class Tournament(_Strict):
         "training rows; the final fit always uses them all",
     )
     candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
+    search: Search | None = Field(default=None, description="tune each candidate within a time budget")
     anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
     novelty_by: str | None = Field(
         default=None,
@@ -313,6 +357,9 @@ class Tournament(_Strict):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"tournament.candidates names repeat: {duplicated}")
+        unknown = sorted(set(self.search.spaces) - set(names)) if self.search is not None else []
+        if unknown:
+            raise ValueError(f"tournament.search.spaces names no candidate: {unknown} (candidates: {names})")
         return self
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from tollgate.config.spec import DatasetSpec
+from tollgate.config.spec import BucketFeature, DatasetSpec
 from tollgate.core.clean import missing_as
 from tollgate.core.features import derive
 from tollgate.core.policy import act_on
@@ -189,7 +189,7 @@ def _slices(
 ) -> list[SliceRow]:
     rows = []
     labels = groups.to_numpy()
-    for value in sorted(set(labels), key=str):
+    for value in _in_order(column, set(labels), spec):
         inside = labels == value
         ys, ps, acts = y[inside], p[inside], acted[inside]
         positives, count, caught = int(ys.sum()), int(acts.sum()), int((acts & ys).sum())
@@ -219,6 +219,22 @@ def _slices(
             )
         )
     return rows
+
+
+def _in_order(column: str, values: set[str], spec: DatasetSpec) -> list[str]:
+    """A column's values in the spec's order (its categories, a bucket's labels), numbers by size, then the rest."""
+    declared = {feature.name: feature.labels for feature in spec.features if isinstance(feature, BucketFeature)}
+    order = [str(value) for value in {**spec.columns.categorical, **declared}.get(column, [])]
+
+    def key(value: str) -> tuple[int, float, str]:
+        if value in order:
+            return (0, order.index(value), value)
+        try:
+            return (1, float(value), value)
+        except ValueError:
+            return (2, 0.0, value)
+
+    return sorted(values, key=key)
 
 
 def _gap(

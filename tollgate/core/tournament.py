@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -85,6 +86,7 @@ class CandidateResult:
     fit_rows: int = 0  # the rows ``pipeline`` was fitted on
     training_rows: int = 0  # the training split's rows
     fit_how: str = ""  # how the final fit ran when not in this process (lightgbm.dask over the workers)
+    search: Any = None  # the hyperparameter search that chose ``params`` (tollgate.core.search.SearchTrace), if any
 
     @property
     def fit_note(self) -> str | None:
@@ -161,13 +163,41 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
     """
     share = max(1, (os.cpu_count() or 1) // len(spec.tournament.candidates))
     with threadpool_limits(limits=share, user_api="openmp"):
+        if spec.tournament.search is not None:
+            from tollgate.core.search import search_candidate  # the search is built on this module's parts
+
+            return search_candidate(candidate, split, spec)
         return _evaluate(candidate, split, spec)
 
 
 def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
+    features, target, training_rows = cv_sample(split, spec)
+    oof, fold_metrics = cross_validate(candidate, features, target, spec)
+    return candidate_result(candidate, oof, fold_metrics, features, target, training_rows, split, spec)
+
+
+def cv_sample(split: TrainHoldout, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series, int]:
+    """The rows every candidate cross-validates on (inputs, target) and how many training rows there are."""
     all_target = split.train[spec.target.column]
     features, target = _training_rows(split, cv_rows(all_target, spec), spec)
+    return features, target, len(all_target)
+
+
+FoldCallback = Callable[[int, np.ndarray, np.ndarray], None]
+"""Called after each fold with the fold's number and the out-of-fold rows (positions) and probabilities so far."""
+
+
+def cross_validate(
+    candidate: Candidate,
+    features: pd.DataFrame,
+    target: pd.Series,
+    spec: DatasetSpec,
+    after_fold: FoldCallback | None = None,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Out-of-fold probabilities and each fold's metrics on the shared folds; ``after_fold`` may stop it by raising
+    (a search prunes a trial that is doing worse than the others)."""
     oof = np.zeros(len(target))
+    seen = np.zeros(len(target), dtype=bool)
     fold_metrics = []
     for fold, (fit_rows, check_rows) in enumerate(cv_folds(target, spec), start=1):
         pipeline = build_pipeline(spec, make_estimator(candidate, spec.split.seed))
@@ -175,9 +205,28 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         pipeline.fit(features.iloc[fit_rows], target.iloc[fit_rows])
         seconds = time.perf_counter() - started
         oof[check_rows] = pipeline.predict_proba(features.iloc[check_rows])[:, 1]
+        seen[check_rows] = True
         fold_metrics.append(
             {"fold": fold, **classification_metrics(target.iloc[check_rows], oof[check_rows]), "fit_seconds": seconds}
         )
+        if after_fold is not None:
+            after_fold(fold, np.flatnonzero(seen), oof[seen])
+    return oof, fold_metrics
+
+
+def candidate_result(
+    candidate: Candidate,
+    oof: np.ndarray,
+    fold_metrics: list[dict[str, Any]],
+    features: pd.DataFrame,
+    target: pd.Series,
+    training_rows: int,
+    split: TrainHoldout,
+    spec: DatasetSpec,
+    search: Any = None,
+) -> CandidateResult:
+    """A cross-validated candidate's result: threshold and policy from its out-of-fold predictions, one fit on the
+    cross-validation rows, one look at the holdout."""
     tuned = tune_threshold(target, oof, spec.costs)
     threshold, oof_cost = tuned.threshold, tuned.expected_cost
     if spec.decision is not None:  # one record at a time: break-even, or the capacity quantile if higher
@@ -209,7 +258,8 @@ def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> C
         cv=cv,
         oof_policy=oof_policy,
         fit_rows=len(target),
-        training_rows=len(all_target),
+        training_rows=training_rows,
+        search=search,
         **_holdout_scores(fitted, threshold, split, spec),
     )
     economics = (

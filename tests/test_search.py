@@ -1,0 +1,80 @@
+"""Time-budgeted hyperparameter search per candidate family (``tollgate.core.search``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tollgate.config.spec import ParamRange, Search, SpecError
+from tollgate.core.clean import clean_frame
+from tollgate.core.search import search_candidate, space_for
+from tollgate.core.split import split_rows
+from tollgate.core.tournament import evaluate_candidate, rank_candidates
+
+TRIALS = 6
+
+
+def searching(spec, **search):
+    tournament = spec.tournament.model_copy(update={"cv_folds": 3, "search": Search(**search)})
+    return spec.model_copy(update={"tournament": tournament})
+
+
+@pytest.fixture(scope="module")
+def spec(churn_spec):
+    return searching(churn_spec, budget_seconds=600, trials=TRIALS)
+
+
+@pytest.fixture(scope="module")
+def split(churn_batch, spec):
+    return split_rows(clean_frame(churn_batch, spec).frame, spec, None)
+
+
+@pytest.fixture(scope="module")
+def searched(split, spec):
+    return [evaluate_candidate(candidate, split, spec) for candidate in spec.tournament.candidates]
+
+
+def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, split, spec):
+    """Check each family ran its trials (the first one the spec's own params), the leaderboard entry is the best
+    trial's configuration with that trial's objective, and no family ends worse than its spec's configuration."""
+    for result in searched:
+        trace = result.search
+        assert len(trace.trials) == TRIALS and trace.stopped_by == "the trial limit"
+        assert trace.trials[0].params == next(c.params for c in spec.tournament.candidates if c.name == result.name)
+        completed = [trial.value for trial in trace.trials if trial.value is not None]
+        assert trace.best_value == max(completed) >= trace.trials[0].value
+        assert result.oof_policy.net_value == pytest.approx(trace.best_value)
+        best = next(trial for trial in trace.trials if trial.number == trace.best_number)
+        assert all(result.params[name] == value for name, value in best.params.items())
+        curve = trace.best_so_far()
+        assert [value for _, value in curve] == sorted(value for _, value in curve)
+
+
+def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, split, spec):
+    """Check a second search with the same seed and trial limit chooses the same configurations and ranks the
+    families the same way, to the same figures."""
+    again = [evaluate_candidate(candidate, split, spec) for candidate in spec.tournament.candidates]
+    first, second = rank_candidates(searched, spec).rows(), rank_candidates(again, spec).rows()
+    drop = {"fit_seconds"}
+    assert [{k: v for k, v in row.items() if k not in drop} for row in first] == [
+        {k: v for k, v in row.items() if k not in drop} for row in second
+    ]
+    assert [r.params for r in searched] == [r.params for r in again]
+
+
+def test_the_budget_stops_the_search(split, churn_spec):
+    """Check a budget of a second stops each family's search after few trials, said in its trace."""
+    spec = searching(churn_spec, budget_seconds=1.0)
+    candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
+    result = search_candidate(candidate, split, spec)
+    assert result.search.stopped_by == "the time budget"
+    assert 1 <= len(result.search.trials) < 50
+    assert np.isfinite(result.oof_policy.net_value)
+
+
+def test_a_space_naming_an_unknown_parameter_is_refused_with_its_name(churn_spec):
+    """Check a misspelt parameter in a search space is named with the estimator's real parameters."""
+    search = Search(budget_seconds=10, spaces={"lightgbm": {"num_leafs": ParamRange(low=4, high=64)}})
+    candidate = next(c for c in churn_spec.tournament.candidates if c.name == "lightgbm")
+    with pytest.raises(SpecError, match=r"tournament.search.spaces.lightgbm: \['num_leafs'\] are not lightgbm"):
+        space_for(candidate, search)
