@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 # short on a loaded 2-core machine); the command prints its JSON line naming this setting if it is exceeded.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: run test test-fast lint install browser bench data security raw telco serve clean-artifacts
+.PHONY: run test test-fast lint install browser bench bench-automl data security raw telco serve clean-artifacts
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
@@ -61,6 +61,12 @@ bench: install
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		$(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 	$(BIN)/python benchmarks/compare_serving.py --dataset $(DATASET)
+
+## The searched tournament against FLAML's AutoML on the Telco export and NSL-KDD, the same split and budget.
+BUDGET ?= 120
+bench-automl: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/automl_compare.py --budget $(BUDGET)
 
 ## Unit tests only: no server, no full retrain.
 test-fast: install
