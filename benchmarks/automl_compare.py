@@ -40,8 +40,9 @@ from tollgate.core.clean import clean_frame  # noqa: E402
 from tollgate.core.features import SpecFeatures, features_and_target  # noqa: E402
 from tollgate.core.ingest import read_input  # noqa: E402
 from tollgate.core.policy import evaluate_policy  # noqa: E402
+from tollgate.core.search import entrant  # noqa: E402
 from tollgate.core.split import TrainHoldout, split_rows  # noqa: E402
-from tollgate.core.tournament import evaluate_candidate, fit_winner, rank_candidates  # noqa: E402
+from tollgate.core.tournament import fit_winner, rank_candidates  # noqa: E402
 
 CASES = {
     "telco": ("churn", str(ROOT.parent / "shared" / "data" / "telco_churn.csv")),
@@ -62,7 +63,7 @@ def tollgate_search(spec: DatasetSpec, split: TrainHoldout, budget: float) -> tu
     searching = spec.model_copy(update={"tournament": tournament})
     started = time.perf_counter()
     with ThreadPoolExecutor(len(tournament.candidates)) as pool:  # side by side, as the flow's task runner
-        results = list(pool.map(lambda c: evaluate_candidate(c, split, searching), tournament.candidates))
+        results = list(pool.map(lambda c: entrant(c, split, searching), tournament.candidates))
     leaderboard = fit_winner(rank_candidates(results, searching), split, searching)
     return leaderboard.winner.holdout_probability, leaderboard.winner.name, time.perf_counter() - started
 

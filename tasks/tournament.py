@@ -8,8 +8,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.run import MEASURED
 from tollgate.config.spec import Candidate, DatasetSpec
+from tollgate.core.search import entrant
 from tollgate.core.split import TrainHoldout
-from tollgate.core.tournament import CandidateResult, Leaderboard, evaluate_candidate, fit_winner, rank_candidates
+from tollgate.core.tournament import CandidateResult, Leaderboard, fit_winner, rank_candidates
 
 
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}", **MEASURED)
@@ -26,7 +27,7 @@ def run_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) 
     print(
         f"{candidate.name}: {how}{spec.tournament.cv_folds}-fold cross-validation on {len(split.train):,} training rows"
     )
-    return evaluate_candidate(candidate, split, spec)
+    return entrant(candidate, split, spec)
 
 
 @task(name="select-winner", cache_policy=NO_CACHE)

@@ -7,9 +7,9 @@ import pytest
 
 from tollgate.config.spec import ParamRange, Search, SpecError
 from tollgate.core.clean import clean_frame
-from tollgate.core.search import search_candidate, space_for
+from tollgate.core.search import entrant, search_candidate, space_for
 from tollgate.core.split import split_rows
-from tollgate.core.tournament import evaluate_candidate, rank_candidates
+from tollgate.core.tournament import rank_candidates
 
 TRIALS = 6
 
@@ -31,7 +31,7 @@ def split(churn_batch, spec):
 
 @pytest.fixture(scope="module")
 def searched(split, spec):
-    return [evaluate_candidate(candidate, split, spec) for candidate in spec.tournament.candidates]
+    return [entrant(candidate, split, spec) for candidate in spec.tournament.candidates]
 
 
 def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, split, spec):
@@ -53,7 +53,7 @@ def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, spl
 def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, split, spec):
     """Check a second search with the same seed and trial limit chooses the same configurations and ranks the
     families the same way, to the same figures."""
-    again = [evaluate_candidate(candidate, split, spec) for candidate in spec.tournament.candidates]
+    again = [entrant(candidate, split, spec) for candidate in spec.tournament.candidates]
     first, second = rank_candidates(searched, spec).rows(), rank_candidates(again, spec).rows()
     drop = {"fit_seconds"}
     assert [{k: v for k, v in row.items() if k not in drop} for row in first] == [

@@ -87,7 +87,8 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     assert summary["winner"]["test_roc_auc"] > 0.7
     assert metadata["threshold"] == summary["winner"]["threshold"] and metadata["cv_metrics"]["roc_auc"]["std"] > 0
     report = Path(summary["report"]).read_text()
-    assert report.count("data:image/png;base64,") == 9 and "src='http" not in report
+    assert report.count("data:image/png;base64,") == 10 and "src='http" not in report  # nine, and the slices'
+    assert "by segment and protected group" in report
     # the decision policy leads: acted on at most capacity, against nobody, a random draw and everyone
     decision = summary["decision"]
     assert (

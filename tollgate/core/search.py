@@ -37,8 +37,10 @@ from tollgate.core.tournament import (
     ESTIMATORS,
     CandidateResult,
     candidate_result,
+    candidate_threads,
     cross_validate,
     cv_sample,
+    evaluate_candidate,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per improvement is printed instead
@@ -170,6 +172,15 @@ def _suggest(trial: optuna.Trial, name: str, bounds: ParamRange) -> Any:
     if bounds.integer:
         return trial.suggest_int(name, int(bounds.low), int(bounds.high), log=bounds.log)
     return trial.suggest_float(name, bounds.low, bounds.high, log=bounds.log)
+
+
+def entrant(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
+    """A candidate's leaderboard entry: its family searched within the budget when the spec asks for a search,
+    else its own configuration cross-validated."""
+    if spec.tournament.search is None:
+        return evaluate_candidate(candidate, split, spec)
+    with candidate_threads(spec):
+        return search_candidate(candidate, split, spec)
 
 
 def search_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:

@@ -161,13 +161,14 @@ def evaluate_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetS
     Candidates run side by side, so each gets its share of the cores for OpenMP (LightGBM,
     HistGradientBoosting): oversubscribed OpenMP threads spin and slow every candidate down.
     """
-    share = max(1, (os.cpu_count() or 1) // len(spec.tournament.candidates))
-    with threadpool_limits(limits=share, user_api="openmp"):
-        if spec.tournament.search is not None:
-            from tollgate.core.search import search_candidate  # the search is built on this module's parts
-
-            return search_candidate(candidate, split, spec)
+    with candidate_threads(spec):
         return _evaluate(candidate, split, spec)
+
+
+def candidate_threads(spec: DatasetSpec) -> threadpool_limits:
+    """OpenMP threads for one of the candidates running side by side: its share of the cores."""
+    share = max(1, (os.cpu_count() or 1) // len(spec.tournament.candidates))
+    return threadpool_limits(limits=share, user_api="openmp")
 
 
 def _evaluate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
