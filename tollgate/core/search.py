@@ -238,19 +238,21 @@ def search_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpe
             f"{candidate.name}: no trial of the search completed within {search.budget_seconds:g} s; raise "
             "tournament.search.budget_seconds"
         )
+    done = study.get_trials(deepcopy=False)  # ``study.trials`` deep-copies every trial on each access
+    began = done[0].datetime_start
     trials = [
         Trial(
             number=trial.number,
             state=trial.state.name.lower(),
             value=trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
-            seconds=(trial.datetime_complete - study.trials[0].datetime_start).total_seconds()
-            if trial.datetime_complete is not None and study.trials[0].datetime_start is not None
+            seconds=(trial.datetime_complete - began).total_seconds()
+            if trial.datetime_complete is not None and began is not None
             else 0.0,
             params=trial.params if trial.number else dict(candidate.params),
         )
-        for trial in study.trials
+        for trial in done
     ]
-    limit_reached = search.trials is not None and len(study.trials) >= search.trials
+    limit_reached = search.trials is not None and len(done) >= search.trials
     trace = SearchTrace(
         objective=objective,
         budget_seconds=search.budget_seconds,
