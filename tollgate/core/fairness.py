@@ -24,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 from tollgate.config.spec import BucketFeature, DatasetSpec
 from tollgate.core.clean import missing_as
 from tollgate.core.features import derive
+from tollgate.core.metrics import cost_of
 from tollgate.core.policy import act_on
 
 RESAMPLES = 2000
@@ -196,12 +197,7 @@ def _slices(
         if spec.decision is not None:
             worth = caught * spec.decision.saved_value - count * spec.decision.action_cost
         else:
-            costs = spec.costs
-            worth = (
-                (positives - caught) * costs.false_negative
-                + (count - caught) * costs.false_positive
-                + caught * costs.true_positive
-            )
+            worth = cost_of({"tp": caught, "fp": count - caught, "fn": positives - caught}, spec.costs)
         rows.append(
             SliceRow(
                 column=column,

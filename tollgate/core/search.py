@@ -29,8 +29,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tollgate.config.spec import Candidate, DatasetSpec, ParamRange, Search, SpecError
-from tollgate.core.metrics import expected_cost
-from tollgate.core.policy import evaluate_policy, serving_threshold
+from tollgate.core.policy import evaluate_policy
 from tollgate.core.split import TrainHoldout
 from tollgate.core.threshold import tune_threshold
 from tollgate.core.tournament import (
@@ -41,6 +40,7 @@ from tollgate.core.tournament import (
     cross_validate,
     cv_sample,
     evaluate_candidate,
+    oof_operating_point,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per improvement is printed instead
@@ -103,9 +103,8 @@ class SearchTrace:
         """(seconds, best objective so far) at every completed trial: the search's curve."""
         curve, best = [], -math.inf
         for trial in self.trials:
-            if trial.value is not None and trial.value > best:
-                best = trial.value
             if trial.value is not None:
+                best = max(best, trial.value)
                 curve.append((trial.seconds, best))
         return curve
 
@@ -160,9 +159,7 @@ def objective_value(
         return float(evaluate_policy(target, oof, spec.decision).net_value)
     if metric in ("roc_auc", "pr_auc"):
         return float(np.mean([fold[metric] for fold in fold_metrics]))
-    if spec.decision is not None:
-        return -float(expected_cost(target, oof, serving_threshold(oof, spec.decision), spec.costs))
-    return -float(tune_threshold(target, oof, spec.costs).expected_cost)
+    return -oof_operating_point(target, oof, spec).expected_cost
 
 
 def _suggest(trial: optuna.Trial, name: str, bounds: ParamRange) -> Any:

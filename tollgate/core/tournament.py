@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -33,7 +34,7 @@ from tollgate.core.metrics import calibration_error, classification_metrics, dec
 from tollgate.core.partitioned import fit_partitioned, plan_partitions
 from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
 from tollgate.core.split import TrainHoldout
-from tollgate.core.threshold import tune_threshold
+from tollgate.core.threshold import ThresholdChoice, tune_threshold
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
@@ -228,11 +229,8 @@ def candidate_result(
 ) -> CandidateResult:
     """A cross-validated candidate's result: threshold and policy from its out-of-fold predictions, one fit on the
     cross-validation rows, one look at the holdout."""
-    tuned = tune_threshold(target, oof, spec.costs)
+    tuned = oof_operating_point(target, oof, spec)
     threshold, oof_cost = tuned.threshold, tuned.expected_cost
-    if spec.decision is not None:  # one record at a time: break-even, or the capacity quantile if higher
-        threshold = serving_threshold(oof, spec.decision)
-        oof_cost = expected_cost(target, oof, threshold, spec.costs)
     oof_policy = evaluate_policy(target, oof, spec.decision) if spec.decision is not None else None
     cv = {
         metric: {
@@ -274,6 +272,17 @@ def candidate_result(
         + (f" ({result.fit_note})" if result.fit_note else "")
     )
     return result
+
+
+def oof_operating_point(target: ArrayLike, oof: np.ndarray, spec: DatasetSpec) -> ThresholdChoice:
+    """The threshold for one record at a time, from out-of-fold predictions, with its expected cost (and the cost
+    at 0.5): with a decision policy the break-even probability, or the capacity quantile if higher; else the
+    cost-minimising threshold on the grid."""
+    tuned = tune_threshold(target, oof, spec.costs)
+    if spec.decision is None:
+        return tuned
+    threshold = serving_threshold(oof, spec.decision)
+    return replace(tuned, threshold=threshold, expected_cost=expected_cost(target, oof, threshold, spec.costs))
 
 
 def _training_rows(split: TrainHoldout, rows: np.ndarray, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series]:
