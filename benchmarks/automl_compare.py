@@ -37,12 +37,13 @@ sys.path.insert(0, str(ROOT))
 from tollgate.config.settings import Settings  # noqa: E402
 from tollgate.config.spec import DatasetSpec, Search, resolve_spec  # noqa: E402
 from tollgate.core.clean import clean_frame  # noqa: E402
+from tollgate.core.ensemble import rank_with_ensemble  # noqa: E402
 from tollgate.core.features import SpecFeatures, features_and_target  # noqa: E402
 from tollgate.core.ingest import read_input  # noqa: E402
 from tollgate.core.policy import evaluate_policy  # noqa: E402
 from tollgate.core.search import entrant  # noqa: E402
 from tollgate.core.split import TrainHoldout, split_rows  # noqa: E402
-from tollgate.core.tournament import fit_winner, rank_candidates  # noqa: E402
+from tollgate.core.tournament import fit_winner  # noqa: E402
 
 CASES = {
     "telco": ("churn", str(ROOT.parent / "shared" / "data" / "telco_churn.csv")),
@@ -64,7 +65,7 @@ def tollgate_search(spec: DatasetSpec, split: TrainHoldout, budget: float) -> tu
     started = time.perf_counter()
     with ThreadPoolExecutor(len(tournament.candidates)) as pool:  # side by side, as the flow's task runner
         results = list(pool.map(lambda c: entrant(c, split, searching), tournament.candidates))
-    leaderboard = fit_winner(rank_candidates(results, searching), split, searching)
+    leaderboard = fit_winner(rank_with_ensemble(results, split, searching), split, searching)
     return leaderboard.winner.holdout_probability, leaderboard.winner.name, time.perf_counter() - started
 
 

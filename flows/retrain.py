@@ -120,7 +120,7 @@ def retrain(
     made = split_train_holdout.submit(cleaned.frame, dataset_spec, batches.holdout_month)
     on_every_worker(made)
     candidates = run_candidate.map(dataset_spec.tournament.candidates, unmapped(made), unmapped(dataset_spec))
-    ranked = select_winner(candidates.result(), dataset_spec)
+    ranked = select_winner(candidates.result(), made, dataset_spec)
     leaderboard = final_fit.submit(ranked, made, dataset_spec, settings.dask_partition_rows).result()
     split = made.result()
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)

@@ -8,9 +8,10 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.run import MEASURED
 from tollgate.config.spec import Candidate, DatasetSpec
+from tollgate.core.ensemble import rank_with_ensemble
 from tollgate.core.search import entrant
 from tollgate.core.split import TrainHoldout
-from tollgate.core.tournament import CandidateResult, Leaderboard, fit_winner, rank_candidates
+from tollgate.core.tournament import CandidateResult, Leaderboard, fit_winner
 
 
 @task(name="cross-validate-candidate", cache_policy=NO_CACHE, task_run_name="candidate-{candidate.name}", **MEASURED)
@@ -31,9 +32,10 @@ def run_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) 
 
 
 @task(name="select-winner", cache_policy=NO_CACHE)
-def select_winner(results: list[CandidateResult], spec: DatasetSpec) -> Leaderboard:
-    """Rank candidates by the spec's metric, on training (out-of-fold) evidence only."""
-    leaderboard = rank_candidates(results, spec)
+def select_winner(results: list[CandidateResult], split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
+    """Rank candidates, the best families' ensemble among them, by the spec's metric, on training (out-of-fold)
+    evidence only."""
+    leaderboard = rank_with_ensemble(results, split, spec)
     print(f"winner: {leaderboard.winner.name} (rule: {leaderboard.rule})")
     return leaderboard
 

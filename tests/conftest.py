@@ -21,6 +21,8 @@ import pytest  # noqa: E402
 
 from tollgate.config.settings import PROJECT_ROOT, Settings  # noqa: E402
 from tollgate.config.spec import DatasetSpec, load_spec  # noqa: E402
+from tollgate.core.clean import clean_frame  # noqa: E402
+from tollgate.core.split import TrainHoldout, split_rows  # noqa: E402
 from tollgate.synth.generate import generate, make_batch  # noqa: E402
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -58,6 +60,12 @@ def settings(tmp_path: Path) -> Settings:
 def churn_batch() -> pd.DataFrame:
     """One raw month of churn data (600 customers) with the generator's usual defects."""
     return make_batch("churn", "2026-01", 0, 12, 600, SEED)
+
+
+@pytest.fixture(scope="session")
+def churn_split(churn_batch: pd.DataFrame, churn_spec: DatasetSpec) -> TrainHoldout:
+    """``churn_batch`` cleaned and split as the flow does (a seeded stratified 80/20); tests must not change it."""
+    return split_rows(clean_frame(churn_batch, churn_spec).frame, churn_spec, None)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import log_loss
 
 from tollgate.config.spec import ParamRange, Search, SpecError
-from tollgate.core.clean import clean_frame
 from tollgate.core.search import entrant, search_candidate, space_for
-from tollgate.core.split import split_rows
 from tollgate.core.tournament import rank_candidates
 
 TRIALS = 6
@@ -25,8 +24,8 @@ def spec(churn_spec):
 
 
 @pytest.fixture(scope="module")
-def split(churn_batch, spec):
-    return split_rows(clean_frame(churn_batch, spec).frame, spec, None)
+def split(churn_split):
+    return churn_split
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +42,29 @@ def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, spl
         assert trace.trials[0].params == next(c.params for c in spec.tournament.candidates if c.name == result.name)
         completed = [trial.value for trial in trace.trials if trial.value is not None]
         assert trace.best_value == max(completed) >= trace.trials[0].value
-        assert result.oof_policy.net_value == pytest.approx(trace.best_value)
+        assert trace.objective == "minus OOF log loss"
+        assert trace.best_value == pytest.approx(-log_loss(result.oof_target, result.oof_probability))
         best = next(trial for trial in trace.trials if trial.number == trace.best_number)
         assert all(result.params[name] == value for name, value in best.params.items())
         curve = trace.best_so_far()
         assert [value for _, value in curve] == sorted(value for _, value in curve)
+
+
+@pytest.mark.parametrize(
+    ("objective", "figure"),
+    [
+        ("selection", lambda result: result.oof_policy.net_value),
+        ("roc_auc", lambda result: result.cv["roc_auc"]["mean"]),
+    ],
+)
+def test_a_search_can_compare_trials_on_the_selection_rules_figure_or_roc_auc(split, churn_spec, objective, figure):
+    """Check ``objective: selection`` tunes on the decision policy's out-of-fold net value (the selection rule's
+    figure) and ``roc_auc`` on the mean CV ROC-AUC: the best trial's value is that figure of the entry."""
+    spec = searching(churn_spec, budget_seconds=600, trials=TRIALS, objective=objective)
+    candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
+    result = search_candidate(candidate, split, spec)
+    values = [trial.value for trial in result.search.trials if trial.value is not None]
+    assert result.search.best_value == pytest.approx(figure(result)) == max(values)
 
 
 def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, split, spec):

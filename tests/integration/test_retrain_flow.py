@@ -71,7 +71,7 @@ def test_flow_trains_a_model_from_monthly_batches(dataset, monthly_batches, arti
     model = joblib.load(summary["model_path"])
     assert len(metadata["feature_names"]) == model[-1].n_features_in_
     assert list(model.feature_names_in_) == load_spec_for(dataset).input_columns
-    assert len(summary["leaderboard"]) == 4 and summary["leaderboard"][0]["model"] == summary["winner"]["model"]
+    assert len(summary["leaderboard"]) == 5 and summary["leaderboard"][0]["model"] == summary["winner"]["model"]
     assert set(summary["winner"]) == {
         "model",
         "cv_roc_auc",

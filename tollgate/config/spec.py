@@ -262,6 +262,7 @@ FeatureDef = Annotated[
 ]
 
 
+ENSEMBLE_NAME = "ensemble"
 ESTIMATOR_NAMES = Literal["logistic_regression", "random_forest", "lightgbm", "hist_gradient_boosting"]
 
 
@@ -333,6 +334,21 @@ class Search(_Strict):
         default_factory=dict, description="per candidate name, its search space (default: one per estimator)"
     )
     pruning: bool = True
+    objective: Literal["log_loss", "roc_auc", "selection"] = Field(
+        default="log_loss",
+        description="what a family's trials are compared on: out-of-fold log loss (a proper score, smooth, and "
+        "it rewards the calibrated probabilities a decision policy prices), mean CV ROC-AUC, or the selection "
+        "rule's own figure (noisy when it counts a few records at capacity: the best of many trials then "
+        "flatters itself)",
+    )
+
+
+class Ensemble(_Strict):
+    """An extra candidate: the average log-odds of the best families that speak log-odds (logistic regression,
+    LightGBM, HistGradientBoosting), from their out-of-fold predictions on the same folds. It wins only when the
+    selection rule ranks it first, like any candidate."""
+
+    members: int = Field(default=3, ge=2, le=3, description="how many of the best log-odds families it averages")
 
 
 class Tournament(_Strict):
@@ -345,6 +361,9 @@ class Tournament(_Strict):
     )
     candidates: list[Candidate] = Field(default_factory=default_candidates, min_length=1)
     search: Search | None = Field(default=None, description="tune each candidate within a time budget")
+    ensemble: Ensemble | None = Field(
+        default_factory=Ensemble, description="enter the best families' log-odds average as a candidate (null: don't)"
+    )
     anomaly_feature: bool = Field(default=False, description="add an IsolationForest score as a feature")
     novelty_by: str | None = Field(
         default=None,
@@ -357,6 +376,11 @@ class Tournament(_Strict):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"tournament.candidates names repeat: {duplicated}")
+        if self.ensemble is not None and ENSEMBLE_NAME in names:
+            raise ValueError(
+                f"tournament.candidates: '{ENSEMBLE_NAME}' names the ensemble candidate; rename yours "
+                "or set tournament.ensemble: null"
+            )
         unknown = sorted(set(self.search.spaces) - set(names)) if self.search is not None else []
         if unknown:
             raise ValueError(f"tournament.search.spaces names no candidate: {unknown} (candidates: {names})")

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.features import feature_names, features_and_target
+from tollgate.core.logodds import LogOddsAverage
 
 IMPORTANCE_ROWS = 2_000
 SHAP_ROWS = 2_000
@@ -34,27 +35,19 @@ class Explainer:
         self.pipeline = pipeline
         self.names = feature_names(pipeline)
         model = pipeline[-1]
-        self._explainer = None
-        if isinstance(model, LGBMClassifier):
-            return  # LightGBM's pred_contrib is exact TreeSHAP, no explainer needed
-        import shap  # seconds to import, and only linear and forest models need it
-
-        if isinstance(model, LogisticRegression):
+        models = model.members_ if isinstance(model, LogOddsAverage) else [model]
+        reference = None
+        if any(isinstance(member, LogisticRegression) for member in models):
             if background is None:
                 raise ValueError("a linear model's explanation needs background rows")
             reference = np.asarray(pipeline[:-1].transform(background), dtype=float)
-            self._explainer = shap.LinearExplainer(model, reference)
-        else:
-            self._explainer = shap.TreeExplainer(model)
+        self._explainers = [_ModelExplainer(member, reference) for member in models]
 
     def values(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's contributions; for an ensemble, the mean of its members' (its log-odds are their mean)."""
         encoded = np.asarray(self.pipeline[:-1].transform(frame), dtype=float)
-        if self._explainer is None:
-            return np.asarray(self.pipeline[-1].booster_.predict(encoded, pred_contrib=True))[:, :-1]
-        if isinstance(self.pipeline[-1], LogisticRegression):
-            return np.asarray(self._explainer.shap_values(encoded))
-        values = np.asarray(self._explainer.shap_values(encoded, check_additivity=False))
-        return values[..., 1] if values.ndim == 3 else values
+        values = [explainer.values(encoded) for explainer in self._explainers]
+        return values[0] if len(values) == 1 else np.asarray(np.sum(values, axis=0) / len(values))
 
     def top_contributions(self, frame: pd.DataFrame, top_k: int = 5) -> list[list[dict[str, Any]]]:
         """Each record's top-k features by absolute contribution, signed (+ pushes towards positive)."""
@@ -63,6 +56,30 @@ class Explainer:
             order = np.argsort(-np.abs(row))[:top_k]
             explanations.append([{"feature": self.names[i], "contribution": round(float(row[i]), 4)} for i in order])
         return explanations
+
+
+class _ModelExplainer:
+    """One fitted estimator's SHAP contributions on encoded rows."""
+
+    def __init__(self, model: Any, reference: np.ndarray | None):
+        self.model = model
+        self._explainer = None
+        if isinstance(model, LGBMClassifier):
+            return  # LightGBM's pred_contrib is exact TreeSHAP, no explainer needed
+        import shap  # seconds to import, and only linear and other tree models need it
+
+        if isinstance(model, LogisticRegression):
+            self._explainer = shap.LinearExplainer(model, reference)
+        else:
+            self._explainer = shap.TreeExplainer(model)
+
+    def values(self, encoded: np.ndarray) -> np.ndarray:
+        if self._explainer is None:
+            return np.asarray(self.model.booster_.predict(encoded, pred_contrib=True))[:, :-1]
+        if isinstance(self.model, LogisticRegression):
+            return np.asarray(self._explainer.shap_values(encoded))
+        values = np.asarray(self._explainer.shap_values(encoded, check_additivity=False))
+        return values[..., 1] if values.ndim == 3 else values
 
 
 def shap_values(pipeline: Pipeline, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> np.ndarray:

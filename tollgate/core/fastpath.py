@@ -8,7 +8,7 @@ Probabilities equal ``pipeline.predict_proba`` (tests check 1e-9 on whole holdou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from tollgate.config.spec import CountEqualFeature
 from tollgate.core.clean import CleanColumns
 from tollgate.core.features import UNKNOWN_CATEGORY, derive, derive_one
+from tollgate.core.logodds import LogOddsAverage, log_odds
 
 
 @dataclass
@@ -88,6 +89,9 @@ class FastScorer:
         steps = self.pipeline.steps
         after = [name for name, _ in steps].index("columns") + 1
         self._after_encoding = Pipeline(steps[after:])
+        model = self.pipeline[-1]
+        members = model.members_ if isinstance(model, LogOddsAverage) else []
+        self._members = [_row_log_odds(member) for member in members]
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
         """The model's input row for one cleaned record, without pandas: the Pipeline's arithmetic on floats."""
@@ -161,6 +165,8 @@ class FastScorer:
             return float(model.booster_.predict(row, num_threads=1)[0])
         if isinstance(model, LogisticRegression):
             return float(expit(row @ model.coef_[0] + model.intercept_[0])[0])
+        if self._members:
+            return float(expit(sum(log_odds(row) for log_odds in self._members) / len(self._members)))
         return float(model.predict_proba(row)[0, 1])
 
 
@@ -311,8 +317,11 @@ class CompiledBoosting:
         )
 
     def probability(self, row: np.ndarray) -> float:
-        raw = _sequential_sum(np.concatenate([[self.baseline], self.leaf_value[self.trees.leaves(row)]]))
-        return float(expit(raw))
+        return float(expit(self.raw(row)))
+
+    def raw(self, row: np.ndarray) -> float:
+        """The log-odds: the baseline plus each tree's leaf value, summed in scikit-learn's order."""
+        return _sequential_sum(np.concatenate([[self.baseline], self.leaf_value[self.trees.leaves(row)]]))
 
 
 @dataclass
@@ -341,6 +350,24 @@ class CompiledIsolationForest:
     def score(self, row: np.ndarray) -> float:
         depth = _sequential_sum(self.path_length[self.trees.leaves(row)])
         return float(2 ** (-np.divide(depth, self.denominator))) if self.denominator != 0 else 1.0
+
+
+def _row_log_odds(model: Any) -> Callable[[np.ndarray], float]:
+    """One encoded row's log-odds for an ensemble member, as ``tollgate.core.logodds.log_odds`` computes it."""
+    if isinstance(model, LGBMClassifier):
+        booster = model.booster_
+        return lambda row: float(booster.predict(row, raw_score=True, num_threads=1)[0])
+    if isinstance(model, LogisticRegression):
+        coef, intercept = model.coef_[0], float(model.intercept_[0])
+        return lambda row: float((row @ coef)[0] + intercept)
+    if isinstance(model, HistGradientBoostingClassifier):
+        try:
+            compiled = CompiledBoosting.compile(model)
+        except TypeError:
+            pass
+        else:
+            return lambda row: compiled.raw(row[0])
+    return lambda row: float(log_odds(model, row)[0])
 
 
 def _compile_trees(model: Any) -> CompiledForestClassifier | CompiledBoosting | None:

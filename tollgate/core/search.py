@@ -5,9 +5,12 @@ after any fold once it does worse than the trials before it at that fold, and it
 the search runs inside the candidate's task run, with the shared folds and the spec's objective. (FLAML's tuner
 brings its own cost model and estimator wrappers; we would lose the shared folds and the policy objective.)
 
-The objective is the selection rule's: the decision policy's out-of-fold net value (or the out-of-fold expected
-cost, ROC-AUC, PR-AUC), so the search tunes what the tournament selects on. The candidate's own params are the
-first trial, so a search never leaves a family worse on that objective than its spec's configuration. The best
+Trials are compared on the out-of-fold log loss by default: a proper score, smooth, rewarding the calibrated
+probabilities a decision policy prices. ``objective: selection`` compares them on the selection rule's own figure
+(the decision policy's out-of-fold net value, or the out-of-fold expected cost, ROC-AUC, PR-AUC) and ``roc_auc`` on
+the mean CV ROC-AUC; the selection rule's figure counts a few records at capacity, so the best of many trials on it
+flatters itself. The candidate's own params are the first trial, so a search never leaves a family worse on its
+objective than its spec's configuration. The best
 trial's out-of-fold predictions become the family's leaderboard entry directly (no second cross-validation).
 
 The budget is wall-clock seconds for the whole search; families search side by side, each within it. A trial
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from tollgate.config.spec import Candidate, DatasetSpec, ParamRange, Search, SpecError
 from tollgate.core.policy import evaluate_policy
@@ -142,6 +145,9 @@ def space_for(candidate: Candidate, search: Search) -> dict[str, ParamRange]:
 
 
 def objective_name(spec: DatasetSpec) -> str:
+    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    if objective != "selection":
+        return {"log_loss": "minus OOF log loss", "roc_auc": "CV ROC-AUC"}[objective]
     metric = spec.promotion.metric
     if metric == "net_value" and spec.decision is not None:
         return "OOF net value ($)"
@@ -151,6 +157,19 @@ def objective_name(spec: DatasetSpec) -> str:
 
 
 def objective_value(
+    target: np.ndarray, oof: np.ndarray, fold_metrics: list[dict[str, Any]], spec: DatasetSpec
+) -> float:
+    """The search's figure on out-of-fold predictions, higher is better: minus log loss, mean CV ROC-AUC, or the
+    selection rule's figure."""
+    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    if objective == "log_loss":
+        return -float(log_loss(target, oof, labels=[0, 1]))
+    if objective == "roc_auc":
+        return float(np.mean([fold["roc_auc"] for fold in fold_metrics]))
+    return selection_figure(target, oof, fold_metrics, spec)
+
+
+def selection_figure(
     target: np.ndarray, oof: np.ndarray, fold_metrics: list[dict[str, Any]], spec: DatasetSpec
 ) -> float:
     """The selection rule's figure on out-of-fold predictions, higher is better (``rank_candidates``'s order)."""
@@ -273,6 +292,11 @@ def search_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpe
 
 def _fold_figure(y: np.ndarray, probability: np.ndarray, spec: DatasetSpec) -> float:
     """The objective on the folds done so far, per row (comparable between trials at the same fold)."""
+    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    if objective == "log_loss":
+        return -float(log_loss(y, probability, labels=[0, 1]))
+    if objective == "roc_auc" and 0 < y.sum() < len(y):
+        return float(roc_auc_score(y, probability))
     if spec.promotion.metric == "net_value" and spec.decision is not None:
         return float(evaluate_policy(y, probability, spec.decision).net_value) / max(len(y), 1)
     if spec.promotion.metric in ("roc_auc", "pr_auc") and 0 < y.sum() < len(y):

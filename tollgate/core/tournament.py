@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from tollgate.config.spec import Candidate, DatasetSpec
 from tollgate.core.features import build_pipeline, declared_width, features_and_target, positive_probability
+from tollgate.core.logodds import LogOddsAverage
 from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
 from tollgate.core.partitioned import fit_partitioned, plan_partitions
 from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
@@ -66,6 +67,13 @@ def make_estimator(candidate: Candidate, seed: int) -> BaseEstimator:
     return estimator_class(**params)
 
 
+def make_model(result: CandidateResult, seed: int) -> BaseEstimator:
+    """A fresh, unfitted estimator for a leaderboard entry: its candidate's, or its members' log-odds average."""
+    if result.members:
+        return LogOddsAverage([make_estimator(member, seed) for member in result.members])
+    return make_estimator(Candidate(name=result.name, estimator=result.estimator, params=result.params), seed)
+
+
 @dataclass(frozen=True)
 class CandidateResult:
     name: str
@@ -88,11 +96,14 @@ class CandidateResult:
     training_rows: int = 0  # the training split's rows
     fit_how: str = ""  # how the final fit ran when not in this process (lightgbm.dask over the workers)
     search: Any = None  # the hyperparameter search that chose ``params`` (tollgate.core.search.SearchTrace), if any
+    members: tuple[Candidate, ...] = ()  # an ensemble's members (``params`` then names theirs as member.param)
 
     @property
     def fit_note(self) -> str | None:
         """Why the model was not fitted on every training row, or how it was fitted on very many; else None."""
         notes = []
+        if self.members:
+            notes.append("the average log-odds of " + ", ".join(member.name for member in self.members))
         if self.fit_rows < self.training_rows:
             limit = FINAL_FIT_MAX_ROWS.get(self.estimator)
             reason = (
@@ -229,6 +240,36 @@ def candidate_result(
 ) -> CandidateResult:
     """A cross-validated candidate's result: threshold and policy from its out-of-fold predictions, one fit on the
     cross-validation rows, one look at the holdout."""
+    started = time.perf_counter()
+    fitted = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
+    entry = Entry(candidate.name, candidate.estimator, dict(candidate.params), fitted, time.perf_counter() - started)
+    return scored_result(entry, oof, fold_metrics, target.to_numpy(), training_rows, split, spec, search=search)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a leaderboard entry is: its name, estimator, parameters, and its model fitted on the CV rows."""
+
+    name: str
+    estimator: str
+    params: dict[str, Any]
+    pipeline: Pipeline
+    fit_seconds: float
+    members: tuple[Candidate, ...] = ()
+
+
+def scored_result(
+    entry: Entry,
+    oof: np.ndarray,
+    fold_metrics: list[dict[str, Any]],
+    target: np.ndarray,
+    training_rows: int,
+    split: TrainHoldout,
+    spec: DatasetSpec,
+    search: Any = None,
+) -> CandidateResult:
+    """A leaderboard entry's result from its out-of-fold predictions (threshold, policy, CV summary) and its fitted
+    model's look at the holdout."""
     tuned = oof_operating_point(target, oof, spec)
     threshold, oof_cost = tuned.threshold, tuned.expected_cost
     oof_policy = evaluate_policy(target, oof, spec.decision) if spec.decision is not None else None
@@ -239,27 +280,25 @@ def candidate_result(
         }
         for metric in CV_METRICS
     }
-    started = time.perf_counter()
-    fitted = build_pipeline(spec, make_estimator(candidate, spec.split.seed)).fit(features, target)
-    fit_seconds = time.perf_counter() - started
     result = CandidateResult(
-        name=candidate.name,
-        estimator=candidate.estimator,
-        params=dict(candidate.params),
+        name=entry.name,
+        estimator=entry.estimator,
+        params=entry.params,
         fold_metrics=fold_metrics,
-        oof_target=target.to_numpy(),
+        oof_target=target,
         oof_probability=oof,
         oof_threshold=threshold,
         oof_expected_cost=oof_cost,
         oof_cost_at_0_5=tuned.cost_at_0_5,
-        pipeline=fitted,
-        fit_seconds=fit_seconds,
+        pipeline=entry.pipeline,
+        fit_seconds=entry.fit_seconds,
         cv=cv,
         oof_policy=oof_policy,
         fit_rows=len(target),
         training_rows=training_rows,
         search=search,
-        **_holdout_scores(fitted, threshold, split, spec),
+        members=entry.members,
+        **_holdout_scores(entry.pipeline, threshold, split, spec),
     )
     economics = (
         f"OOF net value ${oof_policy.net_value:,.0f} acting on {oof_policy.acted:,}"
@@ -267,7 +306,7 @@ def candidate_result(
         else f"OOF cost ${oof_cost:,.0f} at {threshold:.3f}"
     )
     print(
-        f"{candidate.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
+        f"{entry.name}: CV ROC-AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['std']:.4f}, "
         f"{economics}, holdout ROC-AUC {result.holdout_metrics['roc_auc']:.4f}"
         + (f" ({result.fit_note})" if result.fit_note else "")
     )
@@ -321,11 +360,8 @@ def fit_winner(
     rows = sample_rows(all_target, limit, spec.split.seed)
     if len(rows) <= winner.fit_rows:
         return leaderboard
-    candidate = Candidate(name=winner.name, estimator=winner.estimator, params=winner.params)
-    estimator = make_estimator(candidate, spec.split.seed)
-    scoring_threads = estimator.get_params().get("n_jobs")
-    if winner.estimator in THREADED and "n_jobs" not in winner.params:
-        estimator.set_params(n_jobs=os.cpu_count() or 1)
+    estimator = make_model(winner, spec.split.seed)
+    _threads_of(estimator, winner, os.cpu_count() or 1)
     print(f"{winner.name}: final fit on {len(rows):,} of {len(all_target):,} training rows")
     started = time.perf_counter()
     features, target = _training_rows(split, rows, spec)
@@ -342,8 +378,7 @@ def fit_winner(
         fitted = fit_partitioned(pipeline, features, target, plan, estimator.get_params())
         how = f"lightgbm.dask over {plan.partitions} partitions on {len(plan.workers)} Dask workers"
     fit_seconds = time.perf_counter() - started
-    if scoring_threads is not None:
-        estimator.set_params(n_jobs=scoring_threads)  # the packaged model scores as the candidate's did
+    _threads_of(estimator, winner, 1)  # the packaged model scores as the candidate's did
     final = replace(
         winner,
         pipeline=fitted,
@@ -357,6 +392,18 @@ def fit_winner(
         f"({final.fit_seconds:.1f} s)" + (f"; {final.fit_note}" if final.fit_note else "")
     )
     return replace(leaderboard, results=[final, *leaderboard.results[1:]])
+
+
+def _threads_of(model: BaseEstimator, result: CandidateResult, threads: int) -> None:
+    """Give ``threads`` to the estimators (an ensemble's members) whose ``n_jobs`` are threads and whose spec sets
+    none: the machine's cores for the final fit, one again for scoring."""
+    if isinstance(model, LogOddsAverage):
+        parts = list(zip(getattr(model, "members_", model.members), result.members, strict=True))
+    else:
+        parts = [(model, Candidate(name=result.name, estimator=result.estimator, params=result.params))]
+    for estimator, candidate in parts:
+        if candidate.estimator in THREADED and "n_jobs" not in candidate.params:
+            estimator.set_params(n_jobs=threads)
 
 
 ENCODING_SAMPLE_ROWS = 250_000
@@ -410,6 +457,8 @@ def _needs_float64(estimator: BaseEstimator) -> bool:
     LogisticRegression with the lbfgs solver)."""
     if isinstance(estimator, HistGradientBoostingClassifier):
         return True
+    if isinstance(estimator, LogOddsAverage):
+        return any(_needs_float64(member) for member in estimator.members)
     return isinstance(estimator, LogisticRegression) and estimator.get_params().get("solver") == "lbfgs"
 
 
