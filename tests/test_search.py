@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
 from tollgate.config.spec import ParamRange, Search, SpecError
-from tollgate.core.search import entrant, search_candidate, space_for
+from tollgate.core.search import FoldClock, entrant, search_candidate, space_for
 from tollgate.core.tournament import rank_candidates
 
 TRIALS = 6
@@ -87,6 +89,26 @@ def test_the_budget_stops_the_search(split, churn_spec):
     assert result.search.stopped_by == "the time budget"
     assert 1 <= len(result.search.trials) < 50
     assert np.isfinite(result.oof_policy.net_value)
+
+
+def test_the_specs_configuration_completes_even_past_the_budget_and_no_fold_starts_that_cannot_end(split, churn_spec):
+    """Check a budget shorter than one fold still gives the family its spec's configuration (the baseline, whole),
+    and no other trial completes: a fold is begun only when one of the family's typical length still fits."""
+    spec = searching(churn_spec, budget_seconds=0.001)
+    candidate = next(c for c in spec.tournament.candidates if c.estimator == "logistic_regression")
+    result = search_candidate(candidate, split, spec)
+    assert [trial.state for trial in result.search.trials][:1] == ["complete"]
+    assert all(trial.state == "pruned" for trial in result.search.trials[1:]) and len(result.search.trials) <= 2
+    assert result.params == candidate.params and len(result.fold_metrics) == spec.tournament.cv_folds
+
+
+def test_the_fold_clock_starts_only_a_fold_the_budget_has_time_for():
+    """Check the clock predicts a fold by the median of the family's folds so far (none yet: any budget left)."""
+    clock = FoldClock()
+    now = time.monotonic()
+    assert clock.one_more_fits(now + 1.0) and not clock.one_more_fits(now - 1.0)
+    clock.seconds = [5.0, 60.0, 6.0]  # one slow fold (a loaded machine) does not move the median
+    assert clock.one_more_fits(time.monotonic() + 7.0) and not clock.one_more_fits(time.monotonic() + 5.5)
 
 
 def test_a_space_naming_an_unknown_parameter_is_refused_with_its_name(churn_spec):
