@@ -37,6 +37,8 @@ def select_winner(results: list[CandidateResult], split: TrainHoldout, spec: Dat
     evidence only."""
     leaderboard = rank_with_ensemble(results, split, spec)
     print(f"winner: {leaderboard.winner.name} (rule: {leaderboard.rule})")
+    if leaderboard.tie:
+        print(f"a tie at the top: {leaderboard.tie}")
     return leaderboard
 
 

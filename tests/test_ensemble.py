@@ -1,5 +1,7 @@
 """The ensemble candidate: judged on its members' out-of-fold predictions, scored exactly, explained additively."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -9,8 +11,9 @@ from tollgate.core.explain import Explainer
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.features import features_and_target
 from tollgate.core.logodds import LogOddsAverage, average_log_odds, log_odds
+from tollgate.core.policy import evaluate_policy
 from tollgate.core.search import selection_figure
-from tollgate.core.tournament import evaluate_candidate, fit_winner, rank_candidates
+from tollgate.core.tournament import evaluate_candidate, fit_winner, rank_candidates, settle_ties
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +136,33 @@ def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(results, e
         assert all(member.get_params()[name] == value for name, value in candidate.params.items())
         assert member.n_features_in_ == width
     assert final.holdout_metrics != made.holdout_metrics and final.fit_note.startswith("the average log-odds of")
+
+
+def test_a_statistical_tie_at_the_top_goes_to_the_higher_cv_roc_auc(results, spec):
+    """Check a candidate the leader does not beat by one standard error out of fold (here: the leader's own
+    predictions, a hair lower) is tied with it and wins on CV ROC-AUC, said in the leaderboard, while a candidate
+    clearly worse out of fold stays behind whatever its CV ROC-AUC; a rule on ROC-AUC itself has no such ties."""
+    board = rank_candidates(results, spec)
+    leader = board.winner
+    cv = {**leader.cv, "roc_auc": {"mean": 0.99, "std": 0.0}}
+    twin = replace(leader, name="twin", oof_probability=leader.oof_probability * (1 - 1e-9), cv=cv)
+    noise = np.random.default_rng(0).random(len(leader.oof_target))
+    chance = replace(
+        leader,
+        name="chance",
+        oof_probability=noise,
+        cv=cv,
+        oof_policy=evaluate_policy(leader.oof_target, noise, spec.decision),
+    )
+
+    settled = settle_ties(rank_candidates([*results, twin], spec), spec)
+    assert settled.winner.name == "twin" and leader.name in settled.tie and "twin" in settled.tie
+    assert [r.name for r in settled.results[1:]] == [
+        r.name for r in rank_candidates([*results, twin], spec).results if r.name != "twin"
+    ]
+
+    kept = settle_ties(rank_candidates([*results, chance], spec), spec)
+    assert kept.winner.name == leader.name and "chance" not in kept.tie
+
+    by_roc = spec.model_copy(update={"promotion": spec.promotion.model_copy(update={"metric": "roc_auc"})})
+    assert settle_ties(rank_candidates([*results, twin], by_roc), by_roc).tie == ""

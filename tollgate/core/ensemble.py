@@ -21,14 +21,23 @@ from tollgate.core.logodds import LOG_ODDS, LogOddsAverage, average_log_odds
 from tollgate.core.metrics import classification_metrics
 from tollgate.core.search import selection_figure
 from tollgate.core.split import TrainHoldout
-from tollgate.core.tournament import CandidateResult, Entry, Leaderboard, cv_folds, rank_candidates, scored_result
+from tollgate.core.tournament import (
+    CandidateResult,
+    Entry,
+    Leaderboard,
+    cv_folds,
+    rank_candidates,
+    scored_result,
+    settle_ties,
+)
 
 
 def rank_with_ensemble(results: list[CandidateResult], split: TrainHoldout, spec: DatasetSpec) -> Leaderboard:
-    """The candidates ranked by the spec's rule, the ensemble of the best log-odds families among them."""
+    """The candidates ranked by the spec's rule, the ensemble of the best log-odds families among them, statistical
+    ties at the top settled (``settle_ties``)."""
     ranked = rank_candidates(results, spec)
     ensemble = ensemble_candidate(ranked, split, spec)
-    return ranked if ensemble is None else rank_candidates([*results, ensemble], spec)
+    return settle_ties(ranked if ensemble is None else rank_candidates([*results, ensemble], spec), spec)
 
 
 def ensemble_candidate(ranked: Leaderboard, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult | None:

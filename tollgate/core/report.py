@@ -229,7 +229,8 @@ def summary_markdown(
             f"{sum(cleaning.rows_dropped.values()):,} rows dropped and counted, "
             f"{cleaning.total_repaired:,} values repaired.",
             *policy_lines(winner, spec),
-            f"- **Selection rule**: {leaderboard.rule}.",
+            f"- **Selection rule**: {leaderboard.rule}"
+            + (f"; a statistical tie at the top: {leaderboard.tie}." if leaderboard.tie else "."),
             f"- **Winner**: {winner.name}: "
             f"CV ROC-AUC {winner.cv['roc_auc']['mean']:.4f} ± {winner.cv['roc_auc']['std']:.4f}; "
             f"holdout ROC-AUC {summary['test_roc_auc']:.4f}, PR-AUC {summary['test_pr_auc']:.4f}; "
@@ -280,6 +281,7 @@ def run_metadata(
         "hyperparameters": {k: v for k, v in winner.pipeline[-1].get_params().items() if v is not None},
         "threshold": winner.oof_threshold,
         "selection_rule": leaderboard.rule,
+        "selection_tie": leaderboard.tie or None,
         "cv_metrics": winner.cv,
         "holdout_metrics": winner.holdout_metrics,
         "leaderboard": leaderboard.rows(),

@@ -34,6 +34,7 @@ from tollgate.core.logodds import LogOddsAverage
 from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
 from tollgate.core.partitioned import fit_partitioned, plan_partitions
 from tollgate.core.policy import PolicyOutcome, evaluate_policy, serving_threshold
+from tollgate.core.promotion import paired_bootstrap
 from tollgate.core.split import TrainHoldout
 from tollgate.core.threshold import ThresholdChoice, tune_threshold
 
@@ -476,6 +477,7 @@ SELECTION_RULE = {
 class Leaderboard:
     results: list[CandidateResult]
     rule: str
+    tie: str = ""  # how a statistical tie at the top was settled (``settle_ties``), if there was one
 
     @property
     def winner(self) -> CandidateResult:
@@ -500,3 +502,43 @@ def rank_candidates(results: list[CandidateResult], spec: DatasetSpec) -> Leader
         return (round(result.oof_expected_cost, 2), -round(roc, 6), result.name)
 
     return Leaderboard(results=sorted(results, key=key), rule=SELECTION_RULE[metric])
+
+
+TIE_CONFIDENCE = 0.84
+"""The one-sided confidence at which the leader's out-of-fold advantage over a candidate must hold for it to win
+outright: about one standard error (the one-standard-error rule)."""
+
+
+def settle_ties(board: Leaderboard, spec: DatasetSpec) -> Leaderboard:
+    """The leaderboard with statistical ties at the top settled: for an economic rule (net value, expected cost), a
+    candidate whose out-of-fold figure the leader's does not beat by one standard error (a paired bootstrap of the
+    out-of-fold rows, as promotion compares models, at ``TIE_CONFIDENCE``) is tied with it, and of the tied the one
+    with the higher mean CV ROC-AUC wins (the rule's own tie-break). A few records at capacity are a few hundred
+    dollars: such a difference is noise the folds cannot tell from skill. The rest keep their order."""
+    if spec.promotion.metric not in ("net_value", "expected_cost") or len(board.results) < 2:
+        return board
+    leader = board.results[0]
+    loose = spec.model_copy(update={"promotion": spec.promotion.model_copy(update={"confidence": TIE_CONFIDENCE})})
+    tied = [leader] + [
+        other
+        for other in board.results[1:]
+        if paired_bootstrap(
+            leader.oof_target,
+            leader.oof_probability,
+            other.oof_probability,
+            (leader.oof_threshold, other.oof_threshold),
+            loose,
+        ).ci_low
+        <= 0
+    ]
+    if len(tied) == 1:
+        return board
+    chosen = max(
+        tied, key=lambda result: round(result.cv["roc_auc"]["mean"], 6)
+    )  # the first of equals: the leader's rank
+    names = ", ".join(result.name for result in tied)
+    tie = (
+        f"{names} are within one standard error of {leader.name} on the out-of-fold figure (paired bootstrap, "
+        f"{TIE_CONFIDENCE:.0%} one-sided); of them, {chosen.name} has the highest mean CV ROC-AUC"
+    )
+    return replace(board, results=[chosen, *[result for result in board.results if result is not chosen]], tie=tie)
