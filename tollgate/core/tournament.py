@@ -536,9 +536,10 @@ def settle_ties(board: Leaderboard, spec: DatasetSpec) -> Leaderboard:
     chosen = max(
         tied, key=lambda result: round(result.cv["roc_auc"]["mean"], 6)
     )  # the first of equals: the leader's rank
-    names = ", ".join(result.name for result in tied)
+    names = ", ".join(result.name for result in tied[1:])
     tie = (
-        f"{names} are within one standard error of {leader.name} on the out-of-fold figure (paired bootstrap, "
-        f"{TIE_CONFIDENCE:.0%} one-sided); of them, {chosen.name} has the highest mean CV ROC-AUC"
+        f"{names} {'are' if len(tied) > 2 else 'is'} within one standard error of the leader {leader.name} on the "
+        f"out-of-fold figure (paired bootstrap, {TIE_CONFIDENCE:.0%} one-sided); of them all, {chosen.name} has "
+        "the highest mean CV ROC-AUC"
     )
     return replace(board, results=[chosen, *[result for result in board.results if result is not chosen]], tie=tie)
