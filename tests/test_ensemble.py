@@ -13,7 +13,7 @@ from tollgate.core.features import features_and_target
 from tollgate.core.logodds import LogOddsAverage, average_log_odds, log_odds
 from tollgate.core.policy import evaluate_policy
 from tollgate.core.search import selection_figure
-from tollgate.core.tournament import evaluate_candidate, fit_winner, rank_candidates, settle_ties
+from tollgate.core.tournament import FINAL_FIT_MAX_ROWS, evaluate_candidate, fit_winner, rank_candidates, settle_ties
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_the_ensembles_explanation_adds_up_to_its_log_odds(ensemble, split, spec
     np.testing.assert_allclose(values, np.mean(members, axis=0), rtol=0, atol=1e-12)
 
 
-def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(results, ensemble, split, spec):
+def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(results, ensemble, split, spec, monkeypatch):
     """Check the final fit of an ensemble winner fits each member again (on every training row when CV used a
     sample) with the members' own parameters, and scores on one thread afterwards."""
     sampled = spec.model_copy(update={"tournament": spec.tournament.model_copy(update={"cv_max_rows": 1000})})
@@ -136,6 +136,12 @@ def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(results, e
         assert all(member.get_params()[name] == value for name, value in candidate.params.items())
         assert member.n_features_in_ == width
     assert final.holdout_metrics != made.holdout_metrics and final.fit_note.startswith("the average log-odds of")
+
+    monkeypatch.setitem(FINAL_FIT_MAX_ROWS, "ensemble", 1200)  # on very many rows, a sample of the cap
+    capped = fit_winner(type(rank_candidates(small, sampled))([made], "test"), big, sampled).winner
+    assert capped.fit_rows == 1200 and "fitted on 1,200 of 1,500 training rows (ensemble is capped at 1,200 rows)" in (
+        capped.fit_note
+    )
 
 
 def test_a_statistical_tie_at_the_top_goes_to_the_higher_cv_roc_auc(results, spec):
