@@ -23,18 +23,13 @@ def spec(churn_spec):
 
 
 @pytest.fixture(scope="module")
-def split(churn_split):
-    return churn_split
+def results(churn_split, spec):
+    return [evaluate_candidate(candidate, churn_split, spec) for candidate in spec.tournament.candidates]
 
 
 @pytest.fixture(scope="module")
-def results(split, spec):
-    return [evaluate_candidate(candidate, split, spec) for candidate in spec.tournament.candidates]
-
-
-@pytest.fixture(scope="module")
-def ensemble(results, split, spec):
-    made = ensemble_candidate(rank_candidates(results, spec), split, spec)
+def ensemble(results, churn_split, spec):
+    made = ensemble_candidate(rank_candidates(results, spec), churn_split, spec)
     assert made is not None
     return made
 
@@ -61,10 +56,10 @@ def test_the_ensemble_averages_the_best_log_odds_families_out_of_fold(results, e
     assert all(f"{m.name}." in " ".join(ensemble.params) for m in ensemble.members)
 
 
-def test_the_ensembles_model_is_its_members_fits_averaged_in_log_odds(results, ensemble, split, spec):
+def test_the_ensembles_model_is_its_members_fits_averaged_in_log_odds(results, ensemble, churn_split, spec):
     """Check the ensemble's model (the members' own fits, no new fit) scores the holdout as the mean of their
     log-odds, and that the out-of-fold rule (log-odds recovered from probabilities) agrees with it."""
-    holdout, _ = features_and_target(split.holdout, spec)
+    holdout, _ = features_and_target(churn_split.holdout, spec)
     by_name = {r.name: r for r in results}
     pipelines = [by_name[m.name].pipeline for m in ensemble.members]
     encoded = pipelines[0][:-1].transform(holdout)
@@ -74,32 +69,32 @@ def test_the_ensembles_model_is_its_members_fits_averaged_in_log_odds(results, e
     np.testing.assert_allclose(recovered, expected, rtol=0, atol=1e-9)
 
 
-def test_the_ensemble_enters_the_leaderboard_unless_the_spec_says_not(results, split, spec):
+def test_the_ensemble_enters_the_leaderboard_unless_the_spec_says_not(results, churn_split, spec):
     """Check the ensemble is one more leaderboard row, ranked by the same rule, and absent with ``ensemble: null``
     or with fewer than two log-odds families."""
-    board = rank_with_ensemble(results, split, spec)
+    board = rank_with_ensemble(results, churn_split, spec)
     assert [row["model"] for row in board.rows()].count("ensemble") == 1 and len(board.results) == len(results) + 1
     assert board.rows() == rank_candidates(board.results, spec).rows()
     off = spec.model_copy(update={"tournament": spec.tournament.model_copy(update={"ensemble": None})})
-    assert len(rank_with_ensemble(results, split, off).results) == len(results)
+    assert len(rank_with_ensemble(results, churn_split, off).results) == len(results)
     lonely = [r for r in results if r.estimator in ("random_forest", "lightgbm")]
-    assert len(rank_with_ensemble(lonely, split, spec).results) == 2
+    assert len(rank_with_ensemble(lonely, churn_split, spec).results) == 2
 
 
-def test_the_fast_path_scores_the_ensemble_exactly(ensemble, split, spec):
+def test_the_fast_path_scores_the_ensemble_exactly(ensemble, churn_split, spec):
     """Check one record at a time = the Pipeline, to 1e-9, on the whole holdout, and the batch path too."""
-    holdout, _ = features_and_target(split.holdout, spec)
+    holdout, _ = features_and_target(churn_split.holdout, spec)
     scorer = FastScorer.compile(ensemble.pipeline)
     fast = np.array([scorer.predict_proba(record) for record in holdout.to_dict(orient="records")])
     np.testing.assert_allclose(fast, ensemble.pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-9)
 
 
-def test_the_ensembles_explanation_adds_up_to_its_log_odds(ensemble, split, spec):
+def test_the_ensembles_explanation_adds_up_to_its_log_odds(ensemble, churn_split, spec):
     """Check each record's contributions sum to the ensemble's log-odds less one constant (the members' mean base
     value), as SHAP's additivity asks, and that they are the mean of the members' own."""
-    holdout, _ = features_and_target(split.holdout, spec)
+    holdout, _ = features_and_target(churn_split.holdout, spec)
     rows = holdout.head(200)
-    background = features_and_target(split.train, spec)[0].head(200)
+    background = features_and_target(churn_split.train, spec)[0].head(200)
     values = Explainer(ensemble.pipeline, background).values(rows)
     assert values.shape == (len(rows), len(Explainer(ensemble.pipeline, background).names))
     base = ensemble.pipeline.decision_function(rows) - values.sum(axis=1)
@@ -112,13 +107,15 @@ def test_the_ensembles_explanation_adds_up_to_its_log_odds(ensemble, split, spec
     np.testing.assert_allclose(values, np.mean(members, axis=0), rtol=0, atol=1e-12)
 
 
-def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(results, ensemble, split, spec, monkeypatch):
+def test_an_ensemble_winner_is_refitted_member_by_member_on_every_row(
+    results, ensemble, churn_split, spec, monkeypatch
+):
     """Check the final fit of an ensemble winner fits each member again (on every training row when CV used a
     sample) with the members' own parameters, and scores on one thread afterwards."""
     sampled = spec.model_copy(update={"tournament": spec.tournament.model_copy(update={"cv_max_rows": 1000})})
-    train = split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
+    train = churn_split.train.sample(1500, replace=True, random_state=0).reset_index(drop=True)
     train[spec.id_column] = [f"id-{i}" for i in range(len(train))]
-    big = type(split)(train, split.holdout, split.strategy, None)
+    big = type(churn_split)(train, churn_split.holdout, churn_split.strategy, None)
     small = [
         evaluate_candidate(c, big, sampled) for c in sampled.tournament.candidates if c.estimator != "random_forest"
     ]

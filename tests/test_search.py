@@ -26,16 +26,11 @@ def spec(churn_spec):
 
 
 @pytest.fixture(scope="module")
-def split(churn_split):
-    return churn_split
+def searched(churn_split, spec):
+    return [entrant(candidate, churn_split, spec) for candidate in spec.tournament.candidates]
 
 
-@pytest.fixture(scope="module")
-def searched(split, spec):
-    return [entrant(candidate, split, spec) for candidate in spec.tournament.candidates]
-
-
-def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, split, spec):
+def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, churn_split, spec):
     """Check each family ran its trials (the first one the spec's own params), the leaderboard entry is the best
     trial's configuration with that trial's objective, and no family ends worse than its spec's configuration."""
     for result in searched:
@@ -59,20 +54,22 @@ def test_every_family_searches_and_its_best_enters_the_leaderboard(searched, spl
         ("roc_auc", lambda result: result.cv["roc_auc"]["mean"]),
     ],
 )
-def test_a_search_can_compare_trials_on_the_selection_rules_figure_or_roc_auc(split, churn_spec, objective, figure):
+def test_a_search_can_compare_trials_on_the_selection_rules_figure_or_roc_auc(
+    churn_split, churn_spec, objective, figure
+):
     """Check ``objective: selection`` tunes on the decision policy's out-of-fold net value (the selection rule's
     figure) and ``roc_auc`` on the mean CV ROC-AUC: the best trial's value is that figure of the entry."""
     spec = searching(churn_spec, budget_seconds=600, trials=TRIALS, objective=objective)
     candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
-    result = search_candidate(candidate, split, spec)
+    result = search_candidate(candidate, churn_split, spec)
     values = [trial.value for trial in result.search.trials if trial.value is not None]
     assert result.search.best_value == pytest.approx(figure(result)) == max(values)
 
 
-def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, split, spec):
+def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, churn_split, spec):
     """Check a second search with the same seed and trial limit chooses the same configurations and ranks the
     families the same way, to the same figures."""
-    again = [entrant(candidate, split, spec) for candidate in spec.tournament.candidates]
+    again = [entrant(candidate, churn_split, spec) for candidate in spec.tournament.candidates]
     first, second = rank_candidates(searched, spec).rows(), rank_candidates(again, spec).rows()
     drop = {"fit_seconds"}
     assert [{k: v for k, v in row.items() if k not in drop} for row in first] == [
@@ -81,22 +78,24 @@ def test_the_same_seed_and_trials_give_the_same_leaderboard(searched, split, spe
     assert [r.params for r in searched] == [r.params for r in again]
 
 
-def test_the_budget_stops_the_search(split, churn_spec):
+def test_the_budget_stops_the_search(churn_split, churn_spec):
     """Check a budget of a second stops each family's search after few trials, said in its trace."""
     spec = searching(churn_spec, budget_seconds=1.0)
     candidate = next(c for c in spec.tournament.candidates if c.estimator == "lightgbm")
-    result = search_candidate(candidate, split, spec)
+    result = search_candidate(candidate, churn_split, spec)
     assert result.search.stopped_by == "the time budget"
     assert 1 <= len(result.search.trials) < 50
     assert np.isfinite(result.oof_policy.net_value)
 
 
-def test_the_specs_configuration_completes_even_past_the_budget_and_no_fold_starts_that_cannot_end(split, churn_spec):
+def test_the_specs_configuration_completes_even_past_the_budget_and_no_fold_starts_that_cannot_end(
+    churn_split, churn_spec
+):
     """Check a budget shorter than one fold still gives the family its spec's configuration (the baseline, whole),
     and no other trial completes: a fold is begun only when one of the family's typical length still fits."""
     spec = searching(churn_spec, budget_seconds=0.001)
     candidate = next(c for c in spec.tournament.candidates if c.estimator == "logistic_regression")
-    result = search_candidate(candidate, split, spec)
+    result = search_candidate(candidate, churn_split, spec)
     assert [trial.state for trial in result.search.trials][:1] == ["complete"]
     assert all(trial.state == "pruned" for trial in result.search.trials[1:]) and len(result.search.trials) <= 2
     assert result.params == candidate.params and len(result.fold_metrics) == spec.tournament.cv_folds

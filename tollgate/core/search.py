@@ -167,8 +167,13 @@ def space_for(candidate: Candidate, search: Search) -> dict[str, ParamRange]:
     return space
 
 
+def _search_objective(spec: DatasetSpec) -> str:
+    """What trials are compared on (``tournament.search.objective``); the selection rule's figure without a search."""
+    return spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+
+
 def objective_name(spec: DatasetSpec) -> str:
-    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    objective = _search_objective(spec)
     if objective != "selection":
         return {"log_loss": "minus OOF log loss", "roc_auc": "CV ROC-AUC"}[objective]
     metric = spec.promotion.metric
@@ -184,7 +189,7 @@ def objective_value(
 ) -> float:
     """The search's figure on out-of-fold predictions, higher is better: minus log loss, mean CV ROC-AUC, or the
     selection rule's figure."""
-    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    objective = _search_objective(spec)
     if objective == "log_loss":
         return -float(log_loss(target, oof, labels=[0, 1]))
     if objective == "roc_auc":
@@ -323,7 +328,7 @@ def search_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpe
 
 def _fold_figure(y: np.ndarray, probability: np.ndarray, spec: DatasetSpec) -> float:
     """The objective on the folds done so far, per row (comparable between trials at the same fold)."""
-    objective = spec.tournament.search.objective if spec.tournament.search is not None else "selection"
+    objective = _search_objective(spec)
     if objective == "log_loss":
         return -float(log_loss(y, probability, labels=[0, 1]))
     if objective == "roc_auc" and 0 < y.sum() < len(y):

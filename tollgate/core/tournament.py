@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from tollgate.config.spec import Candidate, DatasetSpec
+from tollgate.config.spec import ENSEMBLE_NAME, Candidate, DatasetSpec
 from tollgate.core.features import build_pipeline, declared_width, features_and_target, positive_probability
 from tollgate.core.logodds import LogOddsAverage
 from tollgate.core.metrics import calibration_error, classification_metrics, decision_report, expected_cost
@@ -48,7 +48,7 @@ THREADED = frozenset({"random_forest", "lightgbm"})
 """Estimators whose ``n_jobs`` are threads, given the machine's cores for the final fit. (LogisticRegression's
 are processes, one per class beyond two: for a binary target they start a process pool, copy the rows into it and
 fit one model there.)"""
-FINAL_FIT_MAX_ROWS: dict[str, int] = {"random_forest": 1_000_000, "ensemble": 3_000_000}
+FINAL_FIT_MAX_ROWS: dict[str, int] = {"random_forest": 1_000_000, ENSEMBLE_NAME: 3_000_000}
 """Rows an estimator's final fit may use, beyond which it is fitted on a seeded stratified sample: a forest grows
 every tree to full depth over its rows (time and memory grow with the rows, and its model file too); an ensemble
 fits each member in turn on one matrix, in float64 when a member needs it (HistGradientBoosting): on the window's
@@ -535,9 +535,8 @@ def settle_ties(board: Leaderboard, spec: DatasetSpec) -> Leaderboard:
     ]
     if len(tied) == 1:
         return board
-    chosen = max(
-        tied, key=lambda result: round(result.cv["roc_auc"]["mean"], 6)
-    )  # the first of equals: the leader's rank
+    # ``max`` keeps the first of equals, so an exact tie on CV ROC-AUC stays with the better-ranked candidate.
+    chosen = max(tied, key=lambda result: round(result.cv["roc_auc"]["mean"], 6))
     names = ", ".join(result.name for result in tied[1:])
     tie = (
         f"{names} {'are' if len(tied) > 2 else 'is'} within one standard error of the leader {leader.name} on the "
