@@ -116,7 +116,11 @@ def promote(
         if decision.decision == "promoted":
             # Built for the promoted model only (a rejected challenger's bento was 22 s for nothing); a failed
             # build raises here, before the registry is written, so the champion stays as it was.
-            bento_tag = build_bento(spec.name, package.model_tag, run.run_id.lower()) if settings.build_bento else None
+            bento_tag = (
+                build_bento(spec.name, package.model_tag, run.run_id.lower(), settings)
+                if settings.build_bento
+                else None
+            )
             bento_path, bento_sha256 = (
                 export_bento(bento_tag, settings.dataset_artifacts(spec.name) / "bentos", settings)
                 if bento_tag

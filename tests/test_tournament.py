@@ -1,9 +1,15 @@
 """The tournament: no leakage from the holdout, reproducible, and cost-tuned thresholds that never lose."""
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from tollgate.config.spec import NumericColumn
+from tollgate.core import tournament
 from tollgate.core.clean import clean_frame
 from tollgate.core.explain import explain_records, shap_values
 from tollgate.core.features import build_pipeline, feature_names, features_and_target
@@ -230,3 +236,25 @@ def test_a_final_fit_encoded_in_chunks_is_the_pipelines_own_fit_up_to_the_sample
         np.testing.assert_array_equal(
             chunked.predict_proba(holdout), whole.predict_proba(holdout), err_msg=candidate.name
         )
+
+
+def test_no_more_candidates_cross_validate_at_once_than_there_are_cores(small_spec, monkeypatch):
+    """Candidates mapped on more threads than cores take a core each in turn (more would only queue for the
+    interpreter), and every one of them still runs."""
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def evaluate(candidate, split, spec):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return candidate.name
+
+    monkeypatch.setattr(tournament, "_evaluate", evaluate)
+    candidates = small_spec.tournament.candidates * 3
+    with ThreadPoolExecutor(len(candidates)) as pool:
+        done = list(pool.map(lambda candidate: evaluate_candidate(candidate, None, small_spec), candidates))
+    assert done == [candidate.name for candidate in candidates]
+    assert most[0] == min(os.cpu_count() or 1, len(candidates))

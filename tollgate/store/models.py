@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -262,21 +263,31 @@ def serving_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     return list(extras["serving"])
 
 
-def build_bento(dataset: str, model_tag: str, version: str) -> str:
+def build_bento(dataset: str, model_tag: str, version: str, settings: Settings) -> str:
     """Build the service's bento for ``model_tag`` in a fresh process (the service module reads its
     model at import time, so each build needs its own interpreter); returns the bento tag.
 
     The bentofile used is ``service/bentofile.yaml`` with its packages the ``serving`` extra's closure pinned
-    to the versions installed here (``locked_requirements``)."""
+    to the versions installed here (``locked_requirements``). The build's context is a copy of the folders the
+    bentofile's ``include`` names, nothing else: BentoML walks its whole context to match ``include``, and the
+    project's holds ``.venv``, data and artifacts (tens of thousands of files: 0.6 s of every build)."""
     environment = {
         **os.environ,
         "TOLLGATE_DATASET": dataset,
         "TOLLGATE_MODEL_TAG": model_tag,
+        # The build imports the service from the copy, whose default paths would be the copy's
+        "TOLLGATE_ARTIFACTS_DIR": str(settings.artifacts_dir.resolve()),
+        "TOLLGATE_SPECS_DIR": str(settings.specs_dir.resolve()),
         "BENTOML_DO_NOT_TRACK": "true",
     }
     config = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
     config["python"] = {**config.get("python", {}), "packages": locked_requirements(serving_requirements())}
     with tempfile.TemporaryDirectory(prefix="tollgate-bentofile-") as folder:
+        context = Path(folder) / "context"
+        for folder_name in dict.fromkeys(pattern.split("/")[0] for pattern in config["include"]):
+            shutil.copytree(
+                PROJECT_ROOT / folder_name, context / folder_name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         bentofile = Path(folder) / "bentofile.yaml"
         bentofile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         command = [
@@ -292,7 +303,7 @@ def build_bento(dataset: str, model_tag: str, version: str) -> str:
             model_name(dataset),
             "-o",
             "tag",
-            str(PROJECT_ROOT),
+            str(context),
         ]
         result = subprocess.run(
             command,
