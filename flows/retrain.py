@@ -35,7 +35,7 @@ from tasks.explain import explain  # noqa: E402
 from tasks.fairness import evaluate_slices  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
 from tasks.package import package_model  # noqa: E402
-from tasks.promote import promote  # noqa: E402
+from tasks.promote import promote, start_bento_builder  # noqa: E402
 from tasks.quality import quality_gate, validate  # noqa: E402
 from tasks.report import write_report  # noqa: E402
 from tasks.retention import retain  # noqa: E402
@@ -123,6 +123,7 @@ def retrain(
     ranked = select_winner(candidates.result(), made, dataset_spec)
     leaderboard = final_fit.submit(ranked, made, dataset_spec, settings.dask_partition_rows).result()
     split = made.result()
+    builder = start_bento_builder(settings)  # its imports overlap the explanations and the report
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     fairness = evaluate_slices(split, leaderboard, dataset_spec)
     report = write_report(
@@ -130,7 +131,7 @@ def retrain(
     )
     anomaly = anomaly_report(run, split, dataset_spec)
     package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
-    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings, fairness)
+    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings, fairness, builder)
     retention = retain(dataset_spec, settings, run, promotion)
     summary = run_summary(
         dataset_spec,

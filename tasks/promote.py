@@ -4,6 +4,7 @@ the champion exactly as it was)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 
 import bentoml
@@ -29,6 +30,7 @@ from tollgate.core.promotion import (
 )
 from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
+from tollgate.store.bento_builder import BentoBuilder
 from tollgate.store.files import write_json_atomic
 from tollgate.store.models import (
     ModelIntegrityError,
@@ -42,6 +44,14 @@ from tollgate.store.registry import locked_registry, now, registry_path
 from tollgate.store.runs import RunPaths
 
 
+@task(name="start-bento-builder", cache_policy=NO_CACHE)
+def start_bento_builder(settings: Settings) -> BentoBuilder | None:
+    """Start the process a promoted model's bento would be built in, so that its start (the interpreter, BentoML and
+    the service's libraries: ~2 s) overlaps the explanations and the report; it builds nothing unless the promote
+    stage promotes. None when bentos are not built (``TOLLGATE_BUILD_BENTO=false``)."""
+    return BentoBuilder.start() if settings.build_bento else None
+
+
 @task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"], **MEASURED)
 def promote(
     run: RunPaths,
@@ -52,14 +62,16 @@ def promote(
     package: PackageResult,
     settings: Settings,
     fairness: FairnessReport,
+    builder: BentoBuilder | None = None,
 ) -> PromotionResult:
-    """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted."""
+    """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted (its bento
+    built in ``builder``, started earlier, or in a process started then); ``builder`` ends either way."""
     print(f"promote: {package.model_tag} against the registry's champion on {len(split.holdout):,} holdout rows")
     y_all = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
     keys = row_keys(split.holdout, spec)
     path = registry_path(spec.name, settings)
-    with locked_registry(path) as registry:
+    with locked_registry(path) as registry, builder or nullcontext():
         current = registry.get("champion")
         champion = comparison = None
         unverifiable = None
@@ -117,7 +129,7 @@ def promote(
             # Built for the promoted model only (a rejected challenger's bento was 22 s for nothing); a failed
             # build raises here, before the registry is written, so the champion stays as it was.
             bento_tag = (
-                build_bento(spec.name, package.model_tag, run.run_id.lower(), settings)
+                build_bento(spec.name, package.model_tag, run.run_id.lower(), settings, builder)
                 if settings.build_bento
                 else None
             )

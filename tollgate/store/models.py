@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -32,8 +30,8 @@ from tollgate.config.settings import PROJECT_ROOT, Settings
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.fastpath import FastScorer
 from tollgate.core.features import features_and_target, positive_probability
+from tollgate.store.bento_builder import BentoBuilder
 from tollgate.store.files import sha256_file, write_json_atomic
-from tollgate.store.processes import ending_with_this_process
 from tollgate.store.registry import champion_entry, read_registry, registry_path
 from tollgate.store.requirements import locked_requirements
 from tollgate.store.signing import sign, signature_matches, signature_path, signing_key
@@ -263,22 +261,24 @@ def serving_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     return list(extras["serving"])
 
 
-def build_bento(dataset: str, model_tag: str, version: str, settings: Settings) -> str:
-    """Build the service's bento for ``model_tag`` in a fresh process (the service module reads its
-    model at import time, so each build needs its own interpreter); returns the bento tag.
+def build_bento(
+    dataset: str, model_tag: str, version: str, settings: Settings, builder: BentoBuilder | None = None
+) -> str:
+    """Build the service's bento for ``model_tag`` in a process of its own (the service module reads its model at
+    import time, so each build needs its own interpreter): ``builder``, started earlier so that its imports are
+    done (``BentoBuilder``), or one started now; returns the bento tag.
 
     The bentofile used is ``service/bentofile.yaml`` with its packages the ``serving`` extra's closure pinned
     to the versions installed here (``locked_requirements``). The build's context is a copy of the folders the
     bentofile's ``include`` names, nothing else: BentoML walks its whole context to match ``include``, and the
     project's holds ``.venv``, data and artifacts (tens of thousands of files: 0.6 s of every build)."""
+    builder = builder or BentoBuilder.start()
     environment = {
-        **os.environ,
         "TOLLGATE_DATASET": dataset,
         "TOLLGATE_MODEL_TAG": model_tag,
-        # The build imports the service from the copy, whose default paths would be the copy's
+        # The service the build imports reads the registry and the signing key where this run does
         "TOLLGATE_ARTIFACTS_DIR": str(settings.artifacts_dir.resolve()),
         "TOLLGATE_SPECS_DIR": str(settings.specs_dir.resolve()),
-        "BENTOML_DO_NOT_TRACK": "true",
     }
     config = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
     config["python"] = {**config.get("python", {}), "packages": locked_requirements(serving_requirements())}
@@ -290,33 +290,12 @@ def build_bento(dataset: str, model_tag: str, version: str, settings: Settings) 
             )
         bentofile = Path(folder) / "bentofile.yaml"
         bentofile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        command = [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "build",
-            "-f",
-            str(bentofile),
-            "--version",
-            version,
-            "--name",
-            model_name(dataset),
-            "-o",
-            "tag",
-            str(context),
-        ]
-        result = subprocess.run(
-            command,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            preexec_fn=ending_with_this_process(),  # a killed run leaves no build behind
-        )
-    if result.returncode != 0:
-        last_lines = "\n".join(result.stderr.strip().splitlines()[-8:])
-        raise PackagingError(f"bentoml build failed (exit {result.returncode}):\n{last_lines}")
-    return result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+        arguments = ["build", "-f", str(bentofile), "--version", version, "--name", model_name(dataset)]
+        code, stdout, stderr = builder.build(environment, [*arguments, "-o", "tag", str(context)], timeout=600)
+    if code != 0:
+        last_lines = "\n".join(stderr.strip().splitlines()[-8:])
+        raise PackagingError(f"bentoml build failed (exit {code}):\n{last_lines}")
+    return stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
 def export_bento(bento_tag: str, folder: Path, settings: Settings) -> tuple[Path, str]:
