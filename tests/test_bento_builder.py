@@ -1,5 +1,6 @@
 """The bento builder started early: it imports what a build imports, then builds only when handed a build."""
 
+import signal
 import subprocess
 import sys
 
@@ -13,10 +14,19 @@ def test_it_imports_the_libraries_the_service_imports_and_not_the_service_itself
     assert "__future__" not in libraries
 
 
-def test_a_builder_not_handed_a_build_exits_having_built_nothing():
+def test_a_builder_not_handed_a_build_exits_at_the_end_of_its_input_having_built_nothing():
+    builder = BentoBuilder.start()
+    _, stderr = builder.process.communicate("", timeout=120)
+    assert builder.process.returncode == 0, stderr  # its imports worked, and it read the end of its input
+
+
+def test_a_cancelled_builder_is_ended_rather_than_waited_for():
+    """Cancelled while it still imports (a challenger rejected at once), it is ended, not left to finish imports
+    that the run would wait for."""
     builder = BentoBuilder.start()
     builder.cancel()
-    assert builder.process.returncode == 0  # its imports worked, and it read the end of its input: no build
+    assert builder.process.returncode == -signal.SIGKILL
+    builder.cancel()  # twice is harmless
 
 
 def test_a_failing_build_reports_its_status_and_bentomls_own_words():

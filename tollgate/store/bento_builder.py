@@ -4,9 +4,10 @@
 that process's time was its start: the interpreter, BentoML and the service's libraries, ~2 s of a 3 s build, on
 the critical path of every promotion. Started early (``BentoBuilder.start``, while the run writes its report on
 the other core), the process imports all that and then waits for one line on its standard input: the build to
-run (JSON: the environment to add and ``bentoml build``'s arguments), which it runs and exits with its status; at
-end of input (a rejected challenger, a failed run) it exits having built nothing. So a bento is still built only
-for a promoted model, and the build itself is what is left on the critical path.
+run (JSON: the environment to add and ``bentoml build``'s arguments), which it runs and exits with its status. A
+rejected challenger ends it (``cancel``); at the end of its input (a run that failed before promotion closed the
+pipe, or ended) it exits having built nothing. So a bento is still built only for a promoted model, and the build
+itself is what is left on the critical path.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class BentoBuilder:
     process: subprocess.Popen[str]
 
     @classmethod
-    def start(cls, environment: dict[str, str] | None = None) -> BentoBuilder:
+    def start(cls) -> BentoBuilder:
         """Start the process; it imports BentoML and the service's libraries while the caller goes on."""
         process = subprocess.Popen(
             [sys.executable, "-m", __name__],
@@ -54,7 +55,7 @@ class BentoBuilder:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(environment or {})},
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
             preexec_fn=ending_with_this_process(),  # a killed run leaves no builder behind
         )
         return cls(process)
@@ -78,12 +79,9 @@ class BentoBuilder:
         self.cancel()  # whatever happened, the process ends (after its build, if it was given one)
 
     def cancel(self) -> None:
-        """No build after all: the process exits at end of input (ended if it does not within a few seconds)."""
-        if self.process.poll() is not None:
-            return
-        try:
-            self.process.communicate("", timeout=10)
-        except subprocess.TimeoutExpired:
+        """No build after all: the process is ended at once (it has been handed nothing, so there is nothing of it to
+        keep or to clean up); after a build it has exited already."""
+        if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
 
