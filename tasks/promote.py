@@ -49,7 +49,11 @@ def start_bento_builder(settings: Settings) -> BentoBuilder | None:
     """Start the process a promoted model's bento would be built in, so that its start (the interpreter, BentoML and
     the service's libraries: ~2 s) overlaps the explanations and the report; it builds nothing unless the promote
     stage promotes. None when bentos are not built (``TOLLGATE_BUILD_BENTO=false``)."""
-    return BentoBuilder.start() if settings.build_bento else None
+    if not settings.build_bento:
+        return None
+    builder = BentoBuilder.start()
+    print(f"bento builder started (pid {builder.process.pid}): it builds only if the model is promoted")
+    return builder
 
 
 @task(name="promote", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["promote"], **MEASURED)
@@ -167,4 +171,6 @@ def promote(
     print(f"promotion: {decision.decision} — {decision.reason}")
     if bento_tag:
         print(f"bento {bento_tag} built; serve it with: TOLLGATE_DATASET={spec.name} bentoml serve")
+    elif builder is not None:
+        print("bento builder ended without a build: the challenger was not promoted")
     return PromotionResult(decision=decision, record=record, registry=str(path), bento_tag=bento_tag)
