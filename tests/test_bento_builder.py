@@ -54,3 +54,15 @@ def test_the_builder_ends_with_the_process_that_started_it():
     parent.kill()
     parent.wait()
     subprocess.run(["tail", f"--pid={child}", "-f", "/dev/null"], timeout=10, check=True)  # returns once it ended
+
+
+def test_a_builder_that_could_not_start_reports_why_when_handed_its_build(tmp_path, monkeypatch):
+    """A broken environment (here a BentoML that cannot be imported) fails the build with the builder's own words,
+    not a broken pipe."""
+    (tmp_path / "bentoml").mkdir()
+    (tmp_path / "bentoml" / "__init__.py").write_text("raise ImportError('this BentoML is broken')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    builder = BentoBuilder.start()
+    code, _, stderr = builder.build({}, ["build"], timeout=120)
+    assert code == 1
+    assert "this BentoML is broken" in stderr
