@@ -69,7 +69,7 @@ class BentoBuilder:
         except subprocess.TimeoutExpired:
             self.process.kill()
             stdout, stderr = self.process.communicate()
-            return -9, stdout, f"{stderr}\nbentoml build did not finish within {timeout:g} s"
+            return self.process.returncode, stdout, f"{stderr}\nbentoml build did not finish within {timeout:g} s"
         return self.process.returncode, stdout, stderr
 
     def __enter__(self) -> BentoBuilder:

@@ -272,7 +272,6 @@ def build_bento(
     to the versions installed here (``locked_requirements``). The build's context is a copy of the folders the
     bentofile's ``include`` names, nothing else: BentoML walks its whole context to match ``include``, and the
     project's holds ``.venv``, data and artifacts (tens of thousands of files: 0.6 s of every build)."""
-    builder = builder or BentoBuilder.start()
     environment = {
         "TOLLGATE_DATASET": dataset,
         "TOLLGATE_MODEL_TAG": model_tag,
@@ -282,7 +281,11 @@ def build_bento(
     }
     config = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
     config["python"] = {**config.get("python", {}), "packages": locked_requirements(serving_requirements())}
-    with tempfile.TemporaryDirectory(prefix="tollgate-bentofile-") as folder:
+    # One started here is ended however the build goes, as the promote stage ends the one it was given
+    with (
+        builder or BentoBuilder.start() as running,
+        tempfile.TemporaryDirectory(prefix="tollgate-bentofile-") as folder,
+    ):
         context = Path(folder) / "context"
         for folder_name in dict.fromkeys(pattern.split("/")[0] for pattern in config["include"]):
             shutil.copytree(
@@ -291,7 +294,7 @@ def build_bento(
         bentofile = Path(folder) / "bentofile.yaml"
         bentofile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         arguments = ["build", "-f", str(bentofile), "--version", version, "--name", model_name(dataset)]
-        code, stdout, stderr = builder.build(environment, [*arguments, "-o", "tag", str(context)], timeout=600)
+        code, stdout, stderr = running.build(environment, [*arguments, "-o", "tag", str(context)], timeout=600)
     if code != 0:
         last_lines = "\n".join(stderr.strip().splitlines()[-8:])
         raise PackagingError(f"bentoml build failed (exit {code}):\n{last_lines}")
