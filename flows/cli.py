@@ -1,8 +1,8 @@
 """What every flow's command line does: run the flow, print one JSON line last, exit 0 or 1.
 
 Without ``PREFECT_API_URL`` a command starts its own temporary Prefect server (as Prefect would), but
-one that ends with the command even when the command is killed with SIGKILL (see
-``tollgate.store.processes``): Prefect's own stays behind as an orphan. Its start waits up to
+one that ends with the command even when the command is killed with SIGKILL (``flows.server``): Prefect's
+own stays behind as an orphan. Its start waits up to
 ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (Prefect's setting; the Makefile sets 90 s, a
 loaded machine needs more than Prefect's 20 s default). The JSON line is printed on every way out: the
 flow's result, its failure, a server that did not start, SIGTERM or Ctrl-C.
@@ -16,15 +16,11 @@ import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 from prefect import Flow
 from prefect.settings import (
     PREFECT_API_URL,
@@ -33,11 +29,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from tollgate.store.processes import ending_with_this_process
-
-
-class PrefectServerError(RuntimeError):
-    """The temporary Prefect server did not start."""
+from flows.server import TemporaryServer, early_server
 
 
 class Terminated(BaseException):
@@ -107,86 +99,23 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-class TemporaryServer:
-    """A Prefect server of this command's own (``uvicorn`` on a free loopback port, no UI), ended with it."""
-
-    def __init__(self) -> None:
-        self.timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}/api"
-        print(f"starting a temporary Prefect server on {self.url} (up to {self.timeout:g} s)", file=sys.stderr)
-        sys.stderr.flush()
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"),
-            ],
-            env={
-                **os.environ,
-                "PREFECT_UI_ENABLED": "0",
-                "PREFECT__SERVER_EPHEMERAL": "1",
-                "PREFECT__SERVER_FINAL": "1",
-            },
-            preexec_fn=ending_with_this_process(),
-        )
-
-    def wait_until_healthy(self) -> None:
-        """Wait until it answers, up to the start-up timeout counted from its start (asked at least once)."""
-        deadline = self.started + self.timeout
-        with httpx.Client(timeout=2) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise PrefectServerError(
-                        f"the temporary Prefect server exited {self.process.returncode} while starting"
-                    )
-                try:
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.2)
-        raise PrefectServerError(
-            f"the temporary Prefect server did not answer within {self.timeout:g} s; raise "
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a "
-            "running server (prefect server start)"
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-_early: list[TemporaryServer] = []
-
-
-def start_prefect_server_early() -> None:
-    """When no ``PREFECT_API_URL`` is set, start this command's temporary server now, so that it boots while the
-    flow's stages are imported (one core each, ~2 s saved); ``prefect_api`` then waits for it."""
-    if not PREFECT_API_URL.value() and not _early:
-        _early.append(TemporaryServer())
-
-
 @contextmanager
 def prefect_api(preload: tuple[str, ...] = ()) -> Iterator[str]:
     """The Prefect API this command talks to: ``PREFECT_API_URL`` when set, else a temporary server started
     here and stopped (or, if this process is killed, ended by the kernel) with the command. ``preload`` names
     modules the run will need: they are imported while the server starts."""
     configured = PREFECT_API_URL.value()
+    server = early_server()
     if configured:
+        if server is not None:  # the URL is in a profile or a .env file, not in the environment
+            server.stop()
         yield configured
         return
-    server = _early.pop() if _early else TemporaryServer()
+    server = server or TemporaryServer()
     try:
         for module in preload:
             importlib.import_module(module)
-        server.wait_until_healthy()
+        server.wait_until_healthy(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
         # No heartbeats: they tell a server that outlives its runs about crashed ones, and this one ends with the
         # run (the flow's end also waits up to a second for the heartbeat thread to wake).
         with temporary_settings(updates={PREFECT_API_URL: server.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -207,9 +136,3 @@ def _send_what_is_queued() -> None:
     for worker in (APILogWorker, EventsWorker):
         with contextlib.suppress(RuntimeError):  # never started
             worker.drain_all(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

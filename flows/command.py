@@ -20,6 +20,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -27,7 +28,9 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
+from flows.server import start_prefect_server_early
 from tollgate.config.settings import Settings
 from tollgate.store.registry import RegistryError, read_registry, registry_path
 
@@ -154,9 +157,7 @@ def _retrain(args: argparse.Namespace) -> int:
             argv += [option, str(_existing(value, option.removeprefix("--")))]
     if args.task_runner:
         argv += ["--task-runner", args.task_runner]
-    from flows import retrain
-
-    return retrain.main(argv)
+    return _flow("retrain").main(argv)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -169,16 +170,12 @@ def _score(args: argparse.Namespace) -> int:
         if args.period is None or args.data is None:
             raise UsageError("--outcomes needs --period (the list) and --data (the period's labelled records)")
         argv.append("--outcomes")
-    from flows import score
-
-    return score.main(argv)
+    return _flow("score").main(argv)
 
 
 def _monitor(args: argparse.Namespace) -> int:
     argv = ["--dataset", _known_dataset(args.dataset, Settings())]
-    from flows import monitor
-
-    return monitor.main(argv)
+    return _flow("monitor").main(argv)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -186,18 +183,21 @@ def _rollback(args: argparse.Namespace) -> int:
     dataset = _known_dataset(args.dataset, settings)
     if not read_registry(registry_path(dataset, settings)).get("previous"):
         raise UsageError(f"{registry_path(dataset, settings)}: no previous champion to roll back to")
-    from flows import rollback
-
-    return rollback.main(["--dataset", dataset, "--reason", args.reason])
+    return _flow("rollback").main(["--dataset", dataset, "--reason", args.reason])
 
 
 def _simulate(args: argparse.Namespace) -> int:
     if args.months < 1:
         raise UsageError("--months must be at least 1")
     argv = ["--dataset", _known_dataset(args.dataset, Settings()), "--months", str(args.months)]
-    from flows import simulate
+    return _flow("simulate").main(argv)
 
-    return simulate.main(argv)
+
+def _flow(name: str) -> ModuleType:
+    """The module of the flow ``name`` (``flows.<name>``), imported while the command's temporary Prefect server
+    starts on the other core (``flows.server``)."""
+    start_prefect_server_early()
+    return importlib.import_module(f"flows.{name}")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -19,11 +19,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from prefect import flow
+from flows.server import start_prefect_server_early
 
-from flows.cli import exit_now, run_and_report
-from flows.retrain import retrain
-from tasks.monitor import (
+start_prefect_server_early(__name__)  # run as a command: its temporary server boots while all below is imported
+
+from prefect import flow  # noqa: E402
+
+from flows.cli import exit_now, run_and_report  # noqa: E402
+from flows.retrain import retrain  # noqa: E402
+from tasks.monitor import (  # noqa: E402
     check_drift,
     check_realised,
     decide_retrain,
@@ -34,7 +38,7 @@ from tasks.monitor import (
     request_retrain,
     write_monitoring_report,
 )
-from tollgate.config.settings import Settings
+from tollgate.config.settings import Settings  # noqa: E402
 
 
 @flow(name="monitor", log_prints=True)

@@ -1,6 +1,7 @@
 """The monthly retrain flow: ingest → validate → quality gate → clean → split → tournament → final fit → explain
-→ report → anomaly report → package → promote (a bento for a promoted model) → retention; the JSON summary is
-built from their results at the end.
+→ fairness → package → promote (a bento for a promoted model) → retention, with the report and the anomaly report
+drawn beside package and promote (the registry is written only once they are done); the JSON summary is built from
+their results at the end.
 
     python -m flows.retrain --dataset churn [--month 2026-10]
     python -m flows.retrain --spec my.yaml --data my.csv
@@ -14,13 +15,11 @@ Human progress goes to the log; the last line on stdout is one JSON summary of t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from flows.cli import exit_now, run_and_report, start_prefect_server_early
+from flows.server import start_prefect_server_early
 
-if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
-    start_prefect_server_early()  # the command's temporary Prefect server boots while the stages below are imported
+start_prefect_server_early(__name__)  # run as a command: its temporary server boots while all below is imported
 
 from prefect import flow, unmapped  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
@@ -29,6 +28,7 @@ from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows.cli import exit_now, run_and_report  # noqa: E402
 from tasks.anomaly import anomaly_report  # noqa: E402
 from tasks.clean import clean  # noqa: E402
 from tasks.explain import explain  # noqa: E402
@@ -126,12 +126,16 @@ def retrain(
     builder = start_bento_builder(settings)  # its imports overlap the explanations and the report
     explanation = explain(leaderboard, split.train, split.holdout, dataset_spec)
     fairness = evaluate_slices(split, leaderboard, dataset_spec)
-    report = write_report(
-        run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation, fairness
+    # The reports are drawn on this core while the model is packaged and its bento built on the other; the promote
+    # stage writes the registry only once they are done (a report that fails leaves the champion as it was).
+    report = write_report.submit(run, dataset_spec, quality, cleaned.report, split, leaderboard, explanation, fairness)
+    anomaly = anomaly_report.submit(run, split, dataset_spec, wait_for=[report])  # pyplot draws one run at a time
+    package = package_model(
+        run, dataset_spec, batches, quality, cleaned.report, split, leaderboard, explanation, settings
     )
-    anomaly = anomaly_report(run, split, dataset_spec)
-    package = package_model(run, dataset_spec, batches, split, leaderboard, explanation, report, settings)
-    promotion = promote(run, dataset_spec, batches, split, leaderboard, package, settings, fairness, builder)
+    promotion = promote(
+        run, dataset_spec, batches, split, leaderboard, package, settings, fairness, builder, WaitFor(report, anomaly)
+    )
     retention = retain(dataset_spec, settings, run, promotion)
     summary = run_summary(
         dataset_spec,
@@ -141,8 +145,8 @@ def retrain(
         cleaned.report,
         split,
         leaderboard,
-        report,
-        anomaly,
+        report.result(),
+        anomaly.result(),
         package,
         promotion,
         retention,
@@ -150,6 +154,18 @@ def retrain(
     )
     decision = promotion.decision
     return Completed(data=summary, name=decision.decision.replace("_", " ").title(), message=decision.reason)
+
+
+class WaitFor:
+    """Waits for stages still running (their futures), when called; a plain object, so that Prefect hands it to a task
+    as it is instead of waiting for the futures before starting the task."""
+
+    def __init__(self, *futures: PrefectFuture) -> None:
+        self.futures = futures
+
+    def __call__(self) -> None:
+        for future in self.futures:
+            future.result()
 
 
 def on_every_worker(future: PrefectFuture) -> None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-from prefect import flow
+from flows.server import start_prefect_server_early
 
-from flows.cli import exit_now, run_and_report
-from tasks.rollback import rollback_champion
-from tollgate.config.settings import Settings
+start_prefect_server_early(__name__)  # run as a command: its temporary server boots while all below is imported
+
+from prefect import flow  # noqa: E402
+
+from flows.cli import exit_now, run_and_report  # noqa: E402
+from tasks.rollback import rollback_champion  # noqa: E402
+from tollgate.config.settings import Settings  # noqa: E402
 
 
 @flow(name="rollback", log_prints=True)

@@ -15,13 +15,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prefect import flow
+from flows.server import start_prefect_server_early
 
-from flows.cli import exit_now, run_and_report
-from tasks.run import load_dataset_spec
-from tasks.score import latest_batch, load_champion, make_list, publish_list, read_period, record_outcome
-from tollgate.config.settings import Settings
-from tollgate.core.ingest import month_of
+start_prefect_server_early(__name__)  # run as a command: its temporary server boots while all below is imported
+
+from prefect import flow  # noqa: E402
+
+from flows.cli import exit_now, run_and_report  # noqa: E402
+from tasks.run import load_dataset_spec  # noqa: E402
+from tasks.score import latest_batch, load_champion, make_list, publish_list, read_period, record_outcome  # noqa: E402
+from tollgate.config.settings import Settings  # noqa: E402
+from tollgate.core.ingest import month_of  # noqa: E402
 
 
 def _settings(artifacts_dir: str | None) -> Settings:

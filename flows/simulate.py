@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import argparse
 
-from prefect import flow
+from flows.server import start_prefect_server_early
 
-from flows.cli import exit_now, run_and_report
-from flows.monitor import monitor
-from flows.retrain import retrain
-from flows.score import realise, score
-from tasks.run import load_dataset_spec
-from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row
-from tollgate.config.settings import Settings
+start_prefect_server_early(__name__)  # run as a command: its temporary server boots while all below is imported
+
+from prefect import flow  # noqa: E402
+
+from flows.cli import exit_now, run_and_report  # noqa: E402
+from flows.monitor import monitor  # noqa: E402
+from flows.retrain import retrain  # noqa: E402
+from flows.score import realise, score  # noqa: E402
+from tasks.run import load_dataset_spec  # noqa: E402
+from tasks.simulate import decisions_table, fresh_simulation_root, plan_months, replay_traffic, simulation_row  # noqa: E402
+from tollgate.config.settings import Settings  # noqa: E402
 
 
 @flow(name="simulate", log_prints=True)

@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import plots
-from tasks.run import MEASURED, TIMEOUTS, write_markdown
+from tasks.run import MEASURED, write_markdown
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.anomaly import TOP_SHARE, AnomalyResult, anomaly_markdown, novelty_table
 from tollgate.core.split import TrainHoldout
@@ -15,7 +15,7 @@ from tollgate.store.files import write_json_atomic
 from tollgate.store.runs import RunPaths
 
 
-@task(name="anomaly-report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["explain"], **MEASURED)
+@task(name="anomaly-report", cache_policy=NO_CACHE, **MEASURED)
 def anomaly_report(run: RunPaths, split: TrainHoldout, spec: DatasetSpec) -> AnomalyResult | None:
     """Write anomaly.md/.json/.png in the run folder; None when the spec asks for no anomaly report."""
     column = spec.tournament.novelty_by

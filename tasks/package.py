@@ -1,5 +1,5 @@
-"""The package stage: the winner saved (run folder and BentoML store), verified to load to the same
-probabilities before the store takes it, and signed. A failed check or a killed run leaves nothing in the
+"""The package stage: the winner and its metadata saved (run folder and BentoML store), verified to load to the
+same probabilities before the store takes it, and signed. A failed check or a killed run leaves nothing in the
 store. Its bento is built only if it is promoted (the promote stage), not for every challenger."""
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from prefect.cache_policies import NO_CACHE
 from tasks.run import IO_RETRIES, MEASURED, TIMEOUTS
 from tollgate.config.settings import Settings
 from tollgate.config.spec import DatasetSpec
+from tollgate.core.clean import CleaningReport
 from tollgate.core.drift import reference_profile
 from tollgate.core.explain import GlobalExplanation
 from tollgate.core.ingest import RawData
 from tollgate.core.policy import score_quantiles
-from tollgate.core.report import ReportResult, threshold_rule
+from tollgate.core.quality import QualityResult
+from tollgate.core.report import run_metadata, threshold_rule
 from tollgate.core.schema import record_model, request_records
 from tollgate.core.split import TrainHoldout, row_keys
 from tollgate.core.tournament import Leaderboard
+from tollgate.store.files import write_json_atomic
 from tollgate.store.models import (
     MODEL_FILE,
     PackageResult,
@@ -36,17 +39,21 @@ def package_model(
     run: RunPaths,
     spec: DatasetSpec,
     raw: RawData,
+    quality: QualityResult,
+    cleaning: CleaningReport,
     split: TrainHoldout,
     leaderboard: Leaderboard,
     explanation: GlobalExplanation,
-    report: ReportResult,
     settings: Settings,
 ) -> PackageResult:
-    """Save the winner and verify the stored copy gives the same probabilities."""
+    """Save the winner and its metadata (``metadata.json`` in the run folder), and verify the stored copy gives the
+    same probabilities."""
     winner = leaderboard.winner
     version = run.run_id.lower()
     print(f"package: saving {winner.name} as {model_name(spec.name)}:{version}, verifying it before the store takes it")
     joblib.dump(winner.pipeline, run.model_path)
+    metadata = run_metadata(spec, run, raw, quality, cleaning, split, leaderboard)
+    write_json_atomic(run.metadata_path, metadata)
     example = request_records(split.holdout.head(1), spec)
     serving = {
         "run_id": run.run_id,
@@ -68,7 +75,7 @@ def package_model(
         explanation.background,
         serving,
         reference_profile(split.train, spec, predicted_positive_rate, spec.split.seed),
-        report.metadata,
+        metadata,
         row_keys(split.train, spec),
         labels={"dataset": spec.name, "algorithm": winner.estimator, "run_id": run.run_id},
         summary={

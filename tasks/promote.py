@@ -4,6 +4,7 @@ the champion exactly as it was)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, replace
 
@@ -36,6 +37,7 @@ from tollgate.store.models import (
     ModelIntegrityError,
     PackageResult,
     build_bento,
+    discard_bento,
     export_bento,
     load_packaged_model,
     read_trained_rows,
@@ -67,9 +69,14 @@ def promote(
     settings: Settings,
     fairness: FairnessReport,
     builder: BentoBuilder | None = None,
+    before_commit: Callable[[], object] = lambda: None,
 ) -> PromotionResult:
     """Score challenger and champion on the same holdout, decide, and re-point the registry if promoted (its bento
-    built in ``builder``, started earlier, or in a process started then); ``builder`` ends either way."""
+    built in ``builder``, started earlier, or in a process started then); ``builder`` ends either way.
+
+    ``before_commit`` waits for the run's stages still running beside this one (the report, drawn while the bento
+    builds); it is called under the lock after the decision and the bento, before anything is written: if it
+    raises, the registry stays as it was and the bento is deleted again."""
     print(f"promote: {package.model_tag} against the registry's champion on {len(split.holdout):,} holdout rows")
     y_all = features_and_target(split.holdout, spec)[1].to_numpy()
     winner = leaderboard.winner
@@ -128,7 +135,7 @@ def promote(
             "champion_metrics": asdict(champion) if champion else None,
             "fairness": fairness.summary(),
         }
-        bento_tag = None
+        bento_tag = bento_path = bento_sha256 = None
         if decision.decision == "promoted":
             # Built for the promoted model only (a rejected challenger's bento was 22 s for nothing); a failed
             # build raises here, before the registry is written, so the champion stays as it was.
@@ -142,6 +149,13 @@ def promote(
                 if bento_tag
                 else (None, None)
             )
+        try:
+            before_commit()
+        except BaseException:
+            if bento_tag:  # built for a run that failed: nothing will point at it
+                discard_bento(bento_tag, bento_path)
+            raise
+        if decision.decision == "promoted":
             if current is not None:
                 registry.setdefault("previous", []).append(current)
             registry["champion"] = {

@@ -1,8 +1,8 @@
 """The report stage: what an ML lead reads before signing off.
 
-Writes into ``artifacts/<dataset>/runs/<run-id>/``: ``metadata.json``, ``leaderboard.csv``, ``plots/*.png``,
-``report.md`` and a self-contained ``report.html``; publishes a leaderboard table and a summary markdown
-artifact to Prefect. The model itself is saved by the package stage.
+Writes into ``artifacts/<dataset>/runs/<run-id>/``: ``leaderboard.csv``, ``plots/*.png``, ``report.md`` and a
+self-contained ``report.html``; publishes a leaderboard table and a summary markdown artifact to Prefect. The model
+and its ``metadata.json`` are saved by the package stage, while the report is drawn.
 """
 
 from __future__ import annotations
@@ -14,26 +14,23 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import plots
-from tasks.run import MEASURED, TIMEOUTS, artifact_key, publish_markdown, publish_table, write_markdown
+from tasks.run import MEASURED, artifact_key, publish_markdown, publish_table, write_markdown
 from tollgate.config.spec import DatasetSpec
 from tollgate.core.clean import CleaningReport
 from tollgate.core.explain import GlobalExplanation
 from tollgate.core.fairness import FairnessReport
-from tollgate.core.ingest import RawData
 from tollgate.core.quality import QualityResult
 from tollgate.core.render import html_report, markdown_table
 from tollgate.core.report import (
     ReportResult,
     decision_table,
     policy_table,
-    run_metadata,
     summary_markdown,
     targets_table,
 )
 from tollgate.core.search import search_table
 from tollgate.core.split import TrainHoldout
 from tollgate.core.tournament import Leaderboard
-from tollgate.store.files import write_json_atomic
 from tollgate.store.runs import RunPaths
 
 
@@ -87,11 +84,10 @@ def _fairness_tables(fairness: FairnessReport) -> dict[str, pd.DataFrame]:
     return tables
 
 
-@task(name="report", cache_policy=NO_CACHE, timeout_seconds=TIMEOUTS["report"], **MEASURED)
+@task(name="report", cache_policy=NO_CACHE, **MEASURED)
 def write_report(
     run: RunPaths,
     spec: DatasetSpec,
-    raw: RawData,
     quality: QualityResult,
     cleaning: CleaningReport,
     split: TrainHoldout,
@@ -99,7 +95,7 @@ def write_report(
     explanation: GlobalExplanation,
     fairness: FairnessReport,
 ) -> ReportResult:
-    """Write the winner's metadata, plots and reports into the run folder; publish the Prefect artifacts."""
+    """Write the winner's plots and reports into the run folder; publish the Prefect artifacts."""
     winner = leaderboard.winner
     leaderboard_rows = leaderboard.rows()
     pd.DataFrame(leaderboard_rows).to_csv(run.dir / "leaderboard.csv", index=False)
@@ -142,8 +138,6 @@ def write_report(
     (run.dir / "report.html").write_text(
         html_report(f"Tollgate {spec.name} run {run.run_id}", summary, tables, figures), encoding="utf-8"
     )
-    metadata = run_metadata(spec, run, raw, quality, cleaning, split, leaderboard)
-    write_json_atomic(run.metadata_path, metadata)
     publish_table(
         key=artifact_key(spec.name, "leaderboard"),
         rows=leaderboard_rows,
@@ -155,4 +149,4 @@ def write_report(
         description=f"{spec.name} winner, threshold and drivers, run {run.run_id}",
     )
     print(f"report: {run.dir / 'report.html'}")
-    return ReportResult(html=run.dir / "report.html", markdown=run.dir / "report.md", metadata=metadata)
+    return ReportResult(html=run.dir / "report.html", markdown=run.dir / "report.md")

@@ -42,7 +42,8 @@ TIMEOUTS = {
     "retrain": 6 * 60 * MINUTE,
 }
 """Time limits (seconds), each several times the stage's time on a 1,000,000-row month here. Tournament
-candidates run in worker threads, which Prefect cannot interrupt; the whole retrain flow's limit covers them."""
+candidates, the report and the anomaly report run in worker threads, which Prefect cannot interrupt; the whole
+retrain flow's limit covers them."""
 
 
 def retry_on_io_error(task: Task, task_run: Any, state: Any) -> bool:

@@ -170,6 +170,33 @@ def test_rollback_cli_restores_the_previous_champion(two_runs, artifacts):
     assert again.returncode == 1 and "no previous champion" in again.stdout
 
 
+def test_a_report_failing_while_the_bento_builds_leaves_no_champion_and_no_bento(
+    monthly_batches, tmp_path, monkeypatch
+):
+    """Check that the report, drawn while the promoted model is packaged and its bento built, failing (a full disk)
+    fails the run before the registry is written: no champion, and the bento built meanwhile deleted from the store
+    and from the exported files."""
+    import bentoml
+
+    from tasks import plots
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    artifacts = tmp_path / "artifacts"
+    monkeypatch.setenv("TOLLGATE_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.setenv("TOLLGATE_BUILD_BENTO", "true")
+    monkeypatch.setattr(plots, "calibration", full_disk)
+    bentos_before = {str(bento.tag) for bento in bentoml.bentos.list()}
+    with pytest.raises(OSError, match="No space left on device"):
+        retrain(dataset="churn", data=str(monthly_batches / "churn"))
+    registry = read_registry(artifacts / "churn" / "registry.json")
+    assert registry.get("champion") is None and not registry.get("history")
+    exported = artifacts / "churn" / "bentos"
+    assert exported.is_dir() and not any(exported.iterdir())  # exported while the report drew, then deleted
+    assert {str(bento.tag) for bento in bentoml.bentos.list()} == bentos_before
+
+
 def test_killing_a_run_while_packaging_leaves_the_registry_valid(two_runs, artifacts, monthly_batches):
     """Check SIGKILL during packaging/promotion leaves registry.json whole and on the old champion."""
     from prefect.settings import PREFECT_API_URL

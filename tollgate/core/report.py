@@ -31,11 +31,10 @@ WELL_CALIBRATED_ECE = 0.05
 
 @dataclass(frozen=True)
 class ReportResult:
-    """The report stage's result: where the report is, and the model metadata it wrote beside it."""
+    """The report stage's result: where the report is."""
 
     html: Path
     markdown: Path
-    metadata: dict[str, Any]
 
 
 def winner_summary(leaderboard: Leaderboard) -> dict[str, Any]:
@@ -258,7 +257,7 @@ def run_metadata(
     split: TrainHoldout,
     leaderboard: Leaderboard,
 ) -> dict[str, Any]:
-    """What the model is and where it came from: saved beside the report and inside the packaged model."""
+    """What the model is and where it came from: saved in the run folder and inside the packaged model."""
     winner = leaderboard.winner
     return {
         "version": run.run_id,

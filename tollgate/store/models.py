@@ -323,6 +323,15 @@ def export_bento(bento_tag: str, folder: Path, settings: Settings) -> tuple[Path
     return target, checksum
 
 
+def discard_bento(bento_tag: str, exported: Path | None) -> None:
+    """Delete a bento nothing points at (its run failed after the build): from the store, and its exported file and
+    signature."""
+    bentoml.bentos.delete(bento_tag)
+    if exported is not None:
+        exported.unlink(missing_ok=True)
+        signature_path(exported).unlink(missing_ok=True)
+
+
 def import_bento(path: Path, settings: Settings) -> str:
     """Import an exported bento only if it is the file Tollgate signed and its model verifies; returns the
     bento tag. Raises ``ModelIntegrityError`` naming what does not match (nothing is imported then)."""
