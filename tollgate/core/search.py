@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
 import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
@@ -47,7 +46,8 @@ from tollgate.core.tournament import (
     oof_operating_point,
 )
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per improvement is printed instead
+if TYPE_CHECKING:
+    import optuna
 
 DEFAULT_SPACES: dict[str, dict[str, ParamRange]] = {
     "logistic_regression": {"C": ParamRange(low=1e-3, high=100, log=True)},
@@ -229,6 +229,9 @@ def entrant(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> Can
 
 def search_candidate(candidate: Candidate, split: TrainHoldout, spec: DatasetSpec) -> CandidateResult:
     """The family's best configuration within the budget, as its leaderboard entry (see the module's docstring)."""
+    import optuna  # only a search needs it (0.1 s to import, with its storages)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per improvement is printed instead
     search = spec.tournament.search
     assert search is not None
     space = space_for(candidate, search)
