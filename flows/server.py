@@ -3,17 +3,22 @@
 Without ``PREFECT_API_URL`` a flow's command runs on a server of its own (``uvicorn`` on a free loopback port, no
 UI), which ends with the command even when the command is killed with SIGKILL (see ``tollgate.store.processes``).
 Its start is ~3 s of one core: begun first, before Prefect and the flow's stages are imported on the other core,
-it is up about when they are. This module imports nothing but the standard library, so that a command can start
-the server as its first line; ``flows.cli.prefect_api`` waits for it.
+it is up about when they are. A thread then asks it three cheap queries, so that its first queries' costs (its
+database connections, the queries' compilation: ~0.3 s of its core) are paid while the stages still import, not
+while the run waits for its first answers. This module imports nothing but the standard library, so that a command
+can start the server as its first line; ``flows.cli.prefect_api`` waits for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 from tollgate.store.processes import ending_with_this_process
 
@@ -45,6 +50,18 @@ class TemporaryServer:
             },
             preexec_fn=ending_with_this_process(),
         )
+        self.warmed = threading.Event()
+        threading.Thread(target=self._warm_up, name="prefect-server-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        """Once it answers, ask it the queries a run's first requests would make it compile (read-only: nothing is
+        written); best effort, so errors are passed over (a run reports its server's failures itself)."""
+        while self.process.poll() is None and not _answers(f"{self.url}/health"):
+            time.sleep(0.1)
+        for path in WARM_UP:
+            if self.process.poll() is not None or not _answers(f"{self.url}{path}", {"limit": 1}):
+                return
+        self.warmed.set()
 
     def wait_until_healthy(self, timeout: float) -> None:
         """Wait until it answers, up to ``timeout`` seconds counted from its start (asked at least once)."""
@@ -78,6 +95,23 @@ class TemporaryServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+WARM_UP = ("/flows/filter", "/flow_runs/filter", "/task_runs/filter")
+"""Read-only queries over the tables a run's first requests write (Telco, process start to the flow's first stage:
+4.3 s → 4.1 s, medians of seven interleaved runs each)."""
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through an HTTP(S)_PROXY
+
+
+def _answers(url: str, body: dict | None = None) -> bool:
+    """Whether ``url`` answers 200 (a POST of ``body`` as JSON when given)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with _DIRECT.open(request, timeout=5) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 _early: list[TemporaryServer] = []

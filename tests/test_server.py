@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
+import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows import server as early
@@ -32,3 +36,22 @@ def test_a_url_prefect_reads_from_elsewhere_stops_the_early_server_unused(monkey
         assert url == "http://127.0.0.1:9/api"
     assert server.process.wait(timeout=10) is not None
     assert early.early_server() is None
+
+
+@pytest.mark.integration
+def test_the_early_server_is_warmed_with_read_only_queries_and_ends_when_stopped(tmp_path, monkeypatch):
+    """Check a temporary server (real ``uvicorn``, a Prefect home of its own) answers its warm-up queries once it is
+    up, that the warm-up wrote nothing (no flow, no run), and that ``stop`` ends it."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    server = early.TemporaryServer()
+    try:
+        assert server.warmed.wait(timeout=120), "the warm-up queries were not answered"
+        assert all(early._answers(f"{server.url}{path}", {"limit": 1}) for path in early.WARM_UP)
+        count = urllib.request.Request(
+            f"{server.url}/flows/count", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        with early._DIRECT.open(count) as response:
+            assert json.loads(response.read()) == 0
+    finally:
+        server.stop()
+    assert server.process.poll() is not None
