@@ -3,9 +3,10 @@
 Without ``PREFECT_API_URL`` a flow's command runs on a server of its own (``uvicorn`` on a free loopback port, no
 UI), which ends with the command even when the command is killed with SIGKILL (see ``tollgate.store.processes``).
 Its start is ~3 s of one core: begun first, before Prefect and the flow's stages are imported on the other core,
-it is up about when they are. A thread then asks it three cheap queries, so that its first queries' costs (its
-database connections, the queries' compilation: ~0.3 s of its core) are paid while the stages still import, not
-while the run waits for its first answers. This module imports nothing but the standard library, so that a command
+it is up about when they are. A thread asks it for its health from its start (what ``wait_until_healthy`` waits
+for) and then three cheap queries, so that its first queries' costs (its database connections, the queries'
+compilation: ~0.3 s of its core) are paid while the stages still import, not while the run waits for its first
+answers. This module imports nothing but the standard library, so that a command
 can start the server as its first line; ``flows.cli.prefect_api`` waits for it.
 """
 
@@ -50,43 +51,37 @@ class TemporaryServer:
             },
             preexec_fn=ending_with_this_process(),
         )
-        self.warmed = threading.Event()
+        self.answered, self.warmed = threading.Event(), threading.Event()
         threading.Thread(target=self._warm_up, name="prefect-server-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
-        """Once it answers, ask it the queries a run's first requests would make it compile (read-only: nothing is
-        written); best effort, so errors are passed over (a run reports its server's failures itself)."""
+        """Ask it for its health until it answers (``answered``), then the queries a run's first requests would make
+        it compile (read-only: nothing is written; ``warmed``); errors are passed over (``wait_until_healthy`` and
+        the run report a server's failures)."""
         while self.process.poll() is None and not _answers(f"{self.url}/health"):
             time.sleep(0.1)
+        if self.process.poll() is not None:
+            return
+        self.answered.set()
         for path in WARM_UP:
             if self.process.poll() is not None or not _answers(f"{self.url}{path}", {"limit": 1}):
                 return
         self.warmed.set()
 
     def wait_until_healthy(self, timeout: float) -> None:
-        """Wait until it answers, up to ``timeout`` seconds counted from its start (asked at least once)."""
-        import httpx
-
+        """Wait until it has answered (the warm-up thread asks it from its start), up to ``timeout`` seconds counted
+        from its start."""
         deadline = self.started + timeout
-        with httpx.Client(timeout=2) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise PrefectServerError(
-                        f"the temporary Prefect server exited {self.process.returncode} while starting"
-                    )
-                try:
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.1)
-        raise PrefectServerError(
-            f"the temporary Prefect server did not answer within {timeout:g} s; raise "
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a "
-            "running server (prefect server start)"
-        )
+        while not self.answered.wait(0.1):
+            if self.process.poll() is not None:
+                exited = self.process.returncode
+                raise PrefectServerError(f"the temporary Prefect server exited {exited} while starting")
+            if time.monotonic() >= deadline:
+                raise PrefectServerError(
+                    f"the temporary Prefect server did not answer within {timeout:g} s; raise "
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a loaded machine, or set PREFECT_API_URL to a "
+                    "running server (prefect server start)"
+                )
 
     def stop(self) -> None:
         self.process.terminate()
